@@ -1,0 +1,3 @@
+export function abi_version(): i32 {
+  return 1;
+}
