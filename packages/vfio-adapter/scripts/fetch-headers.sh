@@ -1,0 +1,61 @@
+#!/bin/sh
+# Fetch Debian's linux-libc-dev (kernel uAPI headers) for a suite into a cache outside the repo,
+# through a private apt configuration that leaves the machine's own apt setup untouched.
+#
+#   scripts/fetch-headers.sh trixie      # prints the unpacked include dir, e.g. ~/.cache/vfio-dirty/headers/trixie/usr/include
+#
+# The archive URL is the one the machine already uses (deb.debian.org or a mirror), read from
+# /etc/apt/sources.list{,.d/*}; only the suite differs. A finished unpack is marked with a
+# ".complete" file, so later runs do no network access at all.
+set -eu
+
+suite="${1:?usage: fetch-headers.sh <suite>}"
+case "$suite" in
+  *[!a-z0-9-]*) echo "fetch-headers: bad suite name: $suite" >&2; exit 2 ;;
+esac
+
+cache="${VFIO_DIRTY_CACHE:-${HOME:-/tmp}/.cache/vfio-dirty}/headers"
+dest="$cache/$suite"
+if [ -f "$dest/.complete" ]; then
+  echo "$dest/usr/include"
+  exit 0
+fi
+
+# The Debian archive the machine already uses: first deb.debian.org-style URI that serves
+# "bookworm" (deb822 "URIs:" lines or one-line "deb URL suite" entries).
+archive=""
+for f in /etc/apt/sources.list /etc/apt/sources.list.d/*; do
+  [ -f "$f" ] || continue
+  archive=$(awk '
+    /^URIs:/ { uri = $2 }
+    /^Suites:/ && uri != "" { for (i = 2; i <= NF; i++) if ($i == "bookworm" || $i == "trixie" || $i == "sid") { print uri; exit } }
+    /^deb / { u = $2; if ($2 ~ /^\[/) u = $3; for (i = 3; i <= NF; i++) if ($i == "bookworm" || $i == "trixie" || $i == "sid") { print u; exit } }
+  ' "$f")
+  [ -n "$archive" ] && break
+done
+if [ -z "$archive" ]; then
+  echo "fetch-headers: no Debian archive found in /etc/apt/sources.list{,.d}" >&2
+  exit 1
+fi
+
+work="$cache/.apt-$suite"
+rm -rf "$work"
+mkdir -p "$work/lists/partial" "$work/cache/archives/partial" "$work/empty" "$work/debs"
+echo "deb $archive $suite main" > "$work/sources.list"
+opts="-o Dir::Etc::sourcelist=$work/sources.list -o Dir::Etc::sourceparts=$work/empty
+  -o Dir::State::Lists=$work/lists -o Dir::Cache=$work/cache -o Dir::Etc::preferences=/dev/null
+  -o Dir::Etc::preferencesparts=$work/empty -o APT::Architecture=amd64 -o Acquire::Languages=none
+  -o Debug::NoLocking=true -o APT::Sandbox::User=root -qq"
+
+# shellcheck disable=SC2086
+apt-get $opts update >&2
+# shellcheck disable=SC2086
+(cd "$work/debs" && apt-get $opts download linux-libc-dev >&2)
+deb=$(ls "$work/debs"/linux-libc-dev_*.deb | head -n 1)
+rm -rf "$dest"
+mkdir -p "$dest"
+dpkg -x "$deb" "$dest"
+basename "$deb" > "$dest/.package"
+touch "$dest/.complete"
+rm -rf "$work"
+echo "$dest/usr/include"
