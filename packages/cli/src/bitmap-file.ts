@@ -1,0 +1,156 @@
+// Raw dirty-bitmap files: little-endian u64 words, bit i = page i (the kernel's format), with the
+// page size and the address of bit 0 supplied by the user, since the file does not carry them.
+//
+//   const core = bitmapCore();
+//   const input = parseInputSpec("a.bin,base=0x100000000", { pageSize: 4096n, base: 0n });
+//   using bm = readBitmapFile(core, input);     // validated, copied into wasm memory
+//   writeBitmapFile("out.bin", bm);
+//
+// The bytes go into wasm memory in one copy; no JS loop ever looks at a bit.
+
+import { readFileSync, writeFileSync } from "node:fs";
+import type { Bitmap, BitmapCore } from "@vfio-dirty/bitmap-wasm";
+import { loadBitmapCoreSync } from "@vfio-dirty/bitmap-wasm/node";
+import { UsageError } from "./errors.ts";
+import { hex } from "./format/units.ts";
+import { parseAddress, parsePageSize, U64_MAX } from "./parse/size.ts";
+
+/** A bitmap file and where it sits in the address space. */
+export interface BitmapInput {
+  path: string;
+  pageSize: bigint;
+  base: bigint;
+}
+
+let core: BitmapCore | undefined;
+
+/** The one bitmap-wasm instance of this process. */
+export function bitmapCore(): BitmapCore {
+  core ??= loadBitmapCoreSync();
+  return core;
+}
+
+/**
+ * "FILE[,page-size=SIZE][,base=ADDR]": the suffixes override `defaults` for this one input, so
+ * inputs of one command can differ (merge). A path with a comma is given as "FILE," + suffixes.
+ */
+export function parseInputSpec(spec: string, defaults: { pageSize: bigint; base: bigint }): BitmapInput {
+  const parts = spec.split(",");
+  let pageSize = defaults.pageSize;
+  let base = defaults.base;
+  // Only trailing key=value parts are options, so "my,file.bin" still names a file.
+  let end = parts.length;
+  while (end > 1 && /^(page-size|base)=/.test(parts[end - 1]!)) end--;
+  for (const opt of parts.slice(end)) {
+    const [key, value = ""] = opt.split("=", 2) as [string, string?];
+    if (key === "page-size") pageSize = parsePageSize(value, `${spec}: page-size`);
+    else base = parseAddress(value, `${spec}: base`);
+  }
+  const path = parts.slice(0, end).join(",");
+  if (path === "") throw new UsageError(`'${spec}': no file name; give FILE[,page-size=SIZE][,base=ADDR]`);
+  return { path, pageSize, base };
+}
+
+/** Reads and validates a bitmap file into a new wasm bitmap (the caller frees it). */
+export function readBitmapFile(core: BitmapCore, input: BitmapInput): Bitmap {
+  const bytes = readInputFile(input.path);
+  if (bytes.length === 0 || bytes.length % 8 !== 0)
+    throw new UsageError(
+      `${input.path}: ${bytes.length} bytes is not a whole number of u64 words; a bitmap file's length must be a non-zero multiple of 8`,
+    );
+  checkPlacement(input, bytes.length * 8);
+  const bm = core.bitmap({ nbits: bytes.length * 8, pageSize: input.pageSize, base: input.base });
+  bm.bytes.set(bytes);
+  return bm;
+}
+
+/** Writes the bitmap's words (whole u64 words, little-endian) to `path`. */
+export function writeBitmapFile(path: string, bm: Bitmap): void {
+  try {
+    writeFileSync(path, bm.bytes.subarray(0, bm.byteLength));
+  } catch (err) {
+    throw new UsageError(
+      `${path}: cannot write (${(err as NodeJS.ErrnoException).code ?? err}); check the directory exists and is writable`,
+      {
+        cause: err,
+      },
+    );
+  }
+}
+
+/** Reads any input file, turning a missing or unreadable file into a usage error. */
+export function readInputFile(path: string): Buffer {
+  try {
+    return readFileSync(path);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    const why =
+      code === "ENOENT"
+        ? "no such file"
+        : code === "EISDIR"
+          ? "is a directory"
+          : code === "EACCES"
+            ? "permission denied"
+            : code;
+    throw new UsageError(`${path}: cannot read (${why}); check the path`, { cause: err });
+  }
+}
+
+/** nbits rounded up to whole u64 words, so an output file is a valid bitmap file. */
+export function wholeWords(nbits: bigint): number {
+  const n = ((nbits + 63n) / 64n) * 64n;
+  if (n > BigInt(MAX_FILE_NBITS))
+    throw new UsageError(
+      `the output would need ${n} pages; that is more than one bitmap holds (${MAX_FILE_NBITS}); use a larger page size`,
+    );
+  return Number(n === 0n ? 64n : n);
+}
+
+/** Largest bitmap bitmap-wasm holds (BITMAP_MAX_NBITS in its ABI). */
+export const MAX_FILE_NBITS = 2 ** 35 - 2 ** 12;
+
+/** base aligned down to `pageSize`. */
+export function alignDown(value: bigint, pageSize: bigint): bigint {
+  return value - (value % pageSize);
+}
+
+/** value aligned up to `pageSize` (callers check the result stays within u64). */
+export function alignUp(value: bigint, pageSize: bigint): bigint {
+  return ((value + pageSize - 1n) / pageSize) * pageSize;
+}
+
+/** End address (exclusive) of a bitmap's span. */
+export function spanEnd(bm: { nbits: number; pageSize: bigint; base: bigint }): bigint {
+  return bm.base + BigInt(bm.nbits) * bm.pageSize;
+}
+
+/** Smallest of bigints (Math.min does not take bigint). */
+export function minBigint(values: readonly bigint[]): bigint {
+  let m = values[0]!;
+  for (const v of values) if (v < m) m = v;
+  return m;
+}
+
+/** Largest of bigints. */
+export function maxBigint(values: readonly bigint[]): bigint {
+  let m = values[0]!;
+  for (const v of values) if (v > m) m = v;
+  return m;
+}
+
+// --- Internal helpers ---
+
+function checkPlacement(input: BitmapInput, nbits: number): void {
+  if (input.base % input.pageSize !== 0n)
+    throw new UsageError(
+      `${input.path}: base ${hex(input.base)} is not a multiple of the page size ${hex(input.pageSize)}; align --base to the page size`,
+    );
+  if (input.base + BigInt(nbits) * input.pageSize - 1n > U64_MAX)
+    throw new UsageError(
+      `${input.path}: ${nbits} pages of ${hex(input.pageSize)} from ${hex(input.base)} pass 2^64; use a lower --base or smaller --page-size`,
+    );
+  if (nbits > MAX_FILE_NBITS)
+    throw new UsageError(
+      `${input.path}: more pages than one bitmap holds (${MAX_FILE_NBITS}); split the file`,
+    );
+}

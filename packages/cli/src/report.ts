@@ -1,0 +1,151 @@
+// The track report: what `track --report FILE.json` writes and `track --json` prints (one shape),
+// and what `predict --report` reads back. Documented in packages/cli/README.md; the `schema`
+// field changes when a field's meaning does.
+//
+// Byte counts and rates are numbers (exact below 2^53); addresses are "0x..." strings, because
+// they use the whole u64 range.
+
+import { readFileSync } from "node:fs";
+import { UsageError } from "./errors.ts";
+
+export const TRACK_REPORT_SCHEMA = "vfio-dirty/track-report@1";
+
+/** One sync. */
+export interface SyncSample {
+  /** 1-based sync number. */
+  sync: number;
+  /** Time of the sync since tracking started, ms. */
+  tMs: number;
+  /** Time since the previous sync (or the start), ms. */
+  intervalMs: number;
+  phase: string;
+  dirtyPages: number;
+  dirtyBytes: number;
+  /** dirtyBytes / intervalMs, in bytes per second. */
+  dirtyRate: number;
+  /** Wall time the sync took, ms. */
+  syncMs: number;
+  /** Bitmap bytes read from the kernel by this sync. */
+  bytesRead: number;
+}
+
+export interface RateSummary {
+  mean: number;
+  p50: number;
+  p99: number;
+  max: number;
+}
+
+export interface GroundTruth {
+  /** Distinct pages the simulated devices wrote while tracking ran. */
+  pagesWritten: number;
+  /** Distinct pages the tracker reported dirty. */
+  pagesReported: number;
+  /** Written but never reported: must be 0. */
+  pagesLost: number;
+  /** pagesReported / pagesWritten (1 = exact; null when nothing was written). */
+  overReportRatio: number | null;
+  ok: boolean;
+}
+
+export interface Heatmap {
+  /** Guest-physical address of the first column. */
+  base: string;
+  /** Bytes each column covers. */
+  bucketBytes: number;
+  columns: number;
+  /** One row per sync: dirty pages per column. */
+  rows: number[][];
+}
+
+export interface TrackReport {
+  schema: typeof TRACK_REPORT_SCHEMA;
+  command: "track";
+  host: string;
+  simulated: boolean;
+  devices: string[];
+  strategy: string;
+  reasons: string[];
+  pageSize: number;
+  ramBytes: number;
+  startedAt: string;
+  durationMs: number;
+  /** True when Ctrl-C / SIGTERM ended the run early. */
+  interrupted: boolean;
+  /** Milliseconds after start at which the tracker switched to stop-copy, or null. */
+  phaseSwitchMs: number | null;
+  workload: string;
+  seed: number;
+  syncs: number;
+  samples: SyncSample[];
+  dirtyRate: RateSummary;
+  bytesReadFromKernel: number;
+  syncCost: { meanMs: number; maxMs: number };
+  events: { tMs: number; kind: string; message: string }[];
+  groundTruth: GroundTruth | null;
+  heatmap: Heatmap;
+}
+
+/** Reads and checks a report written by `track --report`; any problem is a usage error. */
+export function readTrackReport(path: string): TrackReport {
+  let text: string;
+  try {
+    text = readFileSync(path, "utf8");
+  } catch (err) {
+    throw new UsageError(
+      `${path}: cannot read the report (${(err as NodeJS.ErrnoException).code ?? err}); check the path`,
+      {
+        cause: err,
+      },
+    );
+  }
+  let doc: unknown;
+  try {
+    doc = JSON.parse(text);
+  } catch (err) {
+    throw new UsageError(`${path}: not JSON; give a file written by 'vfio-dirty track --report'`, {
+      cause: err,
+    });
+  }
+  const r = doc as Partial<TrackReport>;
+  if (typeof r !== "object" || r === null || r.schema !== TRACK_REPORT_SCHEMA)
+    throw new UsageError(
+      `${path}: not a vfio-dirty track report (schema ${TRACK_REPORT_SCHEMA}); write one with 'track --report'`,
+    );
+  if (typeof r.ramBytes !== "number" || !Array.isArray(r.samples))
+    throw new UsageError(
+      `${path}: the report lacks ramBytes or samples; write it again with 'track --report'`,
+    );
+  for (const s of r.samples) {
+    if (
+      typeof s?.intervalMs !== "number" ||
+      typeof s?.dirtyBytes !== "number" ||
+      s.intervalMs < 0 ||
+      s.dirtyBytes < 0
+    )
+      throw new UsageError(
+        `${path}: a sample lacks intervalMs or dirtyBytes; write the report again with 'track --report'`,
+      );
+  }
+  return r as TrackReport;
+}
+
+/** Percentile by nearest rank (p in 0..100) of a non-empty list; 0 for an empty one. */
+export function percentile(values: readonly number[], p: number): number {
+  if (values.length === 0) return 0;
+  const sorted = [...values].sort((a, b) => a - b);
+  const rank = Math.max(1, Math.ceil((p / 100) * sorted.length));
+  return sorted[rank - 1]!;
+}
+
+/** Mean, p50, p99, max of the per-sync dirty rates. */
+export function summarizeRates(samples: readonly SyncSample[]): RateSummary {
+  const rates = samples.map((s) => s.dirtyRate);
+  const mean = rates.length ? rates.reduce((a, b) => a + b, 0) / rates.length : 0;
+  return {
+    mean,
+    p50: percentile(rates, 50),
+    p99: percentile(rates, 99),
+    max: rates.length ? Math.max(...rates) : 0,
+  };
+}

@@ -1,0 +1,6 @@
+export interface WorkloadPlugin {
+  name: string;
+}
+export interface WorkloadSession {
+  stop(): void;
+}
