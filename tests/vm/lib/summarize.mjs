@@ -1,0 +1,45 @@
+// Summarise the vitest JSON reports the guests wrote into the run folder: one line per test,
+// failure messages, and the closing "N passed, N failed" line. A boot that left no report
+// (the guest hung, crashed or failed before vitest ran) counts as one failure.
+// Usage: node lib/summarize.mjs RUN_DIR BOOT...
+import { existsSync, readFileSync } from "node:fs";
+import { join, relative } from "node:path";
+
+const [runDir, ...boots] = process.argv.slice(2);
+let passed = 0;
+let failed = 0;
+let skipped = 0;
+for (const boot of boots) {
+  const report = join(runDir, boot, "vitest.json");
+  if (!existsSync(report)) {
+    failed++;
+    console.log(`FAIL ${boot}: no results (see ${join(runDir, boot, "console.log")})`);
+    continue;
+  }
+  const json = JSON.parse(readFileSync(report, "utf8"));
+  for (const file of json.testResults ?? []) {
+    const name = relative(process.cwd(), file.name);
+    if ((file.assertionResults ?? []).length === 0 && file.status === "failed") {
+      failed++;
+      console.log(`FAIL ${boot} ${name}: ${(file.message ?? "").split("\n")[0]}`);
+      continue;
+    }
+    for (const t of file.assertionResults ?? []) {
+      const ms = t.duration == null ? "" : ` (${Math.round(t.duration)} ms)`;
+      if (t.status === "passed") {
+        passed++;
+        console.log(`PASS ${boot} ${name} > ${t.fullName}${ms}`);
+      } else if (t.status === "failed") {
+        failed++;
+        console.log(`FAIL ${boot} ${name} > ${t.fullName}${ms}`);
+        for (const m of t.failureMessages ?? [])
+          console.log(`     ${m.split("\n").slice(0, 8).join("\n     ")}`);
+      } else {
+        skipped++;
+        console.log(`SKIP ${boot} ${name} > ${t.fullName}`);
+      }
+    }
+  }
+}
+console.log(`${passed} passed, ${failed} failed${skipped ? `, ${skipped} skipped` : ""}`);
+process.exit(failed === 0 && passed > 0 ? 0 : 1);

@@ -1,0 +1,18 @@
+// vitest configuration for the scenarios run INSIDE the guest (tests/vm/run boots the guest).
+// The checkout is read-only there, so nothing may be cached or written beside the sources;
+// one forked worker runs every file in turn (each guest has one edu device, and Node start-up
+// under TCG costs seconds).
+import { defineConfig } from "vitest/config";
+
+export default defineConfig({
+  cacheDir: "/tmp/vitest-cache",
+  test: {
+    include: ["tests/vm/scenarios/**/*.test.ts"],
+    pool: "forks",
+    maxWorkers: 1,
+    fileParallelism: false,
+    isolate: false,
+    testTimeout: 120_000,
+    hookTimeout: 120_000,
+  },
+});
