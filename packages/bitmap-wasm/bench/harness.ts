@@ -1,0 +1,104 @@
+// Timing harness: interleaved rounds, medians, ratios to C. Implementations of one case run in a
+// rotating order inside every round (wasm, C, JS, memcpy; then C, JS, memcpy, wasm; ...), so drift
+// in clock speed, page cache or a noisy neighbour lands on all of them alike; the figure reported
+// is the median of each implementation's rounds.
+//
+//   const rows = measureCase({ op: "count", sizeLabel: "32 MiB", bitmapBytes, rounds: 9, impls });
+
+/** Which implementation a timing is of. */
+export type ImplName = "wasm" | "c" | "js" | "memcpy";
+
+export interface Impl {
+  readonly name: ImplName;
+  /** The timed call; returns nothing the harness looks at. */
+  run(): void;
+}
+
+export interface BenchCase {
+  readonly op: string;
+  readonly sizeLabel: string;
+  readonly bitmapBytes: number;
+  /** Rounds for the fast implementations; slow ones (plain JS) stop early, see `slowBudgetMs`. */
+  readonly rounds: number;
+  readonly impls: readonly Impl[];
+  /** Untimed reset before every timed call (e.g. refill a source that take-and-clear zeroes). */
+  readonly before?: () => void;
+}
+
+/** One result row, as written to results.json. */
+export interface ResultRow {
+  op: string;
+  size: string;
+  impl: ImplName;
+  median_ms: number;
+  ratio_to_c: number;
+  bitmap_bytes: number;
+  samples: number;
+}
+
+/** Rounds below this are never taken, however slow an implementation is. */
+export const MIN_ROUNDS = 3;
+
+/**
+ * Time budget per implementation and case: an implementation whose warm-up call took longer than
+ * budget / rounds gets fewer rounds (never under MIN_ROUNDS). This keeps the plain-JS baselines
+ * from dominating the wall time of the whole bench, which must stay near five minutes.
+ */
+export const SLOW_BUDGET_MS = 2500;
+
+export function measureCase(c: BenchCase): ResultRow[] {
+  const samples = new Map<ImplName, number[]>();
+  const quota = new Map<ImplName, number>();
+  // Warm-up: one untimed call each (JIT tiers, page faults, branch predictors), also sizing the quota.
+  for (const impl of c.impls) {
+    c.before?.();
+    const t = timeOnce(impl);
+    quota.set(
+      impl.name,
+      Math.max(MIN_ROUNDS, Math.min(c.rounds, Math.floor(SLOW_BUDGET_MS / Math.max(t, 1e-3)))),
+    );
+    samples.set(impl.name, []);
+  }
+  for (let round = 0; round < c.rounds; round++) {
+    for (let k = 0; k < c.impls.length; k++) {
+      const impl = c.impls[(round + k) % c.impls.length]!;
+      const taken = samples.get(impl.name)!;
+      if (taken.length >= quota.get(impl.name)!) continue;
+      c.before?.();
+      taken.push(timeOnce(impl));
+    }
+  }
+  const cMedian = median(samples.get("c") ?? []);
+  return c.impls.map((impl) => {
+    const s = samples.get(impl.name)!;
+    const m = median(s);
+    return {
+      op: c.op,
+      size: c.sizeLabel,
+      impl: impl.name,
+      median_ms: round3(m),
+      ratio_to_c: round3(m / cMedian),
+      bitmap_bytes: c.bitmapBytes,
+      samples: s.length,
+    };
+  });
+}
+
+export function median(xs: readonly number[]): number {
+  if (xs.length === 0) return Number.NaN;
+  const s = [...xs].sort((a, b) => a - b);
+  const mid = s.length >> 1;
+  return s.length % 2 === 1 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
+}
+
+// --- Internal helpers ---
+
+function timeOnce(impl: Impl): number {
+  const t0 = performance.now();
+  impl.run();
+  return performance.now() - t0;
+}
+
+function round3(x: number): number {
+  return Math.round(x * 1000) / 1000;
+}

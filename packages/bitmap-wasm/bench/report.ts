@@ -1,0 +1,97 @@
+// Presentation of benchmark results: the console table, the target verdicts and results.json.
+//
+//   printTable(rows); writeFileSync(path, resultsJson(rows));
+import Table from "cli-table3";
+import type { ImplName, ResultRow } from "./harness.ts";
+
+/** A wasm operation must take at most this many times the C -O3 time. */
+export const WASM_TO_C_TARGET = 1.1;
+/** OR-merge must reach this fraction of memcpy bandwidth over the same bytes. */
+export const MERGE_TO_MEMCPY_TARGET = 0.9;
+
+/** Ops whose bandwidth is held against memcpy (the merge target). */
+export const MERGE_OPS: readonly string[] = ["or-merge aligned", "or-merge unaligned"];
+
+export interface Verdict {
+  readonly op: string;
+  readonly size: string;
+  readonly wasmToC: number;
+  /** memcpy time / wasm time: the fraction of memcpy bandwidth wasm reaches (merge ops only). */
+  readonly ofMemcpy: number | undefined;
+  readonly met: boolean;
+}
+
+export function verdicts(rows: readonly ResultRow[]): Verdict[] {
+  return groups(rows).map(({ op, size, by }) => {
+    const wasm = by.get("wasm");
+    const memcpy = by.get("memcpy");
+    const wasmToC = wasm?.ratio_to_c ?? Number.NaN;
+    const ofMemcpy = MERGE_OPS.includes(op) && wasm && memcpy ? memcpy.median_ms / wasm.median_ms : undefined;
+    const met = wasmToC <= WASM_TO_C_TARGET && (ofMemcpy === undefined || ofMemcpy >= MERGE_TO_MEMCPY_TARGET);
+    return { op, size, wasmToC, ofMemcpy, met };
+  });
+}
+
+/** The table of medians and ratios, as printed and pasted into BENCHMARKS.md. */
+export function renderTable(rows: readonly ResultRow[], plain = false): string {
+  const head = [
+    "op",
+    "size",
+    "wasm ms",
+    "C ms",
+    "JS ms",
+    "memcpy ms",
+    "wasm/C",
+    "JS/C",
+    "memcpy/wasm",
+    "target",
+  ];
+  const vs = verdicts(rows);
+  const body = groups(rows).map(({ op, size, by }, i) => {
+    const v = vs[i]!;
+    const ms = (name: ImplName) => fmt(by.get(name)?.median_ms, 2);
+    return [
+      op,
+      size,
+      ms("wasm"),
+      ms("c"),
+      ms("js"),
+      ms("memcpy"),
+      `${fmt(v.wasmToC, 2)}x`,
+      `${fmt(by.get("js")?.ratio_to_c, 1)}x`,
+      v.ofMemcpy === undefined ? "" : `${Math.round(v.ofMemcpy * 100)}%`,
+      v.met ? "met" : "MISSED",
+    ];
+  });
+  if (plain) {
+    const line = (cells: readonly string[]) => `| ${cells.join(" | ")} |`;
+    return [line(head), line(head.map(() => "---")), ...body.map(line)].join("\n");
+  }
+  const table = new Table({ head, style: { head: [], border: [] } });
+  table.push(...body);
+  return table.toString();
+}
+
+/** results.json: one row per (op, size, impl). */
+export function resultsJson(rows: readonly ResultRow[]): string {
+  return `${JSON.stringify(rows, null, 2)}\n`;
+}
+
+// --- Internal helpers ---
+
+function groups(rows: readonly ResultRow[]): { op: string; size: string; by: Map<ImplName, ResultRow> }[] {
+  const out: { op: string; size: string; by: Map<ImplName, ResultRow> }[] = [];
+  for (const row of rows) {
+    let g = out.find((x) => x.op === row.op && x.size === row.size);
+    if (!g) {
+      g = { op: row.op, size: row.size, by: new Map() };
+      out.push(g);
+    }
+    g.by.set(row.impl, row);
+  }
+  return out;
+}
+
+function fmt(x: number | undefined, digits: number): string {
+  return x === undefined || Number.isNaN(x) ? "-" : x.toFixed(digits);
+}
