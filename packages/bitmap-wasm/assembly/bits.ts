@@ -1,0 +1,347 @@
+// Word-level bit kernels over raw little-endian u64 words (the Linux/VFIO bitmap format).
+//
+//   word 0                                    word 1
+//   bit 63 ....................... bit 1 bit 0 | bit 127 ............ bit 64 | ...
+//   page p  <->  word p / 64 (p >> 6), bit p % 64 (p & 63), LSB first:
+//     data[(iova / page_size) / 64] & (1ULL << ((iova / page_size) % 64))
+//
+//   A range [start, start + n) is a head (partial first word), whole middle words and a tail:
+//     |....hhhh|mmmmmmmm|mmmmmmmm|tt......|
+//
+// Every function here trusts its arguments: the exports in index.ts validate handles and ranges
+// first. Pointers are usize byte offsets of word 0; bit positions and counts are u64 (i64 where a
+// position may be negative relative to a window). No function reads or writes a word outside the
+// words that hold the range it was given.
+
+// @ts-ignore: decorator
+@inline const WORD_BITS: u64 = 64;
+// @ts-ignore: decorator
+@inline const ONES: u64 = 0xffffffffffffffff;
+
+// @ts-ignore: decorator
+@inline export function wordAt(w: usize, i: u64): u64 {
+  return load<u64>(w + (<usize>i << 3));
+}
+// @ts-ignore: decorator
+@inline export function setWordAt(w: usize, i: u64, v: u64): void {
+  store<u64>(w + (<usize>i << 3), v);
+}
+/** Mask of the low b bits, b in [0, 64]. */
+// @ts-ignore: decorator
+@inline export function lowMask(b: u64): u64 {
+  return b >= 64 ? ONES : (<u64>1 << b) - 1;
+}
+/** Mask of bits [lo, hi) within one word, 0 <= lo <= hi <= 64. */
+// @ts-ignore: decorator
+@inline export function bitsMask(lo: u64, hi: u64): u64 {
+  return lowMask(hi) & ~lowMask(lo);
+}
+/** Number of u64 words that hold nbits. */
+// @ts-ignore: decorator
+@inline export function wordsFor(nbits: u64): u64 {
+  return (nbits + 63) >> 6;
+}
+
+export function testBit(w: usize, bit: u64): bool {
+  return ((wordAt(w, bit >> 6) >> (bit & 63)) & 1) != 0;
+}
+
+/** Set (value = true) or clear bits [start, start + n). */
+export function writeRange(w: usize, start: u64, n: u64, value: bool): void {
+  if (n == 0) return;
+  const end = start + n;
+  const first = start >> 6;
+  const last = (end - 1) >> 6;
+  if (first == last) {
+    const m = bitsMask(start & 63, end - (first << 6));
+    setWordAt(w, first, value ? wordAt(w, first) | m : wordAt(w, first) & ~m);
+    return;
+  }
+  const mh = ~lowMask(start & 63);
+  setWordAt(w, first, value ? wordAt(w, first) | mh : wordAt(w, first) & ~mh);
+  const mid = first + 1;
+  if (last > mid) memory.fill(w + (<usize>mid << 3), value ? 0xff : 0, <usize>(last - mid) << 3);
+  const mt = lowMask(end - (last << 6));
+  setWordAt(w, last, value ? wordAt(w, last) | mt : wordAt(w, last) & ~mt);
+}
+
+/** Set bits in [start, start + n), with four independent popcnt accumulators in the middle. */
+export function countRange(w: usize, start: u64, n: u64): u64 {
+  if (n == 0) return 0;
+  const end = start + n;
+  const first = start >> 6;
+  const last = (end - 1) >> 6;
+  if (first == last) return popcnt(wordAt(w, first) & bitsMask(start & 63, end - (first << 6)));
+  let total = popcnt(wordAt(w, first) & ~lowMask(start & 63));
+  total += popcnt(wordAt(w, last) & lowMask(end - (last << 6)));
+  let p = w + (<usize>(first + 1) << 3);
+  const pend = w + (<usize>last << 3);
+  let a: u64 = 0,
+    b: u64 = 0,
+    c: u64 = 0,
+    d: u64 = 0;
+  while (p + 64 <= pend) {
+    a += popcnt(load<u64>(p, 0)) + popcnt(load<u64>(p, 32));
+    b += popcnt(load<u64>(p, 8)) + popcnt(load<u64>(p, 40));
+    c += popcnt(load<u64>(p, 16)) + popcnt(load<u64>(p, 48));
+    d += popcnt(load<u64>(p, 24)) + popcnt(load<u64>(p, 56));
+    p += 64;
+  }
+  while (p < pend) {
+    a += popcnt(load<u64>(p));
+    p += 8;
+  }
+  return total + a + b + c + d;
+}
+
+/**
+ * The 64 bits [p, p + 64) of a bitmap, where bits outside [lo, hi) read as 0 and only words
+ * holding bits of [lo, hi) are loaded. p may be negative (a window starting before the range).
+ */
+export function windowClipped(w: usize, p: i64, lo: i64, hi: i64): u64 {
+  if (p >= lo && p + 64 <= hi) return windowInside(w, p);
+  const a = max<i64>(p, lo);
+  const b = min<i64>(p + 64, hi);
+  if (a >= b) return 0;
+  // Bits [a, b) of the window, at least one and at most 64, spanning at most two words.
+  const v = windowInsideEdge(w, a, b);
+  return v << <u64>(a - p);
+}
+
+/** The 64 bits [p, p + 64); every bit is inside the range the caller validated. */
+// @ts-ignore: decorator
+@inline export function windowInside(w: usize, p: i64): u64 {
+  const i = <u64>p >> 6;
+  const sh = <u64>p & 63;
+  const lo = wordAt(w, i);
+  return sh == 0 ? lo : (lo >> sh) | (wordAt(w, i + 1) << (64 - sh));
+}
+
+export const OP_OR: i32 = 0;
+export const OP_ANDNOT: i32 = 1;
+
+/**
+ * dst[dstStart + i] (op)= src[srcStart + i] for i < n: OR or AND-NOT at any two bit offsets.
+ * Walks destination words; each gets the 64 source bits aligned to it (two overlapping loads and
+ * a shift when the offsets differ mod 64), so the inner loop is word-wise and vectorised.
+ */
+export function mergeRange(dst: usize, dstStart: u64, src: usize, srcStart: u64, n: u64, op: i32): void {
+  if (n == 0) return;
+  if (op == OP_OR) mergeImpl(dst, dstStart, src, srcStart, n, OP_OR);
+  else mergeImpl(dst, dstStart, src, srcStart, n, OP_ANDNOT);
+}
+
+/** Copy bits [start, start + n) of src to the same bits of dst and zero them in src, one pass. */
+export function takeRange(src: usize, dst: usize, start: u64, n: u64): void {
+  if (n == 0) return;
+  const end = start + n;
+  const first = start >> 6;
+  const last = (end - 1) >> 6;
+  if (first == last) {
+    takeWord(src, dst, first, bitsMask(start & 63, end - (first << 6)));
+    return;
+  }
+  takeWord(src, dst, first, ~lowMask(start & 63));
+  takeWord(src, dst, last, lowMask(end - (last << 6)));
+  let s = src + (<usize>(first + 1) << 3);
+  let d = dst + (<usize>(first + 1) << 3);
+  const send = src + (<usize>last << 3);
+  const zero = i64x2.splat(0);
+  while (s + 64 <= send) {
+    const v0 = v128.load(s, 0);
+    const v1 = v128.load(s, 16);
+    const v2 = v128.load(s, 32);
+    const v3 = v128.load(s, 48);
+    v128.store(d, v0, 0);
+    v128.store(d, v1, 16);
+    v128.store(d, v2, 32);
+    v128.store(d, v3, 48);
+    v128.store(s, zero, 0);
+    v128.store(s, zero, 16);
+    v128.store(s, zero, 32);
+    v128.store(s, zero, 48);
+    s += 64;
+    d += 64;
+  }
+  while (s < send) {
+    store<u64>(d, load<u64>(s));
+    store<u64>(s, 0);
+    s += 8;
+    d += 8;
+  }
+}
+
+/** First bit >= from that equals value (true: set, false: clear) below nbits, or nbits. */
+export function findNext(w: usize, from: u64, nbits: u64, value: bool): u64 {
+  if (from >= nbits) return nbits;
+  const flip: u64 = value ? 0 : ONES;
+  let i = from >> 6;
+  const nw = wordsFor(nbits);
+  let x = (wordAt(w, i) ^ flip) & ~lowMask(from & 63);
+  while (x == 0) {
+    i++;
+    if (i >= nw) return nbits;
+    // Skip four words at a time while they are all uninteresting (sparse bitmaps).
+    while (i + 4 <= nw) {
+      const p = w + (<usize>i << 3);
+      const f = i64x2.splat(<i64>flip);
+      const any = v128.or(v128.xor(v128.load(p, 0), f), v128.xor(v128.load(p, 16), f));
+      if (v128.any_true(any)) break;
+      i += 4;
+    }
+    if (i >= nw) return nbits;
+    x = wordAt(w, i) ^ flip;
+  }
+  const bit = (i << 6) + ctz(x);
+  return bit < nbits ? bit : nbits;
+}
+
+/**
+ * Write runs of set bits in [from, hi) as {u64 start, u64 length} pairs at out; at most maxRuns.
+ * Positions are reported in the bitmap's own numbering. Returns the number written; a run is never
+ * cut except at hi.
+ */
+export function listRuns(w: usize, from: u64, hi: u64, out: usize, maxRuns: i32): i32 {
+  let count: i32 = 0;
+  let pos = from;
+  while (count < maxRuns && pos < hi) {
+    const s = findNext(w, pos, hi, true);
+    if (s >= hi) break;
+    const e = findNext(w, s, hi, false);
+    store<u64>(out, s, 0);
+    store<u64>(out, e - s, 8);
+    out += 16;
+    count++;
+    pos = e;
+  }
+  return count;
+}
+
+/** Whether any bit in [a, b) is set (a < b). */
+export function anyInRange(w: usize, a: u64, b: u64): bool {
+  const first = a >> 6;
+  const last = (b - 1) >> 6;
+  if (first == last) return (wordAt(w, first) & bitsMask(a & 63, b - (first << 6))) != 0;
+  if ((wordAt(w, first) & ~lowMask(a & 63)) != 0) return true;
+  if ((wordAt(w, last) & lowMask(b - (last << 6))) != 0) return true;
+  return anyWords(w + (<usize>(first + 1) << 3), <usize>(last - first - 1));
+}
+
+/** Whether any of nwords whole words at p is non-zero. */
+// @ts-ignore: decorator
+@inline export function anyWords(p: usize, nwords: usize): bool {
+  const pend = p + (nwords << 3);
+  while (p + 64 <= pend) {
+    const v = v128.or(
+      v128.or(v128.load(p, 0), v128.load(p, 16)),
+      v128.or(v128.load(p, 32), v128.load(p, 48)),
+    );
+    if (v128.any_true(v)) return true;
+    p += 64;
+  }
+  while (p < pend) {
+    if (load<u64>(p) != 0) return true;
+    p += 8;
+  }
+  return false;
+}
+
+// --- Internal helpers ---
+
+// @ts-ignore: decorator
+@inline function takeWord(src: usize, dst: usize, i: u64, m: u64): void {
+  const s = wordAt(src, i);
+  setWordAt(dst, i, (wordAt(dst, i) & ~m) | (s & m));
+  setWordAt(src, i, s & ~m);
+}
+
+// @ts-ignore: decorator
+@inline function applyOp(d: u64, s: u64, op: i32): u64 {
+  return op == OP_OR ? d | s : d & ~s;
+}
+
+// @ts-ignore: decorator
+@inline function applyOpV(d: v128, s: v128, op: i32): v128 {
+  return op == OP_OR ? v128.or(d, s) : v128.andnot(d, s);
+}
+
+// @ts-ignore: decorator
+@inline function mergeImpl(dst: usize, dstStart: u64, src: usize, srcStart: u64, n: u64, op: i32): void {
+  const dEnd = dstStart + n;
+  const first = dstStart >> 6;
+  const last = (dEnd - 1) >> 6;
+  // Source bit aligned with destination bit 0 of word k is delta + 64k.
+  const delta = <i64>srcStart - <i64>dstStart;
+  const sLo = <i64>srcStart;
+  const sHi = <i64>(srcStart + n);
+  if (first == last) {
+    const m = bitsMask(dstStart & 63, dEnd - (first << 6));
+    const s = windowClipped(src, delta + <i64>(first << 6), sLo, sHi) & m;
+    setWordAt(dst, first, applyOp(wordAt(dst, first), s, op));
+    return;
+  }
+  // Head and tail words through the clipping reader (they may need source words outside the range).
+  const mh = ~lowMask(dstStart & 63);
+  const sh0 = windowClipped(src, delta + <i64>(first << 6), sLo, sHi) & mh;
+  setWordAt(dst, first, applyOp(wordAt(dst, first), sh0, op));
+  const mt = lowMask(dEnd - (last << 6));
+  const st = windowClipped(src, delta + <i64>(last << 6), sLo, sHi) & mt;
+  setWordAt(dst, last, applyOp(wordAt(dst, last), st, op));
+  // Middle words: every source bit they need is inside the range.
+  const k0 = first + 1;
+  const nmid = <usize>(last - k0);
+  if (nmid == 0) return;
+  let d = dst + (<usize>k0 << 3);
+  const dend = d + (nmid << 3);
+  const p0 = <u64>(delta + <i64>(k0 << 6));
+  const shift = <i32>(p0 & 63);
+  let s = src + (<usize>(p0 >> 6) << 3);
+  if (shift == 0) {
+    while (d + 64 <= dend) {
+      v128.store(d, applyOpV(v128.load(d, 0), v128.load(s, 0), op), 0);
+      v128.store(d, applyOpV(v128.load(d, 16), v128.load(s, 16), op), 16);
+      v128.store(d, applyOpV(v128.load(d, 32), v128.load(s, 32), op), 32);
+      v128.store(d, applyOpV(v128.load(d, 48), v128.load(s, 48), op), 48);
+      d += 64;
+      s += 64;
+    }
+    while (d < dend) {
+      store<u64>(d, applyOp(load<u64>(d), load<u64>(s), op));
+      d += 8;
+      s += 8;
+    }
+    return;
+  }
+  const back = 64 - shift;
+  // Word j of the output is (s[j] >> shift) | (s[j + 1] << back): two overlapping v128 loads.
+  // The last middle word reads s[j + 1], which still holds bits of the range because shift != 0.
+  while (d + 32 <= dend) {
+    const a0 = v128.load(s, 0);
+    const b0 = v128.load(s, 8);
+    const a1 = v128.load(s, 16);
+    const b1 = v128.load(s, 24);
+    const v0 = v128.or(i64x2.shr_u(a0, shift), i64x2.shl(b0, back));
+    const v1 = v128.or(i64x2.shr_u(a1, shift), i64x2.shl(b1, back));
+    v128.store(d, applyOpV(v128.load(d, 0), v0, op), 0);
+    v128.store(d, applyOpV(v128.load(d, 16), v1, op), 16);
+    d += 32;
+    s += 32;
+  }
+  while (d < dend) {
+    const v = (load<u64>(s) >> <u64>shift) | (load<u64>(s, 8) << <u64>back);
+    store<u64>(d, applyOp(load<u64>(d), v, op));
+    d += 8;
+    s += 8;
+  }
+}
+
+/** Bits [a, b) (1..64 bits, inside the validated range) shifted down to bit 0. */
+function windowInsideEdge(w: usize, a: i64, b: i64): u64 {
+  const len = <u64>(b - a);
+  const i = <u64>a >> 6;
+  const sh = <u64>a & 63;
+  let v = wordAt(w, i) >> sh;
+  // Load the second word only if the bits continue into it.
+  if (sh + len > 64) v |= wordAt(w, i + 1) << (64 - sh);
+  return v & lowMask(len);
+}

@@ -1,0 +1,189 @@
+// Page-size conversion: OR a bitmap into another by address, for any power-of-two page sizes.
+//
+//   src (fine, 4 KiB)   |0|1|2|3|4|5|6|7|8|9|a|b|...        base 0x3000
+//   dst (coarse, 16 KiB)      |   0   |   1   |   2   |    base 0x4000
+//                       coarsen: dst bit j = OR of the fine bits inside it (any dirty -> dirty)
+//                       expand:  each fine dst bit = the coarse src bit that contains it
+//
+// Bases are aligned to their own page size, so page boundaries of the finer bitmap include every
+// boundary of the coarser one: each fine page lies in exactly one coarse page, and nothing is
+// rounded away at either end. Work is limited to the address range both bitmaps cover.
+//
+// Coarsening reads the fine bits of each coarse bit: r >= 64 fine bits per coarse bit use an
+// any-of-words scan (v128.any_true); r < 64 fold 64 fine bits into 64/r coarse bits with shifts.
+// Expanding builds each fine destination word from the coarse bits it needs (a spread and a
+// multiply for r < 64; whole words of ones for r >= 64).
+
+import { anyInRange, anyWords, bitsMask, lowMask, wordAt, setWordAt, windowClipped, mergeRange, OP_OR, countRange } from "./bits";
+
+/**
+ * OR src into dst by address (see the header). Returns the number of dirty src pages not entirely
+ * inside dst's span. Arguments are validated: page sizes are powers of two, spans do not overflow.
+ */
+export function convertInto(
+  src: usize, sBase: u64, sLog: u64, sBits: u64,
+  dst: usize, dBase: u64, dLog: u64, dBits: u64,
+): u64 {
+  const sEnd = sBase + (sBits << sLog);
+  const dEnd = dBase + (dBits << dLog);
+  const a = max<u64>(sBase, dBase);
+  const b = min<u64>(sEnd, dEnd);
+  if (a < b) {
+    if (sLog == dLog) {
+      mergeRange(dst, (a - dBase) >> dLog, src, (a - sBase) >> sLog, (b - a) >> sLog, OP_OR);
+    } else if (sLog < dLog) {
+      coarsen(src, sBase, sLog, dst, dBase, dLog, a, b);
+    } else {
+      expand(src, sBase, sLog, dst, dBase, dLog, a, b);
+    }
+  }
+  // Source pages entirely inside dst: [ceil((dBase - sBase) / ps), floor((dEnd - sBase) / ps)).
+  let iLo: u64 = 0;
+  if (dBase > sBase) iLo = min<u64>(sBits, (dBase - sBase + (lowMask(sLog))) >> sLog);
+  let iHi: u64 = 0;
+  if (dEnd > sBase) iHi = min<u64>(sBits, (dEnd - sBase) >> sLog);
+  const total = countRange(src, 0, sBits);
+  if (iHi <= iLo) return total;
+  return total - countRange(src, iLo, iHi - iLo);
+}
+
+// --- Internal helpers ---
+
+// Coarsen: the overlap [a, b) holds fine src bits [i0, i1) and coarse dst bits [j0, j1).
+function coarsen(src: usize, sBase: u64, sLog: u64, dst: usize, dBase: u64, dLog: u64, a: u64, b: u64): void {
+  const k = dLog - sLog;
+  const r: u64 = <u64>1 << k;
+  const i0 = <i64>((a - sBase) >> sLog);
+  const i1 = <i64>((b - sBase) >> sLog);
+  const j0 = (a - dBase) >> dLog;
+  const j1 = (b - dBase + lowMask(dLog)) >> dLog;
+  // Fine bit (in src numbering) where coarse bit j0 starts; may precede i0 (partial first page).
+  const f0 = i0 - <i64>((((a - dBase) >> sLog)) - (j0 << k));
+  if (k >= 6) {
+    const nw = <usize>(r >> 6);
+    let j = j0;
+    while (j < j1) {
+      const wi = j >> 6;
+      const wEnd = min<u64>((wi + 1) << 6, j1);
+      let acc: u64 = 0;
+      for (; j < wEnd; j++) {
+        const fa = f0 + (<i64>(j - j0) << k);
+        const lo = max<i64>(fa, i0);
+        const hi = min<i64>(fa + <i64>r, i1);
+        let dirty: bool;
+        if (lo == fa && hi == fa + <i64>r && (fa & 63) == 0) {
+          dirty = anyWords(src + (<usize>(fa >> 6) << 3), nw);
+        } else {
+          dirty = anyInRange(src, <u64>lo, <u64>hi);
+        }
+        if (dirty) acc |= <u64>1 << (j & 63);
+      }
+      setWordAt(dst, wi, wordAt(dst, wi) | acc);
+    }
+    return;
+  }
+  // r < 64: each destination word takes r windows of 64 fine bits, each folding to 64/r bits.
+  const per: u64 = 64 >> k;
+  const wFirst = j0 >> 6;
+  const wLast = (j1 - 1) >> 6;
+  for (let wi = wFirst; wi <= wLast; wi++) {
+    // Fine position of coarse bit 64 * wi (the window covers the whole word; clipping zeroes
+    // the fine bits outside [i0, i1), so coarse bits outside [j0, j1) receive nothing).
+    const f = f0 + ((<i64>(wi << 6) - <i64>j0) << k);
+    let acc: u64 = 0;
+    for (let m: u64 = 0; m < r; m++) {
+      const x = windowClipped(src, f + <i64>(m << 6), i0, i1);
+      if (x != 0) acc |= foldGroups(x, k) << (m * per);
+    }
+    if (acc != 0) setWordAt(dst, wi, wordAt(dst, wi) | acc);
+  }
+}
+
+// Expand: the overlap [a, b) holds coarse src bits [i0, i1) and fine dst bits [j0, j1).
+function expand(src: usize, sBase: u64, sLog: u64, dst: usize, dBase: u64, dLog: u64, a: u64, b: u64): void {
+  const k = sLog - dLog;
+  const i0 = (a - sBase) >> sLog;
+  const i1 = (b - sBase + lowMask(sLog)) >> sLog;
+  const j0 = (a - dBase) >> dLog;
+  const j1 = (b - dBase) >> dLog;
+  // Virtual fine stream V[v] = src[i0 + (v >> k)] for v in [vLo, vHi); dst bit j = V[j - j0 + vLo].
+  const vLo = <i64>(((a - sBase) >> dLog) - (i0 << k));
+  const vHi = vLo + <i64>(j1 - j0);
+  const wFirst = j0 >> 6;
+  const wLast = (j1 - 1) >> 6;
+  for (let wi = wFirst; wi <= wLast; wi++) {
+    const v = <i64>(wi << 6) - <i64>j0 + vLo;
+    let x = expandWindow(src, i0, i1, v, k);
+    // Bits of the window outside [vLo, vHi) belong to dst bits outside [j0, j1).
+    if (v < vLo || v + 64 > vHi) {
+      const lo = <u64>max<i64>(vLo - v, 0);
+      const hi = <u64>min<i64>(vHi - v, 64);
+      x &= bitsMask(lo, hi);
+    }
+    if (x != 0) setWordAt(dst, wi, wordAt(dst, wi) | x);
+  }
+}
+
+/** 64 bits of V starting at v (v may be negative; out-of-range coarse bits read as 0). */
+function expandWindow(src: usize, i0: u64, i1: u64, v: i64, k: u64): u64 {
+  // Coarse index (relative to i0) of V[v], floor division for negative v.
+  const c0 = v >> <i64>k;
+  if (k >= 6) {
+    const c1 = (v + 63) >> <i64>k;
+    const b0 = coarseBit(src, i0, i1, c0);
+    if (c0 == c1) return b0 ? 0xffffffffffffffff : 0;
+    const split = <u64>((c1 << <i64>k) - v);
+    let x: u64 = b0 ? lowMask(split) : 0;
+    if (coarseBit(src, i0, i1, c1)) x |= ~lowMask(split);
+    return x;
+  }
+  const per = <i64>64 >> <i64>k;
+  const sh = <u64>(v - (c0 << <i64>k));
+  const lo = spreadGroups(windowClipped(src, <i64>i0 + c0, <i64>i0, <i64>i1), k);
+  if (sh == 0) return lo;
+  const hi = spreadGroups(windowClipped(src, <i64>i0 + c0 + per, <i64>i0, <i64>i1), k);
+  return (lo >> sh) | (hi << (64 - sh));
+}
+
+// @ts-ignore: decorator
+@inline function coarseBit(src: usize, i0: u64, i1: u64, c: i64): bool {
+  const i = <i64>i0 + c;
+  if (i < <i64>i0 || i >= <i64>i1) return false;
+  return ((wordAt(src, <u64>i >> 6) >> (<u64>i & 63)) & 1) != 0;
+}
+
+/** OR each group of 2^k bits of x (k in 1..5) into one bit: 64 bits -> 64 >> k bits. */
+function foldGroups(x: u64, k: u64): u64 {
+  for (let i: u64 = 0; i < k; i++) x = pack2(x | (x >> 1));
+  return x;
+}
+
+/** Inverse of foldGroups: each of the low 64 >> k bits of x becomes 2^k copies of itself. */
+function spreadGroups(x: u64, k: u64): u64 {
+  x &= lowMask(<u64>64 >> k);
+  for (let i: u64 = 0; i < k; i++) x = unpack2(x);
+  // Bits now sit at multiples of r = 2^k; multiplying by 2^r - 1 fills each group without carries.
+  return x * lowMask(<u64>1 << k);
+}
+
+/** Keep the even bits of x and pack them into the low 32 bits. */
+// @ts-ignore: decorator
+@inline function pack2(x: u64): u64 {
+  x &= 0x5555555555555555;
+  x = (x | (x >> 1)) & 0x3333333333333333;
+  x = (x | (x >> 2)) & 0x0f0f0f0f0f0f0f0f;
+  x = (x | (x >> 4)) & 0x00ff00ff00ff00ff;
+  x = (x | (x >> 8)) & 0x0000ffff0000ffff;
+  return (x | (x >> 16)) & 0x00000000ffffffff;
+}
+
+/** Move bit t of the low 32 bits of x to bit 2t. */
+// @ts-ignore: decorator
+@inline function unpack2(x: u64): u64 {
+  x &= 0x00000000ffffffff;
+  x = (x | (x << 16)) & 0x0000ffff0000ffff;
+  x = (x | (x << 8)) & 0x00ff00ff00ff00ff;
+  x = (x | (x << 4)) & 0x0f0f0f0f0f0f0f0f;
+  x = (x | (x << 2)) & 0x3333333333333333;
+  return (x | (x << 1)) & 0x5555555555555555;
+}
