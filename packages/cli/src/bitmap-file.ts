@@ -1,7 +1,7 @@
 // Raw dirty-bitmap files: little-endian u64 words, bit i = page i (the kernel's format), with the
 // page size and the address of bit 0 supplied by the user, since the file does not carry them.
 //
-//   const core = bitmapCore();
+//   const core = await bitmapCore();
 //   const input = parseInputSpec("a.bin,base=0x100000000", { pageSize: 4096n, base: 0n });
 //   using bm = readBitmapFile(core, input);     // validated, copied into wasm memory
 //   writeBitmapFile("out.bin", bm);
@@ -10,7 +10,6 @@
 
 import { readFileSync, writeFileSync } from "node:fs";
 import type { Bitmap, BitmapCore } from "@vfio-dirty/bitmap-wasm";
-import { loadBitmapCoreSync } from "@vfio-dirty/bitmap-wasm/node";
 import { UsageError } from "./errors.ts";
 import { hex } from "./format/units.ts";
 import { parseAddress, parsePageSize, U64_MAX } from "./parse/size.ts";
@@ -24,9 +23,15 @@ export interface BitmapInput {
 
 let core: BitmapCore | undefined;
 
-/** The one bitmap-wasm instance of this process. */
-export function bitmapCore(): BitmapCore {
-  core ??= loadBitmapCoreSync();
+/**
+ * The one bitmap-wasm instance of this process, loaded on first use so that commands without
+ * bitmaps (predict, --help) never instantiate the module.
+ */
+export async function bitmapCore(): Promise<BitmapCore> {
+  if (!core) {
+    const { loadBitmapCoreSync } = await import("@vfio-dirty/bitmap-wasm/node");
+    core = loadBitmapCoreSync();
+  }
   return core;
 }
 

@@ -68,7 +68,8 @@ Examples:
   $ vfio-dirty bitmap stats dirty.bin --page-size 4K
 
 Exit codes: 0 ok, 1 runtime failure, 2 usage error, 3 blocker found or lost-pages check failed.
-Colours follow NO_COLOR. See packages/cli/README.md for the --json shapes.`,
+Colours follow NO_COLOR. See packages/cli/README.md for the --json shapes.
+`,
     );
   configure(program, io);
 
@@ -92,6 +93,7 @@ Colours follow NO_COLOR. See packages/cli/README.md for the --json shapes.`,
   // addCommand does not copy settings: apply ours to every command in the tree.
   const walk = (c: Command): void => {
     configure(c, io);
+    c.configureHelp({ showGlobalOptions: true });
     c.commands.forEach(walk);
   };
   walk(program);
@@ -115,7 +117,12 @@ export function handleError(err: unknown, globals: GlobalOptions, io: Io): numbe
     )
       return EXIT_OK;
     if (err.exitCode === 0) return EXIT_OK;
-    say(`${err.message.replace(/^error: /, "").trim()}${commanderHint(err)}`);
+    say(
+      `${err.message
+        .replace(/^error: /, "")
+        .replace(/\s*\n\s*/g, " ")
+        .trim()}${commanderHint(err)}`,
+    );
     return EXIT_USAGE;
   }
   if (err instanceof ExitError) {

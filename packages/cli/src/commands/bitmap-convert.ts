@@ -44,11 +44,11 @@ export function bitmapConvertCommand(makeContext: (cmd: Command) => Context): Co
     .option("--to-base <addr>", "address of the output's bit 0 (default: the input's base aligned down)")
     .addHelpText(
       "after",
-      "\nExamples:\n  $ vfio-dirty bitmap convert dirty-4k.bin dirty-2m.bin --to-page-size 2M\n  $ vfio-dirty bitmap convert huge.bin small.bin --page-size 2M --to-page-size 4K",
+      "\nExamples:\n  $ vfio-dirty bitmap convert dirty-4k.bin dirty-2m.bin --to-page-size 2M\n  $ vfio-dirty bitmap convert huge.bin small.bin --page-size 2M --to-page-size 4K\n",
     )
-    .action((inSpec: string, outPath: string, opts: ConvertOptions, cmd: Command) => {
+    .action(async (inSpec: string, outPath: string, opts: ConvertOptions, cmd: Command) => {
       const ctx = makeContext(cmd);
-      const doc = bitmapConvert(inSpec, outPath, opts);
+      const doc = await bitmapConvert(inSpec, outPath, opts);
       ctx.out.document(doc);
       ctx.out.result(
         `${doc.input.file}: ${doc.input.dirtyPages}/${doc.input.pages} dirty pages of ${formatBytes(doc.input.pageSize)} -> ` +
@@ -57,7 +57,11 @@ export function bitmapConvertCommand(makeContext: (cmd: Command) => Context): Co
     });
 }
 
-export function bitmapConvert(inSpec: string, outPath: string, opts: ConvertOptions): ConvertDocument {
+export async function bitmapConvert(
+  inSpec: string,
+  outPath: string,
+  opts: ConvertOptions,
+): Promise<ConvertDocument> {
   if (opts.toPageSize === undefined)
     throw new UsageError("convert needs --to-page-size; give the output page size, e.g. --to-page-size 2M");
   const input = parseInputSpec(inSpec, {
@@ -65,7 +69,7 @@ export function bitmapConvert(inSpec: string, outPath: string, opts: ConvertOpti
     base: parseAddress(opts.base, "--base"),
   });
   const toPageSize = parsePageSize(opts.toPageSize, "--to-page-size");
-  const core = bitmapCore();
+  const core = await bitmapCore();
   const src = readBitmapFile(core, input);
   try {
     const toBase =

@@ -52,11 +52,12 @@ Each input carries its own placement: FILE,page-size=SIZE,base=ADDR (defaults --
 Examples:
   $ vfio-dirty bitmap merge all.bin dev0.bin dev1.bin
   $ vfio-dirty bitmap merge all.bin low.bin high.bin,base=0x100000000 --page-size 4K
-  $ vfio-dirty bitmap merge all.bin a.bin,page-size=4K b.bin,page-size=2M,base=0x40000000`,
+  $ vfio-dirty bitmap merge all.bin a.bin,page-size=4K b.bin,page-size=2M,base=0x40000000
+`,
     )
-    .action((outPath: string, inSpecs: string[], opts: MergeOptions, cmd: Command) => {
+    .action(async (outPath: string, inSpecs: string[], opts: MergeOptions, cmd: Command) => {
       const ctx = makeContext(cmd);
-      const doc = bitmapMerge(outPath, inSpecs, opts);
+      const doc = await bitmapMerge(outPath, inSpecs, opts);
       ctx.out.document(doc);
       for (const i of doc.inputs)
         ctx.out.info(
@@ -68,13 +69,17 @@ Examples:
     });
 }
 
-export function bitmapMerge(outPath: string, inSpecs: readonly string[], opts: MergeOptions): MergeDocument {
+export async function bitmapMerge(
+  outPath: string,
+  inSpecs: readonly string[],
+  opts: MergeOptions,
+): Promise<MergeDocument> {
   const defaults = {
     pageSize: parsePageSize(opts.inPageSize, "--in-page-size"),
     base: parseAddress(opts.inBase, "--in-base"),
   };
   const inputs = inSpecs.map((s) => parseInputSpec(s, defaults));
-  const core = bitmapCore();
+  const core = await bitmapCore();
   const srcs = [];
   try {
     for (const input of inputs) srcs.push(readBitmapFile(core, input));

@@ -40,11 +40,11 @@ export function bitmapRenderCommand(makeContext: (cmd: Command) => Context): Com
     .option("--cells <n>", "number of heat-map cells (64 per row)", "2048")
     .addHelpText(
       "after",
-      "\nExample:\n  $ vfio-dirty bitmap render dirty.bin --page-size 4K --base 0x100000000 --svg density.svg",
+      "\nExample:\n  $ vfio-dirty bitmap render dirty.bin --page-size 4K --base 0x100000000 --svg density.svg\n",
     )
-    .action((spec: string, opts: RenderOptions, cmd: Command) => {
+    .action(async (spec: string, opts: RenderOptions, cmd: Command) => {
       const ctx = makeContext(cmd);
-      const doc = bitmapRender(spec, opts);
+      const doc = await bitmapRender(spec, opts);
       ctx.out.document(doc);
       ctx.out.result(
         `${doc.svg}: ${doc.cells} cells of ${doc.pagesPerCell} pages (${formatBytes(doc.pagesPerCell * doc.input.pageSize)}) from ${doc.input.file}, ${doc.input.dirtyPages} dirty pages`,
@@ -52,7 +52,7 @@ export function bitmapRenderCommand(makeContext: (cmd: Command) => Context): Com
     });
 }
 
-export function bitmapRender(spec: string, opts: RenderOptions): RenderDocument {
+export async function bitmapRender(spec: string, opts: RenderOptions): Promise<RenderDocument> {
   if (opts.svg === undefined)
     throw new UsageError("render needs --svg OUT.svg; give the file to write the picture to");
   const cellsWanted = parseCount(opts.cells, "--cells", 1 << 16);
@@ -61,7 +61,7 @@ export function bitmapRender(spec: string, opts: RenderOptions): RenderDocument 
     pageSize: parsePageSize(opts.pageSize, "--page-size"),
     base: parseAddress(opts.base, "--base"),
   });
-  const bm = readBitmapFile(bitmapCore(), input);
+  const bm = readBitmapFile(await bitmapCore(), input);
   try {
     // Whole pages per cell, so every cell covers the same span and the colour scale is honest.
     const pagesPerCell = Math.max(1, Math.ceil(bm.nbits / cellsWanted));

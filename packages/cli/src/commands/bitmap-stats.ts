@@ -28,10 +28,10 @@ export function bitmapStatsCommand(makeContext: (cmd: Command) => Context): Comm
       .description("count dirty pages, runs and density of a bitmap file")
       .argument("<file>"),
   )
-    .addHelpText("after", "\nExample:\n  $ vfio-dirty bitmap stats dirty.bin --page-size 4K --json")
-    .action((file: string, opts: { pageSize: string; base: string }, cmd: Command) => {
+    .addHelpText("after", "\nExample:\n  $ vfio-dirty bitmap stats dirty.bin --page-size 4K --json\n")
+    .action(async (file: string, opts: { pageSize: string; base: string }, cmd: Command) => {
       const ctx = makeContext(cmd);
-      const doc = bitmapStats(file, opts);
+      const doc = await bitmapStats(file, opts);
       ctx.out.document(doc);
       ctx.out.result(
         keyValueTable([
@@ -49,12 +49,15 @@ export function bitmapStatsCommand(makeContext: (cmd: Command) => Context): Comm
     });
 }
 
-export function bitmapStats(spec: string, opts: { pageSize: string; base: string }): StatsDocument {
+export async function bitmapStats(
+  spec: string,
+  opts: { pageSize: string; base: string },
+): Promise<StatsDocument> {
   const input = parseInputSpec(spec, {
     pageSize: parsePageSize(opts.pageSize, "--page-size"),
     base: parseAddress(opts.base, "--base"),
   });
-  const bm = readBitmapFile(bitmapCore(), input);
+  const bm = readBitmapFile(await bitmapCore(), input);
   try {
     const dirtyPages = bm.count();
     let runs = 0;

@@ -57,11 +57,11 @@ export function bitmapTranslateCommand(makeContext: (cmd: Command) => Context): 
     .option("--to-base <addr>", "GPA of the output's bit 0 (default: the lowest mapped GPA, aligned down)")
     .addHelpText(
       "after",
-      "\nExamples:\n  $ vfio-dirty bitmap translate iova.bin gpa.bin --map 0x0:0x40000000:1G --map 0x40000000:0x0:1G\n  $ vfio-dirty bitmap translate iova.bin gpa.bin --map-file mappings.txt",
+      "\nExamples:\n  $ vfio-dirty bitmap translate iova.bin gpa.bin --map 0x0:0x40000000:1G --map 0x40000000:0x0:1G\n  $ vfio-dirty bitmap translate iova.bin gpa.bin --map-file mappings.txt\n",
     )
-    .action((inSpec: string, outPath: string, opts: TranslateOptions, cmd: Command) => {
+    .action(async (inSpec: string, outPath: string, opts: TranslateOptions, cmd: Command) => {
       const ctx = makeContext(cmd);
-      const doc = bitmapTranslate(inSpec, outPath, opts);
+      const doc = await bitmapTranslate(inSpec, outPath, opts);
       ctx.out.document(doc);
       ctx.out.result(
         `${doc.input.file}: ${doc.input.dirtyPages} dirty IOVA pages -> ${doc.output.file}: ${doc.output.dirtyPages} dirty GPA pages of ${formatBytes(doc.output.pageSize)} from ${doc.output.base} through ${doc.mappings.length} mappings`,
@@ -73,7 +73,11 @@ export function bitmapTranslateCommand(makeContext: (cmd: Command) => Context): 
     });
 }
 
-export function bitmapTranslate(inSpec: string, outPath: string, opts: TranslateOptions): TranslateDocument {
+export async function bitmapTranslate(
+  inSpec: string,
+  outPath: string,
+  opts: TranslateOptions,
+): Promise<TranslateDocument> {
   const input = parseInputSpec(inSpec, {
     pageSize: parsePageSize(opts.pageSize, "--page-size"),
     base: parseAddress(opts.base, "--base"),
@@ -89,7 +93,7 @@ export function bitmapTranslate(inSpec: string, outPath: string, opts: Translate
       "translate needs mappings; give --map IOVA:GPA:SIZE (repeatable) or --map-file FILE",
     );
   checkMappings(mappings, input.pageSize);
-  const core = bitmapCore();
+  const core = await bitmapCore();
   const src = readBitmapFile(core, input);
   const table = core.xlatTable(input.pageSize);
   try {

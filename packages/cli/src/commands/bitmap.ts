@@ -27,7 +27,8 @@ Examples:
   $ vfio-dirty bitmap convert dirty.bin coarse.bin --to-page-size 2M
   $ vfio-dirty bitmap merge all.bin dev0.bin dev1.bin,base=0x80000000,page-size=2M
   $ vfio-dirty bitmap translate iova.bin gpa.bin --map 0x0:0x40000000:1G
-  $ vfio-dirty bitmap render dirty.bin --svg density.svg`,
+  $ vfio-dirty bitmap render dirty.bin --svg density.svg
+`,
     );
   for (const cmd of [
     bitmapStatsCommand(makeContext),

@@ -58,7 +58,8 @@ export function predictCommand(makeContext: (cmd: Command) => Context): Command 
       `
 Examples:
   $ vfio-dirty predict --dirty-rate 200M/s --ram 16G --bandwidth 10Gbit/s
-  $ vfio-dirty predict --report run.json --bandwidth 1G/s --downtime 500ms --device-state 64M`,
+  $ vfio-dirty predict --report run.json --bandwidth 1G/s --downtime 500ms --device-state 64M
+`,
     )
     .action((opts: PredictOptions, cmd: Command) => {
       const ctx = makeContext(cmd);
