@@ -1,0 +1,50 @@
+// The bitmap-wasm types the tracker uses, in one place.
+//
+// TEMPORARY: mirrors the TypeScript API sketched in the team brief until
+// @vfio-dirty/bitmap-wasm's src/ lands; then this file becomes a re-export of its types.
+
+/** A dirty bitmap in wasm memory: bit i stands for [base + i * pageSize, base + (i + 1) * pageSize). */
+export interface Bitmap {
+  readonly nbits: number;
+  readonly pageSize: bigint;
+  readonly base: bigint;
+  /** Byte offset of word 0 in wasm memory. */
+  readonly ptr: number;
+  /** Whole u64 words, in bytes. */
+  readonly byteLength: number;
+  /** Live view of the words (re-derive after memory.grow; hand it to host.addressOf). */
+  readonly bytes: Uint8Array;
+  set(start: number, n: number): void;
+  clear(start: number, n: number): void;
+  test(bit: number): boolean;
+  fill(value: boolean): void;
+  count(start?: number, n?: number): number;
+  nextSet(from: number): number;
+  nextClear(from: number): number;
+  orFrom(src: Bitmap, srcStart: number, dstStart: number, n: number): void;
+  andNotFrom(src: Bitmap, srcStart: number, dstStart: number, n: number): void;
+  takeAndClear(into: Bitmap): void;
+  runs(from?: number): Iterable<[number, number]>;
+  free(): void;
+  [Symbol.dispose](): void;
+}
+
+/** IOVA-to-GPA translation table. */
+export interface XlatTable {
+  map(iova: bigint, gpa: bigint, length: bigint): void;
+  unmap(iova: bigint, length: bigint): bigint | number | void;
+  retire(): number | void;
+  translate(
+    srcIova: Bitmap,
+    dstGpa: Bitmap,
+  ): { unmappedPages: number | bigint; outsidePages?: number | bigint };
+  free(): void;
+}
+
+export interface BitmapCore {
+  bitmap(opts: { nbits: number; pageSize?: bigint; base?: bigint }): Bitmap;
+  /** OR src into dst by address; returns the number of src pages not entirely inside dst's span. */
+  convert(src: Bitmap, dst: Bitmap): number | bigint;
+  density(bitmap: Bitmap, buckets: number): ArrayLike<number | bigint>;
+  xlatTable(pageSize?: bigint): XlatTable;
+}

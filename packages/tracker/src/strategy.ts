@@ -1,0 +1,69 @@
+// The ops table every tracking strategy implements, and the events the tracker records.
+//
+// A strategy only talks to the kernel; tracker.ts owns state and policy (start/stop idempotence,
+// phases, windows, fail-safe), the way QEMU's VFIOIOMMUClass backends leave policy to
+// hw/vfio/container.c. Required ops are start/stop/query; the rest are optional and checked.
+
+import type { Bitmap } from "./bitmap.ts";
+import type { IovaRange } from "./ranges.ts";
+import type { StrategyName } from "./select.ts";
+
+export interface DirtyStrategy {
+  readonly name: StrategyName;
+  /** Begin tracking so that every write inside `ranges` (IOVA space) is recorded. Throws on failure. */
+  start(ranges: readonly IovaRange[]): void;
+  /** Stop tracking. Must not throw for "already stopped"; may throw for a kernel failure. */
+  stop(): void;
+  /**
+   * OR the dirty bits of [iova, iova + length) into `into`, placed by `into.base` and
+   * `into.pageSize` (the tracking page size), and clear them in the kernel's log. Never clears a
+   * bit of `into`. Throws on any failure: the caller then treats the whole log as corrupt.
+   */
+  query(iova: bigint, length: bigint, into: Bitmap): void;
+  /** Bytes of bitmap the kernel has written so far (the cost of queries). */
+  readonly kernelBytes: number;
+  /** Optional health check before a query: a reason when the log cannot be trusted (ERROR state, reset). */
+  check?(): string | undefined;
+  /**
+   * Optional (IOMMU strategies): unmap [iova, iova + length) in the kernel and OR the range's dirty
+   * bits, read in the same step, into `into` (IOVA space). type1: UNMAP with GET_DIRTY_BITMAP;
+   * iommufd: GET_DIRTY_BITMAP with NO_CLEAR, then UNMAP.
+   */
+  unmapDirty?(iova: bigint, length: bigint, into: Bitmap): void;
+  /**
+   * Optional: the strategy cannot query part of a range (type1 refuses a range that cuts through a
+   * mapping). Windows then keep whole ranges together.
+   */
+  readonly wholeRanges?: boolean;
+  /** Optional: what start() learned (device logging's range attempts), for reports. */
+  readonly startNotes?: readonly string[];
+}
+
+/** Kernel DMA mapping for a vIOMMU: what QEMU's vIOMMU notifier does with vfio_dma_map/unmap. */
+export interface DmaMapper {
+  map(iova: bigint, gpa: bigint, length: bigint): void;
+  unmap(iova: bigint, length: bigint): void;
+}
+
+export type TrackerEventKind =
+  | "query-failed"
+  | "unhealthy"
+  | "restarted"
+  | "degraded"
+  | "unmap-failed"
+  | "stop-failed"
+  | "untracked-mapping"
+  | "unmapped-dirty"
+  | "start-notes";
+
+/** Something the user must know: every fail-safe path records one. */
+export interface TrackerEvent {
+  /** Milliseconds on the tracker's clock. */
+  readonly atMs: number;
+  readonly kind: TrackerEventKind;
+  /** The unit concerned: a device id or "iommu". */
+  readonly unit: string;
+  readonly message: string;
+  readonly errno?: number;
+  readonly range?: IovaRange;
+}

@@ -1,0 +1,775 @@
+// The Tracker: one migration's dirty tracking, from log_global_start to log_global_stop.
+//
+// It plays the part of QEMU's hw/vfio/listener.c: it owns the state (started or not, the phase,
+// the vIOMMU translation table, pending bits) and the policy (which units to query when, what to
+// do when a query fails), and leaves the kernel to the strategies (strategy.ts).
+//
+//   await using tracker = createTracker({ core, units, memory });
+//   tracker.start();                       // setup: logging on, no sync work yet
+//   tracker.setPhase("precopy");
+//   const r = tracker.sync();              // r.bitmap: GPA space, tracking page size
+//   r.dirtyPages; r.perDevice; r.perSection; r.kernelBytes; r.durationMs
+//   tracker.setPhase("stop-copy");
+//   tracker.sync();                        // devices with preCopy=false are read now
+//   tracker.stop();                        // idempotent; disposal stops too
+//
+// The rule above all: a dirty page is never lost. A failed read, an unhealthy device, a mapping
+// the log cannot see: the affected pages are reported dirty and an event says why.
+//
+// Memory stays bounded for huge guests: queries go window by window (64 GiB of guest memory by
+// default). The full report bitmap is kept only when the caller asks for it (the default);
+// `sync({ onWindow })` hands each window to a callback instead, so a 16 TiB guest needs one window
+// bitmap at a time.
+
+import type { Bitmap, BitmapCore, XlatTable } from "./bitmap.ts";
+import type { IovaRange, MemorySection } from "./ranges.ts";
+import type { StrategyName } from "./select.ts";
+import { AllDirtyStrategy, setRange } from "./strategies/all-dirty.ts";
+import type { DirtyStrategy, DmaMapper, TrackerEvent, TrackerEventKind } from "./strategy.ts";
+
+export type Phase = "setup" | "precopy" | "stop-copy";
+
+/** A tracking unit: one device (device logging) or the whole container / IOAS (IOMMU strategies). */
+export interface UnitConfig {
+  /** A device id (PCI address) or "iommu". */
+  readonly id: string;
+  /** Devices whose DMA this unit sees. */
+  readonly devices: readonly string[];
+  readonly strategy: DirtyStrategy;
+  /** QEMU x-pre-copy-dirty-page-tracking: false skips the unit during pre-copy. Default true. */
+  readonly preCopy?: boolean;
+}
+
+export interface TrackerConfig {
+  readonly core: BitmapCore;
+  readonly units: readonly UnitConfig[];
+  /** Guest memory in GPA space. */
+  readonly memory: readonly MemorySection[];
+  /** Tracking page size in bytes; default 4096. */
+  readonly pageSize?: bigint;
+  /** Guest memory queried per window; default 64 GiB. Rounded to whole bitmap words. */
+  readonly windowBytes?: bigint;
+  /**
+   * A vIOMMU: devices DMA in IOVA space. `aperture` is the IOVA space devices may use (device
+   * logging is started over it; default: the guest memory's span). `mapper` makes the kernel's
+   * DMA mappings (omit it when the caller maps by itself).
+   */
+  readonly viommu?: { readonly aperture?: readonly IovaRange[]; readonly mapper?: DmaMapper };
+  /** Milliseconds, monotonic; default performance.now. */
+  readonly now?: () => number;
+}
+
+export interface UnitReport {
+  readonly strategy: StrategyName;
+  /** False when the unit was skipped (pre-copy with preCopy=false). */
+  readonly queried: boolean;
+  /**
+   * Pages this unit reported that no unit queried before it in this sync had (units report into
+   * one bitmap, so overlaps count once, for the first).
+   */
+  readonly pages: number;
+}
+
+export interface SectionReport extends IovaRange {
+  readonly kind: MemorySection["kind"];
+  readonly pages: number;
+}
+
+export interface DirtyReport {
+  readonly seq: number;
+  readonly phase: Phase;
+  /** Strategy of the units (the first unit's when all agree; "mixed" after a degradation). */
+  readonly strategy: StrategyName | "mixed";
+  readonly pageSize: bigint;
+  /**
+   * GPA-space bitmap at the tracking page size, base 0 (undefined with onWindow or when skipped).
+   * Owned by the tracker, valid until the next sync.
+   */
+  readonly bitmap: Bitmap | undefined;
+  readonly dirtyPages: number;
+  readonly perDevice: Readonly<Record<string, UnitReport>>;
+  readonly perSection: readonly SectionReport[];
+  readonly durationMs: number;
+  /** Bytes of bitmap the kernel wrote for this sync. */
+  readonly kernelBytes: number;
+  /** Events recorded during this sync. */
+  readonly events: readonly TrackerEvent[];
+  /** Why no work was done: "setup" (QEMU does no sync during setup). */
+  readonly skipped?: "setup";
+  /** Dirty pages that could not be merged into `into` because it does not cover them. */
+  readonly notMerged?: number;
+}
+
+export interface SyncOptions {
+  /** Receive each window (GPA space) instead of a full bitmap; the window is freed after the call. */
+  readonly onWindow?: (window: Bitmap) => void;
+  /** Also OR the result into this bitmap (any page size, e.g. QEMU's RAM bitmap), via convert. */
+  readonly into?: Bitmap;
+}
+
+export class TrackerStateError extends Error {
+  override name = "TrackerStateError";
+}
+
+export interface Tracker {
+  readonly started: boolean;
+  readonly phase: Phase;
+  /** Every event since creation. */
+  readonly events: readonly TrackerEvent[];
+  /** Current strategy per unit id. */
+  readonly strategies: Readonly<Record<string, StrategyName>>;
+  start(): void;
+  setPhase(phase: Phase): void;
+  sync(opts?: SyncOptions): DirtyReport;
+  /** vIOMMU: a new mapping iova -> gpa. */
+  map(iova: bigint, gpa: bigint, length: bigint): void;
+  /** vIOMMU: remove mappings in [iova, iova + length), keeping their dirty bits. */
+  unmap(iova: bigint, length: bigint): void;
+  /** Stop tracking (idempotent). Errors are recorded, never thrown: stopping must complete. */
+  stop(): void;
+  /** Stop and free every bitmap and table. */
+  close(): void;
+  [Symbol.dispose](): void;
+  [Symbol.asyncDispose](): Promise<void>;
+}
+
+const GIB = 1n << 30n;
+const PHASES: readonly Phase[] = ["setup", "precopy", "stop-copy"];
+
+/** Build a tracker over already-opened strategies. Validates the configuration; starts nothing. */
+export function createTracker(config: TrackerConfig): Tracker {
+  return new TrackerImpl(config);
+}
+
+// --- Internal helpers ---
+
+interface Unit {
+  readonly id: string;
+  readonly devices: readonly string[];
+  strategy: DirtyStrategy;
+  readonly preCopy: boolean;
+  /** Started in the kernel (so stop() must stop it). */
+  running: boolean;
+  /** Report everything this unit covers at the next sync (after a failure and restart). */
+  allDirtyNext: boolean;
+}
+
+interface Mapping {
+  readonly iova: bigint;
+  readonly gpa: bigint;
+  readonly length: bigint;
+  /** Outside what device logging was started on: always reported dirty. */
+  readonly untracked: boolean;
+}
+
+class TrackerImpl implements Tracker {
+  readonly #core: BitmapCore;
+  readonly #units: Unit[];
+  readonly #memory: readonly MemorySection[];
+  readonly #pageSize: bigint;
+  readonly #windowBytes: bigint;
+  readonly #now: () => number;
+  readonly #viommu: TrackerConfig["viommu"];
+  /** IOVA ranges every unit was started on. */
+  readonly #startRanges: readonly IovaRange[];
+  /** GPA span of the report bitmap: [0, #gpaEnd). */
+  readonly #gpaEnd: bigint;
+  readonly #events: TrackerEvent[] = [];
+  #started = false;
+  #closed = false;
+  #phase: Phase = "setup";
+  #seq = 0;
+  #report: Bitmap | undefined;
+  /** vIOMMU state: the wasm table and our own list of the ranges (ranges, never bits). */
+  #xlat: XlatTable | undefined;
+  readonly #mappings: Mapping[] = [];
+  /** Removed mappings still translating until every unit has read its log. */
+  readonly #retired: Mapping[] = [];
+  /** GPA-space bits read at unmap time, reported at the next sync. */
+  #carry: Bitmap | undefined;
+
+  constructor(c: TrackerConfig) {
+    if (c.units.length === 0) throw new RangeError("createTracker: no units");
+    const ids = new Set<string>();
+    for (const u of c.units) {
+      if (ids.has(u.id)) throw new RangeError(`createTracker: duplicate unit id ${u.id}`);
+      ids.add(u.id);
+    }
+    const pageSize = c.pageSize ?? 4096n;
+    if (pageSize < 512n || (pageSize & (pageSize - 1n)) !== 0n)
+      throw new RangeError(`createTracker: pageSize ${pageSize} is not a power of two >= 512`);
+    if (c.memory.length === 0) throw new RangeError("createTracker: no guest memory");
+    for (const s of c.memory) {
+      if (s.length <= 0n || s.iova < 0n || s.iova % pageSize !== 0n || s.length % pageSize !== 0n)
+        throw new RangeError(
+          `createTracker: section 0x${s.iova.toString(16)}+0x${s.length.toString(16)} not page aligned`,
+        );
+    }
+    const wordBytes = 64n * pageSize;
+    const windowBytes = c.windowBytes ?? 64n * GIB;
+    if (windowBytes < wordBytes) throw new RangeError("createTracker: windowBytes below 64 pages");
+    this.#core = c.core;
+    this.#pageSize = pageSize;
+    this.#windowBytes = (windowBytes / wordBytes) * wordBytes;
+    this.#now = c.now ?? (() => performance.now());
+    this.#memory = [...c.memory].sort((a, b) => cmp(a.iova, b.iova));
+    this.#gpaEnd = this.#memory.reduce((m, s) => (s.iova + s.length > m ? s.iova + s.length : m), 0n);
+    this.#viommu = c.viommu;
+    this.#startRanges = c.viommu?.aperture ?? this.#memory.map((s) => ({ iova: s.iova, length: s.length }));
+    this.#units = c.units.map((u) => ({
+      id: u.id,
+      devices: u.devices,
+      strategy: u.strategy,
+      preCopy: u.preCopy ?? true,
+      running: false,
+      allDirtyNext: false,
+    }));
+    if (c.viommu) this.#xlat = c.core.xlatTable(pageSize);
+  }
+
+  get started(): boolean {
+    return this.#started;
+  }
+
+  get phase(): Phase {
+    return this.#phase;
+  }
+
+  get events(): readonly TrackerEvent[] {
+    return this.#events;
+  }
+
+  get strategies(): Readonly<Record<string, StrategyName>> {
+    return Object.fromEntries(this.#units.map((u) => [u.id, u.strategy.name]));
+  }
+
+  start(): void {
+    this.#assertOpen();
+    if (this.#started) return; // like dirty_pages_started in QEMU: a second start does nothing
+    const done: Unit[] = [];
+    try {
+      for (const u of this.#units) {
+        u.strategy.start(this.#startRanges);
+        u.running = true;
+        done.push(u);
+        if (u.strategy.startNotes?.length) this.#event("start-notes", u.id, u.strategy.startNotes.join("; "));
+      }
+    } catch (e) {
+      // Undo partial work, as vfio_devices_dma_logging_start() does.
+      for (const u of done) this.#stopUnit(u);
+      throw e;
+    }
+    this.#started = true;
+    this.#phase = "setup";
+  }
+
+  setPhase(phase: Phase): void {
+    this.#assertOpen();
+    if (!PHASES.includes(phase)) throw new RangeError(`setPhase: unknown phase ${String(phase)}`);
+    if (PHASES.indexOf(phase) < PHASES.indexOf(this.#phase))
+      throw new TrackerStateError(`setPhase: cannot go back from ${this.#phase} to ${phase}`);
+    this.#phase = phase;
+  }
+
+  sync(opts: SyncOptions = {}): DirtyReport {
+    this.#assertOpen();
+    if (!this.#started) throw new TrackerStateError("sync: tracking is not started");
+    const t0 = this.#now();
+    const firstEvent = this.#events.length;
+    const seq = ++this.#seq;
+    const strategy = this.#overallStrategy();
+    if (this.#phase === "setup") {
+      return {
+        seq,
+        phase: "setup",
+        strategy,
+        pageSize: this.#pageSize,
+        bitmap: undefined,
+        dirtyPages: 0,
+        perDevice: Object.fromEntries(
+          this.#units.map((u) => [u.id, { strategy: u.strategy.name, queried: false, pages: 0 }]),
+        ),
+        perSection: this.#memory.map((s) => ({ iova: s.iova, length: s.length, kind: s.kind, pages: 0 })),
+        durationMs: this.#now() - t0,
+        kernelBytes: 0,
+        events: [],
+        skipped: "setup",
+      };
+    }
+    if (this.#viommu && opts.onWindow)
+      throw new TrackerStateError(
+        "sync: onWindow is not supported with a vIOMMU (reports need the whole GPA space)",
+      );
+
+    const eligible = this.#units.filter((u) => u.preCopy || this.#phase === "stop-copy");
+    const kernelBefore = this.#units.reduce((s, u) => s + u.strategy.kernelBytes, 0);
+    const pages = new Map<string, number>(this.#units.map((u) => [u.id, 0]));
+    // Units whose log must be treated as corrupt this sync: everything they cover is reported.
+    const corrupt = new Set<Unit>();
+    // Units to restart after this sync (an unhealthy device, a failed read).
+    const restart = new Set<Unit>();
+    for (const u of eligible) {
+      const why = u.strategy.check?.();
+      if (why !== undefined) {
+        this.#event("unhealthy", u.id, why);
+        corrupt.add(u);
+        restart.add(u);
+      }
+      if (u.allDirtyNext) corrupt.add(u);
+    }
+
+    const full = opts.onWindow === undefined;
+    if (full) this.#report = this.#reportBitmap();
+    const windows = this.#windows();
+    let dirtyPages = 0;
+    const sectionPages = this.#memory.map(() => 0);
+    let notMerged = 0;
+    const failedAt = new Map<Unit, number>();
+
+    for (const [wi, w] of windows.entries()) {
+      const dst = full ? this.#report! : this.#windowBitmap(w);
+      try {
+        // With a vIOMMU the kernel reports IOVA space: query a window of it, then translate.
+        const target = this.#xlat ? this.#windowBitmap(w) : dst;
+        try {
+          for (const u of eligible) {
+            const span = this.#bitSpan(target, w);
+            const before = target.count(...span);
+            if (corrupt.has(u)) this.#markAll(w, target);
+            else {
+              try {
+                for (const piece of w.pieces) u.strategy.query(piece.iova, piece.length, target);
+              } catch (e) {
+                this.#event("query-failed", u.id, `dirty log read failed: ${message(e)}`, errnoOf(e), w);
+                corrupt.add(u);
+                restart.add(u);
+                failedAt.set(u, wi);
+                this.#markAll(w, target);
+              }
+            }
+            pages.set(u.id, pages.get(u.id)! + target.count(...span) - before);
+          }
+          if (this.#xlat) {
+            this.#markUntracked(target);
+            this.#translate(target, dst);
+          }
+        } finally {
+          if (target !== dst) target.free();
+        }
+        if (!full) {
+          dirtyPages += dst.count();
+          this.#countSections(dst, sectionPages);
+          if (opts.into) notMerged += Number(this.#core.convert(dst, opts.into));
+          opts.onWindow?.(dst);
+        }
+      } finally {
+        if (!full) dst.free();
+      }
+    }
+
+    if (full) {
+      // A unit that failed in a later window: its earlier windows were read from a log now known
+      // to be corrupt, so report everything it covers there too.
+      for (const wi of failedAt.values()) {
+        for (const w of windows.slice(0, wi)) {
+          const target = this.#xlat ? this.#windowBitmap(w) : this.#report!;
+          try {
+            this.#markAll(w, target);
+            if (this.#xlat) this.#translate(target, this.#report!);
+          } finally {
+            if (target !== this.#report) target.free();
+          }
+        }
+      }
+      // Bits read at vIOMMU unmap time since the last sync.
+      if (this.#carry) {
+        this.#core.convert(this.#carry, this.#report!);
+        this.#carry.fill(false);
+      }
+    }
+
+    // Restart what failed; degrade what cannot restart. The next sync then reports all of it once
+    // more: writes between the failed read and the restart were in no log.
+    for (const u of corrupt) {
+      if (restart.has(u)) this.#restart(u);
+      else u.allDirtyNext = false;
+    }
+
+    // Retired vIOMMU mappings translate until every unit has read its log past their removal.
+    if (this.#xlat && eligible.length === this.#units.length) {
+      this.#xlat.retire();
+      this.#retired.length = 0;
+    }
+
+    if (full) {
+      dirtyPages = this.#report!.count();
+      this.#countSections(this.#report!, sectionPages);
+      if (opts.into) notMerged += Number(this.#core.convert(this.#report!, opts.into));
+    }
+    const kernelAfter = this.#units.reduce((s, u) => s + u.strategy.kernelBytes, 0);
+    const eligibleSet = new Set(eligible);
+    return {
+      seq,
+      phase: this.#phase,
+      strategy,
+      pageSize: this.#pageSize,
+      bitmap: full ? this.#report : undefined,
+      dirtyPages,
+      perDevice: Object.fromEntries(
+        this.#units.map((u) => [
+          u.id,
+          { strategy: u.strategy.name, queried: eligibleSet.has(u), pages: pages.get(u.id)! },
+        ]),
+      ),
+      perSection: this.#memory.map((s, i) => ({
+        iova: s.iova,
+        length: s.length,
+        kind: s.kind,
+        pages: sectionPages[i]!,
+      })),
+      durationMs: this.#now() - t0,
+      kernelBytes: Math.max(0, kernelAfter - kernelBefore),
+      events: this.#events.slice(firstEvent),
+      ...(opts.into ? { notMerged } : {}),
+    };
+  }
+
+  map(iova: bigint, gpa: bigint, length: bigint): void {
+    this.#assertOpen();
+    const xlat = this.#requireViommu("map");
+    checkAligned("map", this.#pageSize, iova, gpa, length);
+    if (gpa + length > this.#gpaEnd) throw new RangeError("map: gpa range beyond guest memory");
+    xlat.map(iova, gpa, length); // throws on overlap with an active mapping, before the kernel sees it
+    try {
+      this.#viommu?.mapper?.map(iova, gpa, length);
+    } catch (e) {
+      xlat.unmap(iova, length);
+      throw e;
+    }
+    const untracked = !covers(this.#startRanges, { iova, length });
+    if (untracked)
+      this.#event(
+        "untracked-mapping",
+        "viommu",
+        "mapping outside the logged IOVA space: reported dirty on every sync",
+        undefined,
+        { iova, length },
+      );
+    this.#mappings.push({ iova, gpa, length, untracked });
+  }
+
+  unmap(iova: bigint, length: bigint): void {
+    this.#assertOpen();
+    const xlat = this.#requireViommu("unmap");
+    checkAligned("unmap", this.#pageSize, iova, 0n, length);
+    const removed = this.#cutMappings(iova, length);
+    if (removed.length === 0) return;
+    const reader = this.#started ? this.#units.find((u) => u.running && u.strategy.unmapDirty) : undefined;
+    if (reader?.strategy.unmapDirty) {
+      // IOMMU strategies read the range's bits as part of the unmap; they go to the next report.
+      const scratch = this.#core.bitmap({
+        nbits: Number(length / this.#pageSize),
+        pageSize: this.#pageSize,
+        base: iova,
+      });
+      try {
+        try {
+          reader.strategy.unmapDirty(iova, length, scratch);
+        } catch (e) {
+          this.#event(
+            "unmap-failed",
+            reader.id,
+            `unmap with dirty bitmap failed: ${message(e)}`,
+            errnoOf(e),
+            { iova, length },
+          );
+          scratch.fill(true);
+          reader.allDirtyNext = true;
+        }
+        this.#translate(scratch, this.#carryBitmap());
+      } finally {
+        scratch.free();
+      }
+    } else {
+      this.#viommu?.mapper?.unmap(iova, length);
+    }
+    // Device logs still hold bits for these IOVAs: keep translating them until the next full sync.
+    xlat.unmap(iova, length);
+    if (this.#started) this.#retired.push(...removed);
+    else xlat.retire();
+  }
+
+  stop(): void {
+    if (!this.#started) return;
+    for (const u of this.#units) this.#stopUnit(u);
+    this.#started = false;
+  }
+
+  close(): void {
+    if (this.#closed) return;
+    this.stop();
+    this.#closed = true;
+    this.#report?.free();
+    this.#report = undefined;
+    this.#carry?.free();
+    this.#carry = undefined;
+    this.#xlat?.free();
+    this.#xlat = undefined;
+  }
+
+  [Symbol.dispose](): void {
+    this.close();
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    this.close();
+  }
+
+  #assertOpen(): void {
+    if (this.#closed) throw new TrackerStateError("tracker is closed");
+  }
+
+  #requireViommu(op: string): XlatTable {
+    if (!this.#xlat) throw new TrackerStateError(`${op}: the tracker was created without a vIOMMU`);
+    return this.#xlat;
+  }
+
+  #event(kind: TrackerEventKind, unit: string, msg: string, errno?: number, range?: IovaRange): void {
+    this.#events.push({
+      atMs: this.#now(),
+      kind,
+      unit,
+      message: msg,
+      ...(errno !== undefined ? { errno } : {}),
+      ...(range ? { range: { iova: range.iova, length: range.length } } : {}),
+    });
+  }
+
+  #stopUnit(u: Unit): void {
+    if (!u.running) return;
+    u.running = false;
+    try {
+      u.strategy.stop();
+    } catch (e) {
+      this.#event("stop-failed", u.id, `stopping tracking failed: ${message(e)}`, errnoOf(e));
+    }
+  }
+
+  #restart(u: Unit): void {
+    this.#stopUnit(u);
+    try {
+      u.strategy.start(this.#startRanges);
+      u.running = true;
+      u.allDirtyNext = true;
+      this.#event("restarted", u.id, `tracking restarted with ${u.strategy.name}`);
+    } catch (e) {
+      const from = u.strategy.name;
+      u.strategy = new AllDirtyStrategy();
+      u.running = true;
+      u.allDirtyNext = false;
+      this.#event(
+        "degraded",
+        u.id,
+        `restart failed (${message(e)}): ${from} degraded to all-dirty for the rest of the session`,
+        errnoOf(e),
+      );
+    }
+  }
+
+  #overallStrategy(): StrategyName | "mixed" {
+    const names = new Set(this.#units.map((u) => u.strategy.name));
+    return names.size === 1 ? this.#units[0]!.strategy.name : "mixed";
+  }
+
+  #reportBitmap(): Bitmap {
+    const nbits = Number((this.#gpaEnd + this.#pageSize - 1n) / this.#pageSize);
+    if (this.#report && this.#report.nbits === nbits) {
+      this.#report.fill(false);
+      return this.#report;
+    }
+    this.#report?.free();
+    return this.#core.bitmap({ nbits, pageSize: this.#pageSize, base: 0n });
+  }
+
+  #windowBitmap(w: Window): Bitmap {
+    return this.#core.bitmap({ nbits: bitsOf(w, this.#pageSize), pageSize: this.#pageSize, base: w.iova });
+  }
+
+  #carryBitmap(): Bitmap {
+    this.#carry ??= this.#core.bitmap({
+      nbits: Number((this.#gpaEnd + this.#pageSize - 1n) / this.#pageSize),
+      pageSize: this.#pageSize,
+      base: 0n,
+    });
+    return this.#carry;
+  }
+
+  /** [start, n] of the bits of `b` that window `w` covers. */
+  #bitSpan(b: Bitmap, w: Window): [number, number] {
+    const lo = w.iova > b.base ? w.iova : b.base;
+    const end = b.base + BigInt(b.nbits) * b.pageSize;
+    const hi = w.iova + w.length < end ? w.iova + w.length : end;
+    if (hi <= lo) return [0, 0];
+    const first = Number((lo - b.base) / b.pageSize);
+    return [first, Number((hi - b.base + b.pageSize - 1n) / b.pageSize) - first];
+  }
+
+  /** Report everything unit `u` covers in window `w` (its pieces; with a vIOMMU, in IOVA space). */
+  #markAll(w: Window, target: Bitmap): void {
+    for (const piece of w.pieces) setRange(target, piece.iova, piece.length);
+  }
+
+  /** Mappings outside the logged space are always dirty. */
+  #markUntracked(target: Bitmap): void {
+    for (const m of this.#mappings) if (m.untracked) setRange(target, m.iova, m.length);
+  }
+
+  #translate(iovaBits: Bitmap, gpaBits: Bitmap): void {
+    const { unmappedPages } = this.#xlat!.translate(iovaBits, gpaBits);
+    // A dirty IOVA on no mapping has no guest page behind it: the IOMMU faulted that DMA.
+    if (Number(unmappedPages) > 0)
+      this.#event(
+        "unmapped-dirty",
+        "viommu",
+        `${unmappedPages} dirty IOVA page(s) on no mapping (IOMMU faults; no guest page)`,
+      );
+  }
+
+  #countSections(b: Bitmap, into: number[]): void {
+    for (const [i, s] of this.#memory.entries()) {
+      const [first, n] = this.#bitSpan(b, { iova: s.iova, length: s.length, pieces: [] });
+      if (n > 0) into[i]! += b.count(first, n);
+    }
+  }
+
+  /**
+   * The windows to query: IOVA space in use (guest memory, or the vIOMMU's mappings), cut into
+   * windows of at most #windowBytes aligned to whole bitmap words. Each window lists the pieces
+   * to query (whole ranges when a strategy refuses to cut one).
+   */
+  #windows(): Window[] {
+    const space: IovaRange[] = this.#xlat
+      ? [...this.#mappings, ...this.#retired].map((m) => ({ iova: m.iova, length: m.length }))
+      : this.#memory.map((s) => ({ iova: s.iova, length: s.length }));
+    const whole = this.#units.some((u) => u.strategy.wholeRanges);
+    return cutWindows(mergeRanges(space), this.#windowBytes, 64n * this.#pageSize, whole);
+  }
+
+  /** Split our list of mappings at [iova, iova + length) and remove the inside parts. */
+  #cutMappings(iova: bigint, length: bigint): Mapping[] {
+    const end = iova + length;
+    const removed: Mapping[] = [];
+    const keep: Mapping[] = [];
+    for (const m of this.#mappings) {
+      const mEnd = m.iova + m.length;
+      if (mEnd <= iova || m.iova >= end) {
+        keep.push(m);
+        continue;
+      }
+      const lo = m.iova > iova ? m.iova : iova;
+      const hi = mEnd < end ? mEnd : end;
+      removed.push({ iova: lo, gpa: m.gpa + (lo - m.iova), length: hi - lo, untracked: m.untracked });
+      if (m.iova < lo) keep.push({ ...m, length: lo - m.iova });
+      if (hi < mEnd)
+        keep.push({ iova: hi, gpa: m.gpa + (hi - m.iova), length: mEnd - hi, untracked: m.untracked });
+    }
+    this.#mappings.length = 0;
+    this.#mappings.push(...keep);
+    return removed;
+  }
+}
+
+interface Window extends IovaRange {
+  readonly pieces: readonly IovaRange[];
+}
+
+/**
+ * Cut sorted, disjoint ranges into windows of at most `windowBytes` starting on `align`. With
+ * `whole`, a range is never cut: it joins a window only if it fits, else it opens its own (which
+ * may then be wider than `windowBytes`).
+ */
+function cutWindows(
+  space: readonly IovaRange[],
+  windowBytes: bigint,
+  align: bigint,
+  whole: boolean,
+): Window[] {
+  const out: { iova: bigint; length: bigint; pieces: IovaRange[] }[] = [];
+  for (const r of space) {
+    let at = r.iova;
+    const end = r.iova + r.length;
+    while (at < end) {
+      const cur = out[out.length - 1];
+      if (cur && at < cur.iova + windowBytes) {
+        const pieceEnd = whole ? end : min(end, cur.iova + windowBytes);
+        if (pieceEnd <= cur.iova + windowBytes) {
+          cur.pieces.push({ iova: at, length: pieceEnd - at });
+          cur.length = alignUp(pieceEnd, align) - cur.iova;
+          at = pieceEnd;
+          continue;
+        }
+      }
+      const start = (at / align) * align;
+      const pieceEnd = whole ? end : min(end, start + windowBytes);
+      out.push({
+        iova: start,
+        length: alignUp(pieceEnd, align) - start,
+        pieces: [{ iova: at, length: pieceEnd - at }],
+      });
+      at = pieceEnd;
+    }
+  }
+  return out;
+}
+
+function mergeRanges(ranges: readonly IovaRange[]): IovaRange[] {
+  const sorted = [...ranges].sort((a, b) => cmp(a.iova, b.iova));
+  const out: { iova: bigint; length: bigint }[] = [];
+  for (const r of sorted) {
+    const last = out[out.length - 1];
+    if (last && r.iova <= last.iova + last.length) {
+      const end = r.iova + r.length > last.iova + last.length ? r.iova + r.length : last.iova + last.length;
+      last.length = end - last.iova;
+    } else out.push({ iova: r.iova, length: r.length });
+  }
+  return out;
+}
+
+function covers(space: readonly IovaRange[], r: IovaRange): boolean {
+  let at = r.iova;
+  for (const s of mergeRanges(space)) {
+    if (s.iova <= at && at < s.iova + s.length) at = s.iova + s.length;
+    if (at >= r.iova + r.length) return true;
+  }
+  return at >= r.iova + r.length;
+}
+
+function bitsOf(w: IovaRange, pageSize: bigint): number {
+  return Number((w.length + pageSize - 1n) / pageSize);
+}
+
+function checkAligned(op: string, pageSize: bigint, iova: bigint, gpa: bigint, length: bigint): void {
+  if (length <= 0n || iova < 0n || gpa < 0n || iova % pageSize || gpa % pageSize || length % pageSize)
+    throw new RangeError(`${op}: iova, gpa and length must be page aligned and length > 0`);
+}
+
+function cmp(a: bigint, b: bigint): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+
+function min(a: bigint, b: bigint): bigint {
+  return a < b ? a : b;
+}
+
+function alignUp(v: bigint, a: bigint): bigint {
+  return ((v + a - 1n) / a) * a;
+}
+
+function message(e: unknown): string {
+  return e instanceof Error ? e.message : String(e);
+}
+
+function errnoOf(e: unknown): number | undefined {
+  const n = (e as { errno?: unknown } | null)?.errno;
+  return typeof n === "number" ? n : undefined;
+}

@@ -1,0 +1,91 @@
+// A fake kernel log behind the DirtyStrategy ops, for testing the tracker's policy without a
+// kernel: it records page writes in IOVA space and can be told to fail in every way the uAPI allows.
+
+import type { Bitmap } from "../src/bitmap.ts";
+import type { IovaRange } from "../src/ranges.ts";
+import type { StrategyName } from "../src/select.ts";
+import type { DirtyStrategy } from "../src/strategy.ts";
+
+export class FakeLogStrategy implements DirtyStrategy {
+  kernelBytes = 0;
+  running = false;
+  startCalls = 0;
+  stopCalls = 0;
+  ranges: readonly IovaRange[] = [];
+  readonly log = new Set<bigint>();
+  /** Fault injection. */
+  failQueries = 0;
+  failStarts = 0;
+  unhealthy: string | undefined;
+  failUnmap = 0;
+
+  constructor(
+    readonly name: StrategyName,
+    readonly pageSize: bigint,
+    readonly withUnmapDirty = false,
+  ) {
+    if (withUnmapDirty) this.unmapDirty = this.#unmapDirty;
+  }
+
+  unmapDirty?: (iova: bigint, length: bigint, into: Bitmap) => void;
+
+  /** A device write at an IOVA: recorded when logging covers it. */
+  write(iova: bigint): void {
+    if (!this.running) return;
+    if (this.ranges.some((r) => iova >= r.iova && iova < r.iova + r.length))
+      this.log.add(iova - (iova % this.pageSize));
+  }
+
+  /** The device was reset: the log is gone, and nothing says so but the device's state. */
+  resetLog(): void {
+    this.log.clear();
+  }
+
+  start(ranges: readonly IovaRange[]): void {
+    this.startCalls++;
+    if (this.failStarts > 0) {
+      this.failStarts--;
+      throw Object.assign(new Error("start failed"), { errno: 5 });
+    }
+    if (this.running) throw Object.assign(new Error("EBUSY"), { errno: 16 });
+    this.ranges = ranges;
+    this.log.clear();
+    this.running = true;
+  }
+
+  stop(): void {
+    this.stopCalls++;
+    this.running = false;
+    this.log.clear();
+  }
+
+  check(): string | undefined {
+    return this.unhealthy;
+  }
+
+  query(iova: bigint, length: bigint, into: Bitmap): void {
+    if (!this.running) throw Object.assign(new Error("EINVAL: not started"), { errno: 22 });
+    if (this.failQueries > 0) {
+      this.failQueries--;
+      // A failed REPORT may have cleared part of the log already: drop it all, the worst case.
+      this.log.clear();
+      throw Object.assign(new Error("REPORT failed"), { errno: 5 });
+    }
+    this.kernelBytes += Math.ceil(Number(length / this.pageSize) / 64) * 8;
+    for (const p of [...this.log]) {
+      if (p < iova || p >= iova + length) continue;
+      this.log.delete(p);
+      const bit = (p - into.base) / into.pageSize;
+      if (p >= into.base && bit < BigInt(into.nbits)) into.set(Number(bit), 1);
+    }
+  }
+
+  #unmapDirty(iova: bigint, length: bigint, into: Bitmap): void {
+    if (this.failUnmap > 0) {
+      this.failUnmap--;
+      this.log.clear();
+      throw Object.assign(new Error("UNMAP_DMA with GET_DIRTY_BITMAP failed"), { errno: 5 });
+    }
+    this.query(iova, length, into);
+  }
+}
