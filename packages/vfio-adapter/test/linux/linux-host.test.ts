@@ -5,6 +5,7 @@
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import koffi from "koffi";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { Errno, InvalidInputError, SyscallError } from "../../src/errors.ts";
 import { O_CLOEXEC, O_RDONLY, O_RDWR } from "../../src/host.ts";
@@ -152,6 +153,27 @@ describe("pread and pwrite", () => {
     expect([...readFileSync(path)]).toEqual([...Array(256).keys()]);
     // The address the kernel sees for the subarray is the wasm base plus the offset.
     expect(host.addressOf(view.subarray(4096))).toBe(host.addressOf(view) + 4096n);
+  });
+
+  it("the kernel writes into wasm memory through a raw address carried inside a struct", () => {
+    // VFIO bitmaps reach the kernel as a u64 `data` field holding an address. preadv's iovec is
+    // the same shape ({ u64 iov_base; u64 iov_len }), so it shows that addressOf gives the address
+    // the kernel really writes to, for a subarray in the middle of wasm memory.
+    const libc = koffi.load("libc.so.6");
+    const preadv = libc.func("intptr_t preadv(int fd, void *iov, int iovcnt, int64_t offset)");
+    const memory = new WebAssembly.Memory({ initial: 2 });
+    const view = new Uint8Array(memory.buffer).fill(0x11);
+    const target = view.subarray(70_000, 70_000 + 48);
+    const iov = new Uint8Array(16);
+    new DataView(iov.buffer).setBigUint64(0, host.addressOf(target), true);
+    new DataView(iov.buffer).setBigUint64(8, 48n, true);
+    const path = join(dir, "preadv");
+    writeFileSync(path, Buffer.from([...Array(64).keys()]));
+    const fd = open(path, O_RDONLY);
+    expect(Number(preadv(fd, iov, 1, 8))).toBe(48);
+    expect([...target]).toEqual([...Array(48).keys()].map((i) => i + 8));
+    expect(view[69_999]).toBe(0x11);
+    expect(view[70_048]).toBe(0x11);
   });
 
   it("a view detached by memory.grow has no address: addressOf says so instead of giving 0", () => {
