@@ -92,7 +92,12 @@ describe("bitmap merge", () => {
         const base = pageSize * BigInt(Math.floor(rand() * 3000));
         const bytes = bitmapBytes(nbits, randomPages(rand, nbits, rand() * 0.3));
         writeFileSync(file(`m${seed}-${i}.bin`), bytes);
-        return { bytes, pageSize, base, spec: `${file(`m${seed}-${i}.bin`)},page-size=${pageSize},base=0x${base.toString(16)}` };
+        return {
+          bytes,
+          pageSize,
+          base,
+          spec: `${file(`m${seed}-${i}.bin`)},page-size=${pageSize},base=0x${base.toString(16)}`,
+        };
       });
       const outPageSize = inputs[0]!.pageSize;
       const lowest = inputs.reduce((m, x) => (x.base < m ? x.base : m), inputs[0]!.base);
@@ -118,7 +123,11 @@ describe("bitmap translate", () => {
       let gpaSlot = 0;
       while (at < nbits) {
         const len = Math.min(nbits - at, 1 + Math.floor(rand() * 200));
-        maps.push({ iova: BigInt(at) * pageSize, gpa: 0x40000000n + BigInt(gpaSlot) * 0x100000n, length: BigInt(len) * pageSize });
+        maps.push({
+          iova: BigInt(at) * pageSize,
+          gpa: 0x40000000n + BigInt(gpaSlot) * 0x100000n,
+          length: BigInt(len) * pageSize,
+        });
         gpaSlot += 1 + Math.floor(rand() * 3);
         at += len;
       }
@@ -153,13 +162,23 @@ describe("bitmap render", () => {
     const rand = rng(41);
     const pages = randomPages(rand, 64 * 64, 0.25);
     writeFileSync(file("r.bin"), bitmapBytes(64 * 64, pages));
-    const { code, doc } = await cliJson(["bitmap", "render", file("r.bin"), "--svg", file("r.svg"), "--cells", "256"]);
+    const { code, doc } = await cliJson([
+      "bitmap",
+      "render",
+      file("r.bin"),
+      "--svg",
+      file("r.svg"),
+      "--cells",
+      "256",
+    ]);
     expect(code).toBe(0);
     expect(doc).toMatchObject({ cells: 256, pagesPerCell: 16 });
     const svg = readFileSync(file("r.svg"), "utf8");
     expect(svg).toMatch(/^<\?xml[^>]*>\n<svg xmlns="http:\/\/www.w3.org\/2000\/svg"/);
     expect(svg).not.toMatch(/(href|src)=|<script|@import|url\(/);
-    const titles = [...svg.matchAll(/<title>0x[0-9a-f]+: (\d+)\/16 dirty<\/title>/g)].map((m) => Number(m[1]));
+    const titles = [...svg.matchAll(/<title>0x[0-9a-f]+: (\d+)\/16 dirty<\/title>/g)].map((m) =>
+      Number(m[1]),
+    );
     expect(titles).toHaveLength(256);
     expect(titles.reduce((a, b) => a + b, 0)).toBe(pages.length);
   });

@@ -16,7 +16,10 @@ export interface CliResult {
 }
 
 /** Runs `vfio-dirty ...args` to completion. NO_COLOR is set unless `env` overrides it. */
-export function cli(args: readonly string[], opts: { env?: NodeJS.ProcessEnv; cwd?: string } = {}): Promise<CliResult> {
+export function cli(
+  args: readonly string[],
+  opts: { env?: NodeJS.ProcessEnv; cwd?: string } = {},
+): Promise<CliResult> {
   return new Promise((resolve) => {
     execFile(
       process.execPath,
@@ -36,7 +39,9 @@ export function cli(args: readonly string[], opts: { env?: NodeJS.ProcessEnv; cw
 }
 
 /** Runs the CLI and parses its stdout as the one JSON document of a --json run. */
-export async function cliJson<T = Record<string, unknown>>(args: readonly string[]): Promise<CliResult & { doc: T }> {
+export async function cliJson<T = Record<string, unknown>>(
+  args: readonly string[],
+): Promise<CliResult & { doc: T }> {
   const r = await cli([...args, "--json"]);
   let doc: T;
   try {

@@ -10,6 +10,7 @@
 
 import { readFileSync, writeFileSync } from "node:fs";
 import type { Bitmap, BitmapCore } from "@vfio-dirty/bitmap-wasm";
+import { InternalError } from "@vfio-dirty/vfio-adapter";
 import { UsageError } from "./errors.ts";
 import { hex } from "./format/units.ts";
 import { parseAddress, parsePageSize, U64_MAX } from "./parse/size.ts";
@@ -141,6 +142,15 @@ export function maxBigint(values: readonly bigint[]): bigint {
   let m = values[0]!;
   for (const v of values) if (v > m) m = v;
   return m;
+}
+
+/**
+ * The output bitmaps are sized to cover every input page, so bitmap-wasm reporting pages outside
+ * them means a sizing bug here: stop rather than write a file that lost pages.
+ */
+export function assertNothingOutside(outsidePages: number): void {
+  if (outsidePages !== 0)
+    throw new InternalError(`${outsidePages} dirty pages fell outside the output bitmap (sizing bug)`);
 }
 
 // --- Internal helpers ---

@@ -7,6 +7,7 @@ import { Command } from "commander";
 import {
   alignDown,
   alignUp,
+  assertNothingOutside,
   bitmapCore,
   parseInputSpec,
   readBitmapFile,
@@ -89,7 +90,7 @@ export async function bitmapConvert(
       base: toBase,
     });
     try {
-      core.convert(src, dst);
+      assertNothingOutside(core.convert(src, dst).outsidePages);
       writeBitmapFile(outPath, dst);
       return { command: "bitmap convert", input: summary(input.path, src), output: summary(outPath, dst) };
     } finally {

@@ -6,6 +6,7 @@ import { Command } from "commander";
 import {
   alignDown,
   alignUp,
+  assertNothingOutside,
   bitmapCore,
   maxBigint,
   minBigint,
@@ -100,7 +101,7 @@ export async function bitmapMerge(
       base,
     });
     try {
-      for (const src of srcs) core.convert(src, dst);
+      for (const src of srcs) assertNothingOutside(core.convert(src, dst).outsidePages);
       writeBitmapFile(outPath, dst);
       return {
         command: "bitmap merge",

@@ -7,6 +7,7 @@ import { Command } from "commander";
 import {
   alignDown,
   alignUp,
+  assertNothingOutside,
   bitmapCore,
   maxBigint,
   minBigint,
@@ -112,7 +113,8 @@ export async function bitmapTranslate(
       base,
     });
     try {
-      const { unmappedPages } = table.translate(src, dst);
+      const { unmappedPages, outsidePages } = table.translate(src, dst);
+      assertNothingOutside(outsidePages);
       writeBitmapFile(outPath, dst);
       return {
         command: "bitmap translate",

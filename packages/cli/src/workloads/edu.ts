@@ -1,0 +1,101 @@
+// The workload plugin for QEMU's `edu` test device (vendor 0x1234, device 0x11e8), used by the
+// real-kernel tests: it copies the device's 4 KiB internal buffer into pages of the DMA buffer.
+//
+// edu registers (BAR0, docs/specs/edu.rst in QEMU): 0x80 DMA source, 0x88 destination, 0x90
+// count, 0x98 command (bit 0 start, bit 1 direction device-to-RAM; bit 0 clears when done). The
+// device's buffer is at 0x40000. Limits found on QEMU 7.2: a transfer of 4096 bytes aborts the
+// VM, so transfers are at most 4095 bytes; the DMA mask is 28 bits, so IOVAs stay below 256 MiB.
+
+import type { DeviceAccess, DmaBuffer, WorkloadPlugin, WorkloadSession, WrittenRange } from "./plugin.ts";
+
+const EDU_VENDOR = 0x1234;
+const EDU_DEVICE = 0x11e8;
+const REG_DMA_SRC = 0x80;
+const REG_DMA_DST = 0x88;
+const REG_DMA_COUNT = 0x90;
+const REG_DMA_CMD = 0x98;
+const CMD_START = 0x1;
+const CMD_TO_RAM = 0x2;
+const EDU_BUFFER = 0x40000;
+const MAX_TRANSFER = 4095;
+const DMA_LIMIT = 1n << 28n;
+const PCI_COMMAND = 0x04;
+const PCI_COMMAND_MEMORY_MASTER = 0x6;
+/** How long one DMA may take before the device counts as hung (each takes ~100 ms under TCG). */
+const DMA_TIMEOUT_MS = 5000;
+
+export const eduPlugin: WorkloadPlugin = {
+  name: "edu",
+  description: "QEMU edu test device: DMA of up to 4095 bytes from its buffer into random pages",
+  supports: (d) => d.vendorId === EDU_VENDOR && d.deviceId === EDU_DEVICE,
+  create: ({ device, buffer, seed, pageSize }) => new EduSession(device, buffer, seed, pageSize),
+};
+
+export default eduPlugin;
+
+class EduSession implements WorkloadSession {
+  #random: () => number;
+  #stopped = false;
+
+  constructor(
+    private readonly device: DeviceAccess,
+    private readonly buffer: DmaBuffer,
+    seed: number,
+    private readonly pageSize: bigint,
+  ) {
+    if (buffer.iova + buffer.length > DMA_LIMIT)
+      throw new RangeError(
+        `edu: the DMA buffer must lie below 256 MiB (28-bit DMA mask), got ${buffer.iova}`,
+      );
+    this.#random = mulberry32(seed);
+    const cmd = device.readConfig16(PCI_COMMAND);
+    device.writeConfig16(PCI_COMMAND, cmd | PCI_COMMAND_MEMORY_MASTER);
+  }
+
+  async run(budgetMs: number, signal: AbortSignal): Promise<WrittenRange[]> {
+    const written: WrittenRange[] = [];
+    const until = performance.now() + budgetMs;
+    while (!this.#stopped && !signal.aborted && performance.now() < until) {
+      const pages = Number(this.buffer.length / this.pageSize);
+      const page = BigInt(Math.floor(this.#random() * pages));
+      const iova = this.buffer.iova + page * this.pageSize;
+      const length = Math.min(MAX_TRANSFER, Number(this.pageSize));
+      this.device.writeBar32(0, REG_DMA_SRC, EDU_BUFFER);
+      this.device.writeBar32(0, REG_DMA_SRC + 4, 0);
+      this.device.writeBar32(0, REG_DMA_DST, Number(iova & 0xffffffffn));
+      this.device.writeBar32(0, REG_DMA_DST + 4, Number(iova >> 32n));
+      this.device.writeBar32(0, REG_DMA_COUNT, length);
+      this.device.writeBar32(0, REG_DMA_CMD, CMD_START | CMD_TO_RAM);
+      // Recorded before completion: a DMA that started may have written, so it counts.
+      written.push({ iova, length: BigInt(length) });
+      await this.#waitIdle();
+    }
+    return written;
+  }
+
+  stop(): void {
+    this.#stopped = true;
+  }
+
+  async #waitIdle(): Promise<void> {
+    const deadline = performance.now() + DMA_TIMEOUT_MS;
+    while (this.device.readBar32(0, REG_DMA_CMD) & CMD_START) {
+      if (performance.now() > deadline)
+        throw new Error("edu: DMA did not complete within 5 s; the device hangs");
+      await new Promise((r) => setTimeout(r, 5));
+    }
+  }
+}
+
+// --- Internal helpers ---
+
+function mulberry32(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
