@@ -1,7 +1,9 @@
-// The bitmap-wasm types the tracker uses, in one place.
+// The part of @vfio-dirty/bitmap-wasm the tracker uses, as structural interfaces.
 //
-// TEMPORARY: mirrors the TypeScript API sketched in the team brief until
-// @vfio-dirty/bitmap-wasm's src/ lands; then this file becomes a re-export of its types.
+// Why not import the classes' types directly: bitmap-wasm's Bitmap is a class with private
+// fields, which TypeScript types nominally, so no stand-in could be passed. The tests run the
+// tracker on the real wasm core and, as a reference model, on a naive TypeScript core
+// (test/ref-core.ts); test/bitmap-types.test.ts checks that the real core satisfies these types.
 
 /** A dirty bitmap in wasm memory: bit i stands for [base + i * pageSize, base + (i + 1) * pageSize). */
 export interface Bitmap {
@@ -44,7 +46,7 @@ export interface XlatTable {
 export interface BitmapCore {
   bitmap(opts: { nbits: number; pageSize?: bigint; base?: bigint }): Bitmap;
   /** OR src into dst by address; returns the number of src pages not entirely inside dst's span. */
-  convert(src: Bitmap, dst: Bitmap): number | bigint;
-  density(bitmap: Bitmap, buckets: number): ArrayLike<number | bigint>;
+  convert(src: Bitmap, dst: Bitmap): { outsidePages: number };
+  density(bitmap: Bitmap, buckets: number): number[];
   xlatTable(pageSize?: bigint): XlatTable;
 }

@@ -359,7 +359,7 @@ class TrackerImpl implements Tracker {
         if (!full) {
           dirtyPages += dst.count();
           this.#countSections(dst, sectionPages);
-          if (opts.into) notMerged += Number(this.#core.convert(dst, opts.into));
+          if (opts.into) notMerged += this.#core.convert(dst, opts.into).outsidePages;
           opts.onWindow?.(dst);
         }
       } finally {
@@ -404,7 +404,7 @@ class TrackerImpl implements Tracker {
     if (full) {
       dirtyPages = this.#report!.count();
       this.#countSections(this.#report!, sectionPages);
-      if (opts.into) notMerged += Number(this.#core.convert(this.#report!, opts.into));
+      if (opts.into) notMerged += this.#core.convert(this.#report!, opts.into).outsidePages;
     }
     const kernelAfter = this.#units.reduce((s, u) => s + u.strategy.kernelBytes, 0);
     const eligibleSet = new Set(eligible);
@@ -627,7 +627,7 @@ class TrackerImpl implements Tracker {
   #translate(iovaBits: Bitmap, gpaBits: Bitmap): void {
     const { unmappedPages } = this.#xlat!.translate(iovaBits, gpaBits);
     // A dirty IOVA on no mapping has no guest page behind it: the IOMMU faulted that DMA.
-    if (Number(unmappedPages) > 0)
+    if (unmappedPages > 0)
       this.#event(
         "unmapped-dirty",
         "viommu",

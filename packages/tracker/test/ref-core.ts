@@ -139,7 +139,7 @@ class RefXlat implements XlatTable {
     this.mappings = this.mappings.filter((m) => !m.removed);
     return n;
   }
-  translate(src: Bitmap, dst: Bitmap): { unmappedPages: number } {
+  translate(src: Bitmap, dst: Bitmap): { unmappedPages: number; outsidePages: number } {
     const s = src as RefBitmap;
     const d = dst as RefBitmap;
     let unmapped = 0;
@@ -157,7 +157,7 @@ class RefXlat implements XlatTable {
       }
       if (!hit) unmapped++;
     }
-    return { unmappedPages: unmapped };
+    return { unmappedPages: unmapped, outsidePages: 0 };
   }
   free(): void {}
 }
@@ -176,7 +176,7 @@ export function createRefCore(): BitmapCore & { live: Set<RefBitmap> } {
       };
       return b;
     },
-    convert(src: Bitmap, dst: Bitmap): number {
+    convert(src: Bitmap, dst: Bitmap): { outsidePages: number } {
       const s = src as RefBitmap;
       const d = dst as RefBitmap;
       let outside = 0;
@@ -190,7 +190,7 @@ export function createRefCore(): BitmapCore & { live: Set<RefBitmap> } {
         const b = hi < dEnd ? hi : dEnd;
         for (let p = (a - d.base) / d.pageSize; d.base + p * d.pageSize < b; p++) d.bits[Number(p)] = 1;
       }
-      return outside;
+      return { outsidePages: outside };
     },
     density(bitmap: Bitmap, buckets: number): number[] {
       const out: number[] = [];
