@@ -102,7 +102,7 @@ export function bits(value: number, op: string, what: string): bigint {
 /** A u64 address or length as the i64 the ABI takes (two's complement above 2^63). */
 export function u64(value: bigint, op: string, what: string): bigint {
   if (value < 0n || value > 0xffff_ffff_ffff_ffffn) {
-    throw new BitmapError(ErrorCode.OVERFLOW, op, `${what} 0x${value.toString(16)} is not a u64`);
+    throw new BitmapError(ErrorCode.OVERFLOW, op, `${what} ${hex(value)} is not a u64`);
   }
   return BigInt.asIntN(64, value);
 }
@@ -113,5 +113,5 @@ export function fromU64(value: bigint): bigint {
 }
 
 export function hex(value: bigint): string {
-  return `0x${value.toString(16)}`;
+  return value < 0n ? `-0x${(-value).toString(16)}` : `0x${value.toString(16)}`;
 }

@@ -1,0 +1,142 @@
+// Page-size conversion against a by-address reference: every destination page that overlaps a
+// dirty source page must be dirty, for every power-of-two pair in 512 B..1 GiB, with bases that
+// differ and are not aligned to the larger page, including partial pages at both ends.
+
+import fc from "fast-check";
+import { describe, expect, it } from "vitest";
+import { loadBitmapCoreSync } from "../src/node.ts";
+import { type Bits, bitsArb, load, read } from "./reference.ts";
+
+const core = loadBitmapCoreSync();
+
+/** Reference: OR src into dst by address, one dirty source page at a time. */
+function refConvert(
+  sref: Bits,
+  sBase: bigint,
+  sPs: bigint,
+  dref: Bits,
+  dBase: bigint,
+  dPs: bigint,
+): { want: Bits; outside: number } {
+  const want = dref.slice();
+  const dEnd = dBase + BigInt(dref.length) * dPs;
+  let outside = 0;
+  for (let i = 0; i < sref.length; i++) {
+    if (!sref[i]) continue;
+    const lo = sBase + BigInt(i) * sPs;
+    const hi = lo + sPs;
+    if (lo < dBase || hi > dEnd) outside++;
+    for (let a = lo > dBase ? lo : dBase; a < hi && a < dEnd; ) {
+      const j = (a - dBase) / dPs;
+      want[Number(j)] = 1;
+      a = dBase + (j + 1n) * dPs;
+    }
+  }
+  return { want, outside };
+}
+
+const LOGS = Array.from({ length: 22 }, (_, i) => 9 + i); // 512 B .. 1 GiB
+
+/** Two geometries whose spans overlap partially, bases unaligned to the larger page. */
+const convertCase = fc
+  .record({
+    sLog: fc.constantFrom(...LOGS),
+    dLog: fc.constantFrom(...LOGS),
+    sBits: fc.integer({ min: 0, max: 300 }),
+    dBits: fc.integer({ min: 0, max: 300 }),
+    anchor: fc.bigInt({ min: 1n << 40n, max: 1n << 46n }),
+    sOff: fc.integer({ min: -300, max: 300 }),
+    dOff: fc.integer({ min: -300, max: 300 }),
+  })
+  .chain((g) => fc.tuple(fc.constant(g), bitsArb(g.sBits), bitsArb(g.dBits)));
+
+describe("convert", () => {
+  it("never loses a dirty page, for every page-size pair and unaligned bases", () => {
+    fc.assert(
+      fc.property(convertCase, ([g, sref, dref]) => {
+        const sPs = 1n << BigInt(g.sLog);
+        const dPs = 1n << BigInt(g.dLog);
+        // Align the anchor to the finer page; offsets in the finer page keep the bases unaligned
+        // to the larger one, and each base stays aligned to its own page size.
+        const fine = sPs < dPs ? sPs : dPs;
+        const anchor = (g.anchor / fine) * fine;
+        const sBase = roundDown(anchor + BigInt(g.sOff) * fine, sPs);
+        const dBase = roundDown(anchor + BigInt(g.dOff) * fine, dPs);
+        const src = load(core, sref, sPs, sBase);
+        const dst = load(core, dref, dPs, dBase);
+        const { outsidePages } = core.convert(src, dst);
+        const { want, outside } = refConvert(sref, sBase, sPs, dref, dBase, dPs);
+        expect(read(dst)).toEqual(want);
+        expect(outsidePages).toBe(outside);
+        expect(read(src)).toEqual(sref);
+        src.free();
+        dst.free();
+      }),
+      { numRuns: 400 },
+    );
+  });
+
+  it("covers all 22 x 22 page-size pairs at least once with overlapping unaligned windows", () => {
+    for (const sLog of LOGS) {
+      for (const dLog of LOGS) {
+        const sPs = 1n << BigInt(sLog);
+        const dPs = 1n << BigInt(dLog);
+        const big = sPs > dPs ? sPs : dPs;
+        const fine = sPs < dPs ? sPs : dPs;
+        // The source starts 3 fine pages into a big page; the destination 5 fine pages before one.
+        const sBase = roundDown(big * 7n + 3n * fine, sPs);
+        const dBase = roundDown(big * 7n - 5n * fine, dPs);
+        const sBits = sPs > dPs ? 3 : 200;
+        const dBits = dPs > sPs ? 3 : 200;
+        const sref = new Uint8Array(sBits);
+        sref[0] = 1;
+        sref[sBits - 1] = 1;
+        sref[sBits >> 1] = 1;
+        const src = load(core, sref, sPs, sBase);
+        const dst = load(core, new Uint8Array(dBits), dPs, dBase);
+        const { outsidePages } = core.convert(src, dst);
+        const { want, outside } = refConvert(sref, sBase, sPs, new Uint8Array(dBits), dBase, dPs);
+        expect(read(dst), `${sPs} -> ${dPs}`).toEqual(want);
+        expect(outsidePages, `${sPs} -> ${dPs}`).toBe(outside);
+        src.free();
+        dst.free();
+      }
+    }
+  });
+
+  it("coarsens a 4 KiB bitmap to 2 MiB pages with a dirty page in each partial end page", () => {
+    // src covers [2 MiB - 8 KiB, 6 MiB + 4 KiB): partial coarse pages at both ends.
+    const sBase = (2n << 20n) - 8192n;
+    const sref = new Uint8Array(1024 + 3);
+    sref[0] = 1; // in coarse page 0
+    sref[sref.length - 1] = 1; // in coarse page 3
+    const src = load(core, sref, 4096n, sBase);
+    const dst = core.bitmap({ nbits: 4, pageSize: 2n << 20n, base: 0n });
+    expect(core.convert(src, dst)).toEqual({ outsidePages: 0 });
+    expect(read(dst)).toEqual(Uint8Array.from([1, 0, 0, 1]));
+    src.free();
+    dst.free();
+  });
+
+  it("expands a dirty 1 GiB page into every 512 B page of a window inside it", () => {
+    const src = core.bitmap({ nbits: 2, pageSize: 1n << 30n, base: 1n << 30n });
+    src.set(0, 1);
+    // The window starts 512 B before the dirty page and ends inside it.
+    const dst = core.bitmap({ nbits: 1000, pageSize: 512n, base: (1n << 30n) - 512n });
+    expect(core.convert(src, dst)).toEqual({ outsidePages: 1 });
+    expect(dst.count()).toBe(999);
+    expect(dst.test(0)).toBe(false);
+    src.free();
+    dst.free();
+  });
+
+  it("rejects converting a bitmap into itself", () => {
+    const bm = core.bitmap({ nbits: 10 });
+    expect(() => core.convert(bm, bm)).toThrow(/OVERLAP/);
+    bm.free();
+  });
+});
+
+function roundDown(v: bigint, ps: bigint): bigint {
+  return (v / ps) * ps;
+}

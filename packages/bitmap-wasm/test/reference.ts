@@ -1,0 +1,83 @@
+// A plain bit-by-bit reference model for the wasm bitmap, and helpers that move bits between the
+// model (one byte per bit) and a wasm Bitmap. Deliberately naive: every check in the tests
+// compares the wasm result with what these loops compute one bit at a time.
+
+import fc from "fast-check";
+import type { Bitmap, BitmapCore } from "../src/index.ts";
+
+export type Bits = Uint8Array; // one entry (0 or 1) per page
+
+/** Deterministic pseudo-random bits with a given density (xorshift32, seeded). */
+export function randomBits(nbits: number, seed: number, density: number): Bits {
+  const out = new Uint8Array(nbits);
+  let s = seed | 0 || 1;
+  for (let i = 0; i < nbits; i++) {
+    s ^= s << 13;
+    s ^= s >>> 17;
+    s ^= s << 5;
+    out[i] = (s >>> 0) / 0x1_0000_0000 < density ? 1 : 0;
+  }
+  return out;
+}
+
+/** An arbitrary bit pattern: sparse, dense, empty, full, or runs. */
+export const bitsArb = (nbits: number): fc.Arbitrary<Bits> =>
+  fc
+    .record({ seed: fc.integer(), density: fc.constantFrom(0, 0.02, 0.3, 0.5, 0.9, 1) })
+    .map(({ seed, density }) => randomBits(nbits, seed, density));
+
+/** A bitmap in wasm memory holding exactly `ref`, written through its word view. */
+export function load(core: BitmapCore, ref: Bits, pageSize = 4096n, base = 0n): Bitmap {
+  const bm = core.bitmap({ nbits: ref.length, pageSize, base });
+  const bytes = bm.bytes;
+  for (let i = 0; i < ref.length; i++) if (ref[i]) bytes[i >> 3]! |= 1 << (i & 7);
+  return bm;
+}
+
+/** The bits of a wasm bitmap, after checking that no bit past nbits was written. */
+export function read(bm: Bitmap): Bits {
+  const bytes = bm.bytes;
+  const out = new Uint8Array(bm.nbits);
+  for (let i = 0; i < bm.nbits; i++) out[i] = (bytes[i >> 3]! >> (i & 7)) & 1;
+  for (let i = bm.nbits; i < bm.byteLength * 8; i++) {
+    if ((bytes[i >> 3]! >> (i & 7)) & 1) throw new Error(`bit ${i} past nbits ${bm.nbits} is set`);
+  }
+  return out;
+}
+
+/** Runs of set bits in ref at or after `from` (a run containing `from` starts at `from`). */
+export function refRuns(ref: Bits, from = 0, to = ref.length): [number, number][] {
+  const runs: [number, number][] = [];
+  let i = from;
+  while (i < to) {
+    if (!ref[i]) {
+      i++;
+      continue;
+    }
+    const s = i;
+    while (i < to && ref[i]) i++;
+    runs.push([s, i - s]);
+  }
+  return runs;
+}
+
+export function refCount(ref: Bits, start = 0, n = ref.length - start): number {
+  let c = 0;
+  for (let i = start; i < start + n; i++) c += ref[i]!;
+  return c;
+}
+
+/**
+ * A range [start, start + n) inside nbits, biased towards the interesting cases: empty, ending
+ * exactly at nbits, starting at 0, word-aligned, and arbitrary.
+ */
+export const rangeArb = (nbits: number): fc.Arbitrary<{ start: number; n: number }> =>
+  fc
+    .tuple(fc.nat(), fc.nat(), fc.constantFrom("any", "toEnd", "fromZero", "empty", "whole"))
+    .map(([a, b, mode]) => {
+      const start = mode === "fromZero" || mode === "whole" ? 0 : a % (nbits + 1);
+      const room = nbits - start;
+      if (mode === "empty") return { start, n: 0 };
+      if (mode === "toEnd" || mode === "whole") return { start, n: room };
+      return { start, n: b % (room + 1) };
+    });
