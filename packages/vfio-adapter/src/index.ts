@@ -19,7 +19,14 @@ export { decodeAmdFeatures, decodeIntelEcap } from "./iommu-hw.ts";
 export type { PciAddress } from "./pci-address.ts";
 export { formatPciAddress, isPciAddress, parsePciAddress } from "./pci-address.ts";
 export type { IommuGroup, IommuUnit, PciDevice, VfioCdev } from "./sysfs.ts";
-export { findPciDevice, isVfioPciDriver, listPciDevices, listVfioDevices, readIommuUnit } from "./sysfs.ts";
+export {
+  findPciDevice,
+  isVfioPciDriver,
+  listIommuUnits,
+  listPciDevices,
+  listVfioDevices,
+  readIommuUnit,
+} from "./sysfs.ts";
 export { checkSysfsPath } from "./sysfs-path.ts";
 export * as uapi from "./uapi/index.ts";
 // backends: "@vfio-dirty/vfio-adapter/linux" | "@vfio-dirty/vfio-adapter/sim"

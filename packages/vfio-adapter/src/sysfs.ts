@@ -116,6 +116,16 @@ export function findPciDevice(sysfs: SysfsReader, address: string): PciDevice | 
   return readDevice(sysfs, parsePciAddress(address).text);
 }
 
+/** Every IOMMU unit the host registered (class/iommu), sorted by name; [] without an IOMMU. */
+export function listIommuUnits(sysfs: SysfsReader): IommuUnit[] {
+  const out: IommuUnit[] = [];
+  for (const name of sysfs.readdir("class/iommu") ?? []) {
+    const link = sysfs.readlink(`class/iommu/${name}`);
+    if (link) out.push(readIommuUnit(sysfs, link));
+  }
+  return out.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+}
+
 /** What sysfs tells of the IOMMU unit at a root-relative path ("devices/virtual/iommu/dmar0"). */
 export function readIommuUnit(sysfs: SysfsReader, sysfsPath: string): IommuUnit {
   const name = sysfsPath.slice(sysfsPath.lastIndexOf("/") + 1);

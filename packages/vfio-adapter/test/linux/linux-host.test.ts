@@ -2,7 +2,7 @@
 // file, anonymous memory and WebAssembly memory. No VFIO device is needed; real VFIO calls run in
 // the VM tests.
 
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import koffi from "koffi";
@@ -191,6 +191,25 @@ describe("pread and pwrite", () => {
     expect(host.pwrite(-3, new Uint8Array(4), 0n)).toBe(-Errno.EBADF);
     // pwrite to a read-only fd: the kernel's EBADF, unchanged.
     expect(host.pwrite(fd, new Uint8Array(4), 0n)).toBe(-Errno.EBADF);
+  });
+});
+
+describe("sysfs", () => {
+  it("reads /sys by default, another root when asked, or an injected reader", () => {
+    expect(host.sysfs.exists("bus")).toBe(existsSync("/sys/bus"));
+    const root = join(dir, "fake-sys");
+    mkdirSync(join(root, "kernel"), { recursive: true });
+    writeFileSync(join(root, "kernel", "marker"), "fixture\n");
+    using rooted = createLinuxHost({ sysfsRoot: root });
+    expect(rooted.sysfs.readFile("kernel/marker")).toBe("fixture");
+    const injected = {
+      readFile: () => "injected",
+      readdir: () => [],
+      readlink: () => undefined,
+      exists: () => true,
+    };
+    using withReader = createLinuxHost({ sysfs: injected, sysfsRoot: root });
+    expect(withReader.sysfs.readFile("kernel/marker")).toBe("injected");
   });
 });
 

@@ -8,7 +8,13 @@ import { afterAll, describe, expect, it } from "vitest";
 import { InvalidInputError } from "../../src/errors.ts";
 import type { SysfsReader } from "../../src/host.ts";
 import { createDirSysfsReader } from "../../src/linux/dir-sysfs.ts";
-import { findPciDevice, isVfioPciDriver, listPciDevices, listVfioDevices } from "../../src/sysfs.ts";
+import {
+  findPciDevice,
+  isVfioPciDriver,
+  listIommuUnits,
+  listPciDevices,
+  listVfioDevices,
+} from "../../src/sysfs.ts";
 import {
   AMD_EFR_WITH_HD,
   amdHost,
@@ -96,6 +102,13 @@ describe("Intel host with an mlx5 VF on mlx5_vfio_pci", () => {
     expect(nvme.iommu?.hardware.bits.SLADS).toBe(false);
   });
 
+  it("lists both VT-d units, only one with dirty tracking", () => {
+    expect(listIommuUnits(sysfs).map((u) => [u.name, u.sysfsPath, u.hardware.dirtyTracking])).toEqual([
+      ["dmar0", "devices/virtual/iommu/dmar0", true],
+      ["dmar1", "devices/virtual/iommu/dmar1", false],
+    ]);
+  });
+
   it("gives undefined for an absent device and throws for a malformed address", () => {
     expect(findPciDevice(sysfs, "0000:3b:00.7")).toBeUndefined();
     expect(() => findPciDevice(sysfs, "0000:3b:00.2/../../..")).toThrow(InvalidInputError);
@@ -120,6 +133,12 @@ describe("AMD host", () => {
       source: `EFR 0x${AMD_EFR_WITH_HD.toString(16)}, EFR2 0x0`,
       bits: { HASup: true, HDSup: true },
     });
+  });
+
+  it("lists the IVHD unit under its PCI function", () => {
+    expect(
+      listIommuUnits(mount(amdHost())).map((u) => [u.name, u.hardware.kind, u.hardware.dirtyTracking]),
+    ).toEqual([["ivhd0", "amd-vi", true]]);
   });
 
   it("a 6.1-style vfio-dev without a dev attribute means no cdev", () => {
@@ -236,6 +255,11 @@ describe("this machine's /sys", () => {
       const link = join("/sys/bus/pci/devices", d.address, "driver");
       expect(d.driver, d.address).toBe(existsSync(link) ? basename(readlinkSync(link)) : undefined);
     }
+  });
+
+  it("lists the IOMMU units the kernel registered (none on this machine), without an error", () => {
+    const units = existsSync("/sys/class/iommu") ? readdirSync("/sys/class/iommu").sort() : [];
+    expect(listIommuUnits(sysfs).map((u) => u.name)).toEqual(units);
   });
 
   it("lists exactly the devices bound to a VFIO driver (none here), without an error", () => {
