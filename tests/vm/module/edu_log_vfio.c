@@ -1,0 +1,400 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * edu_log_vfio: a vfio-pci variant driver for QEMU's "edu" device (1234:11e8) that implements
+ * the kernel's device DMA logging (struct vfio_log_ops), for vfio-dirty's real-kernel tests.
+ *
+ * edu has no dirty tracking of its own, so this driver watches the DMA commands that pass
+ * through the region-write path. It mirrors edu's register model (QEMU hw/misc/edu.c):
+ *   0x80 source, 0x88 destination, 0x90 count: a 4- or 8-byte write at exactly that offset
+ *        sets the whole field (zero-extended); writes while a DMA runs are ignored by edu.
+ *   0x98 command: bit 0 starts a DMA (ignored while one runs), bit 1 = device -> RAM.
+ *   edu masks DMA addresses to 28 bits (its dma_mask), so we mark (dst & mask).
+ * A device -> RAM command marks the destination pages that fall inside the logged ranges.
+ * Marking happens when the command is issued; a DMA still running at the time of a report
+ * keeps its pages dirty for the next report too, so a sync between issue and completion
+ * cannot lose the write.
+ *
+ * BAR0 cannot be mmap'ed (and is not advertised as mmap-able), and VFIO_DEVICE_IOEVENTFD is
+ * refused, so every register write reaches this driver.
+ *
+ * Log state: one bitmap over edu's 2^28-byte DMA space at the logging page size, plus the list
+ * of logged ranges. log_read_and_clear hands each dirty log page to iova_bitmap_set, which
+ * replicates or coarsens it to the REPORT's page size.
+ *
+ * Errors follow what vfio-dirty's simulated host models: a second log_start while logging is
+ * EBUSY; log_read_and_clear while not logging is EINVAL; log_stop is always accepted.
+ */
+#include <linux/bitmap.h>
+#include <linux/interval_tree.h>
+#include <linux/iova_bitmap.h>
+#include <linux/module.h>
+#include <linux/mutex.h>
+#include <linux/pci.h>
+#include <linux/slab.h>
+#include <linux/uaccess.h>
+#include <linux/vfio.h>
+#include <linux/vfio_pci_core.h>
+
+#define EDU_DMA_SPACE (1ULL << 28)
+#define EDU_REG_SRC 0x80
+#define EDU_REG_DST 0x88
+#define EDU_REG_CNT 0x90
+#define EDU_REG_CMD 0x98
+#define EDU_CMD_RUN 0x1
+#define EDU_CMD_TO_RAM 0x2
+#define EDU_LOG_MAX_RANGES 256
+
+struct edu_range {
+	u64 start;
+	u64 last; /* inclusive, as in struct interval_tree_node */
+};
+
+struct edu_log_device {
+	struct vfio_pci_core_device core;
+	/* Guards everything below: region writes and log ops come from different threads. */
+	struct mutex lock;
+	/* Shadow of edu's DMA registers, as edu itself holds them. */
+	u64 src, dst, cnt;
+	/* The last device -> RAM DMA issued, kept until the device reports it finished. */
+	bool pending;
+	u64 pending_iova, pending_length;
+	/* Logging state. */
+	bool logging;
+	u64 page_size;
+	unsigned long *dirty; /* one bit per page_size page of [0, EDU_DMA_SPACE) */
+	unsigned long nbits;
+	struct edu_range *ranges;
+	u32 nranges;
+};
+
+static struct edu_log_device *to_edu(struct vfio_device *vdev)
+{
+	return container_of(vdev, struct edu_log_device, core.vdev);
+}
+
+/* edu's command register says whether a DMA is still running. */
+static bool edu_dma_running(struct edu_log_device *edu)
+{
+	void __iomem *bar = edu->core.barmap[0];
+
+	/* No access through vfio yet means no DMA was ever started through it. */
+	if (!bar)
+		return false;
+	return ioread32(bar + EDU_REG_CMD) & EDU_CMD_RUN;
+}
+
+/* Mark [iova, iova + length) where it meets a logged range. Caller holds edu->lock. */
+static void edu_mark(struct edu_log_device *edu, u64 iova, u64 length)
+{
+	u64 last = iova + length - 1;
+	u32 i;
+
+	if (!edu->logging || !length)
+		return;
+	for (i = 0; i < edu->nranges; i++) {
+		u64 s = max(iova, edu->ranges[i].start);
+		u64 e = min(last, edu->ranges[i].last);
+
+		if (s > e || s >= EDU_DMA_SPACE)
+			continue;
+		e = min(e, EDU_DMA_SPACE - 1);
+		bitmap_set(edu->dirty, s / edu->page_size, e / edu->page_size - s / edu->page_size + 1);
+	}
+}
+
+/* Feed one 4-byte register write at BAR0 offset `off` into the shadow. Caller holds the lock. */
+static void edu_shadow_write(struct edu_log_device *edu, u64 off, u32 val)
+{
+	bool running = edu_dma_running(edu);
+
+	switch (off) {
+	case EDU_REG_SRC:
+		if (!running)
+			edu->src = val;
+		break;
+	case EDU_REG_DST:
+		if (!running)
+			edu->dst = val;
+		break;
+	case EDU_REG_CNT:
+		if (!running)
+			edu->cnt = val;
+		break;
+	case EDU_REG_CMD:
+		if (!(val & EDU_CMD_RUN) || running)
+			break;
+		if (val & EDU_CMD_TO_RAM) {
+			u64 iova = edu->dst & (EDU_DMA_SPACE - 1);
+
+			edu_mark(edu, iova, edu->cnt);
+			edu->pending = true;
+			edu->pending_iova = iova;
+			edu->pending_length = edu->cnt;
+		}
+		break;
+	}
+}
+
+static ssize_t edu_log_write(struct vfio_device *vdev, const char __user *buf, size_t count,
+			     loff_t *ppos)
+{
+	struct edu_log_device *edu = to_edu(vdev);
+	unsigned int index = VFIO_PCI_OFFSET_TO_INDEX(*ppos);
+	u64 off = *ppos & VFIO_PCI_OFFSET_MASK;
+	ssize_t ret;
+
+	if (index != VFIO_PCI_BAR0_REGION_INDEX)
+		return vfio_pci_core_write(vdev, buf, count, ppos);
+
+	/*
+	 * vfio-pci splits a BAR access into aligned 4-byte writes (smaller pieces at the edges,
+	 * which edu ignores); mirror exactly that before forwarding, under the lock, so the shadow
+	 * and the device see the same sequence.
+	 */
+	mutex_lock(&edu->lock);
+	if (count <= 64) {
+		u8 tmp[64];
+		size_t i;
+
+		if (copy_from_user(tmp, buf, count)) {
+			mutex_unlock(&edu->lock);
+			return -EFAULT;
+		}
+		for (i = 0; i < count; i++) {
+			u64 at = off + i;
+			u32 val;
+
+			if (at % 4 || i + 4 > count)
+				continue;
+			memcpy(&val, tmp + i, 4);
+			edu_shadow_write(edu, at, val);
+		}
+	} else if (off < EDU_REG_CMD + 8 && off + count > EDU_REG_SRC) {
+		/* A long write over the DMA registers: we cannot follow it, so log everything. */
+		edu_mark(edu, 0, EDU_DMA_SPACE);
+	}
+	ret = vfio_pci_core_write(vdev, buf, count, ppos);
+	mutex_unlock(&edu->lock);
+	return ret;
+}
+
+static int edu_log_mmap(struct vfio_device *vdev, struct vm_area_struct *vma)
+{
+	unsigned int index = vma->vm_pgoff >> (VFIO_PCI_OFFSET_SHIFT - PAGE_SHIFT);
+
+	/* Every register write must pass through edu_log_write. */
+	if (index == VFIO_PCI_BAR0_REGION_INDEX)
+		return -EINVAL;
+	return vfio_pci_core_mmap(vdev, vma);
+}
+
+static long edu_log_ioctl(struct vfio_device *vdev, unsigned int cmd, unsigned long arg)
+{
+	/* An ioeventfd writes BAR0 behind our back. */
+	if (cmd == VFIO_DEVICE_IOEVENTFD)
+		return -ENOTTY;
+	return vfio_pci_core_ioctl(vdev, cmd, arg);
+}
+
+static void edu_log_free(struct edu_log_device *edu)
+{
+	bitmap_free(edu->dirty);
+	kfree(edu->ranges);
+	edu->dirty = NULL;
+	edu->ranges = NULL;
+	edu->nranges = 0;
+	edu->logging = false;
+}
+
+static int edu_log_start(struct vfio_device *vdev, struct rb_root_cached *ranges, u32 nnodes,
+			 u64 *page_size)
+{
+	struct edu_log_device *edu = to_edu(vdev);
+	struct interval_tree_node *node;
+	u32 i = 0;
+	int ret = 0;
+
+	if (*page_size < SZ_4K || !is_power_of_2(*page_size) || *page_size > EDU_DMA_SPACE)
+		return -EINVAL;
+	if (!nnodes || nnodes > EDU_LOG_MAX_RANGES)
+		return -E2BIG;
+
+	mutex_lock(&edu->lock);
+	if (edu->logging) {
+		ret = -EBUSY;
+		goto out;
+	}
+	edu->page_size = *page_size;
+	edu->nbits = EDU_DMA_SPACE / edu->page_size;
+	edu->dirty = bitmap_zalloc(edu->nbits, GFP_KERNEL);
+	edu->ranges = kcalloc(nnodes, sizeof(*edu->ranges), GFP_KERNEL);
+	if (!edu->dirty || !edu->ranges) {
+		edu_log_free(edu);
+		ret = -ENOMEM;
+		goto out;
+	}
+	for (node = interval_tree_iter_first(ranges, 0, ULONG_MAX); node && i < nnodes;
+	     node = interval_tree_iter_next(node, 0, ULONG_MAX), i++) {
+		edu->ranges[i].start = node->start;
+		edu->ranges[i].last = node->last;
+	}
+	edu->nranges = i;
+	edu->logging = true;
+	dev_info(&edu->core.pdev->dev, "DMA logging started: %u ranges, page size %llu\n",
+		 edu->nranges, edu->page_size);
+out:
+	mutex_unlock(&edu->lock);
+	return ret;
+}
+
+static int edu_log_stop(struct vfio_device *vdev)
+{
+	struct edu_log_device *edu = to_edu(vdev);
+
+	mutex_lock(&edu->lock);
+	edu_log_free(edu);
+	mutex_unlock(&edu->lock);
+	return 0;
+}
+
+static int edu_log_read_and_clear(struct vfio_device *vdev, unsigned long iova,
+				  unsigned long length, struct iova_bitmap *dirty)
+{
+	struct edu_log_device *edu = to_edu(vdev);
+	unsigned long bit, first, end;
+	int ret = 0;
+
+	mutex_lock(&edu->lock);
+	if (!edu->logging) {
+		ret = -EINVAL;
+		goto out;
+	}
+	if (!length || iova >= EDU_DMA_SPACE)
+		goto out;
+	first = iova / edu->page_size;
+	end = min_t(u64, (iova + length - 1) / edu->page_size + 1, edu->nbits);
+	for_each_set_bit_from(first, edu->dirty, end) {
+		bit = first;
+		iova_bitmap_set(dirty, bit * edu->page_size, edu->page_size);
+		clear_bit(bit, edu->dirty);
+	}
+	/* A DMA still in flight may write after this report: keep its pages for the next one. */
+	if (edu->pending) {
+		if (edu_dma_running(edu))
+			edu_mark(edu, edu->pending_iova, edu->pending_length);
+		else
+			edu->pending = false;
+	}
+out:
+	mutex_unlock(&edu->lock);
+	return ret;
+}
+
+static const struct vfio_log_ops edu_log_ops = {
+	.log_start = edu_log_start,
+	.log_stop = edu_log_stop,
+	.log_read_and_clear = edu_log_read_and_clear,
+};
+
+static int edu_log_init_dev(struct vfio_device *vdev)
+{
+	struct edu_log_device *edu = to_edu(vdev);
+
+	mutex_init(&edu->lock);
+	vdev->log_ops = &edu_log_ops;
+	return vfio_pci_core_init_dev(vdev);
+}
+
+static void edu_log_release_dev(struct vfio_device *vdev)
+{
+	struct edu_log_device *edu = to_edu(vdev);
+
+	edu_log_free(edu);
+	mutex_destroy(&edu->lock);
+	vfio_pci_core_release_dev(vdev);
+}
+
+static int edu_log_open_device(struct vfio_device *vdev)
+{
+	struct edu_log_device *edu = to_edu(vdev);
+	int ret;
+
+	ret = vfio_pci_core_enable(&edu->core);
+	if (ret)
+		return ret;
+	mutex_lock(&edu->lock);
+	edu->src = edu->dst = edu->cnt = 0;
+	edu->pending = false;
+	mutex_unlock(&edu->lock);
+	vfio_pci_core_finish_enable(&edu->core);
+	/*
+	 * finish_enable probes which BARs can be mmap'ed; clearing BAR0 afterwards keeps
+	 * REGION_INFO from offering it (edu_log_mmap refuses it regardless).
+	 */
+	edu->core.bar_mmap_supported[0] = false;
+	return 0;
+}
+
+static void edu_log_close_device(struct vfio_device *vdev)
+{
+	edu_log_stop(vdev);
+	vfio_pci_core_close_device(vdev);
+}
+
+static const struct vfio_device_ops edu_log_vfio_ops = {
+	.name = "edu-log-vfio-pci",
+	.init = edu_log_init_dev,
+	.release = edu_log_release_dev,
+	.open_device = edu_log_open_device,
+	.close_device = edu_log_close_device,
+	.ioctl = edu_log_ioctl,
+	.device_feature = vfio_pci_core_ioctl_feature,
+	.read = vfio_pci_core_read,
+	.write = edu_log_write,
+	.mmap = edu_log_mmap,
+	.request = vfio_pci_core_request,
+	.match = vfio_pci_core_match,
+};
+
+static int edu_log_probe(struct pci_dev *pdev, const struct pci_device_id *id)
+{
+	struct edu_log_device *edu;
+	int ret;
+
+	edu = vfio_alloc_device(edu_log_device, core.vdev, &pdev->dev, &edu_log_vfio_ops);
+	if (IS_ERR(edu))
+		return PTR_ERR(edu);
+	dev_set_drvdata(&pdev->dev, &edu->core);
+	ret = vfio_pci_core_register_device(&edu->core);
+	if (ret) {
+		vfio_put_device(&edu->core.vdev);
+		return ret;
+	}
+	return 0;
+}
+
+static void edu_log_remove(struct pci_dev *pdev)
+{
+	struct vfio_pci_core_device *core = dev_get_drvdata(&pdev->dev);
+
+	vfio_pci_core_unregister_device(core);
+	vfio_put_device(&core->vdev);
+}
+
+static const struct pci_device_id edu_log_table[] = {
+	{ PCI_DEVICE(0x1234, 0x11e8) },
+	{}
+};
+MODULE_DEVICE_TABLE(pci, edu_log_table);
+
+static struct pci_driver edu_log_driver = {
+	.name = "edu_log_vfio",
+	.id_table = edu_log_table,
+	.probe = edu_log_probe,
+	.remove = edu_log_remove,
+	.driver_managed_dma = true,
+};
+module_pci_driver(edu_log_driver);
+
+MODULE_LICENSE("GPL");
+MODULE_DESCRIPTION("vfio-pci variant driver for QEMU edu with DMA logging (vfio-dirty tests)");
