@@ -12,6 +12,7 @@
 //   const errno = rc < 0 ? koffi.errno() : 0;
 
 import koffi from "koffi";
+import { UnsupportedError } from "../errors.ts";
 
 /** The libc calls vfio-dirty makes. Pointers are bigint addresses or typed arrays koffi pins for the call. */
 export interface Libc {
@@ -44,11 +45,21 @@ export const PROT_WRITE = 0x2;
 export const MAP_PRIVATE = 0x02;
 export const MAP_ANONYMOUS = 0x20;
 
-/** Loads libc once per library name; later calls share the bindings. */
+/**
+ * Loads libc once per library name; later calls share the bindings. Throws UnsupportedError when
+ * the library or one of its symbols cannot be loaded (a non-glibc system, a wrong name).
+ */
 export function loadLibc(name = "libc.so.6"): Libc {
   let libc = loaded.get(name);
   if (!libc) {
-    libc = bind(name);
+    try {
+      libc = bind(name);
+    } catch (cause) {
+      throw new UnsupportedError(
+        `cannot bind ${name} through koffi (${(cause as Error).message}); the Linux host needs glibc`,
+        { cause },
+      );
+    }
     loaded.set(name, libc);
   }
   return libc;

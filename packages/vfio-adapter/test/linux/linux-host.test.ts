@@ -7,7 +7,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import koffi from "koffi";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { Errno, InvalidInputError, SyscallError } from "../../src/errors.ts";
+import { Errno, InvalidInputError, SyscallError, UnsupportedError } from "../../src/errors.ts";
 import { O_CLOEXEC, O_RDONLY, O_RDWR } from "../../src/host.ts";
 import { createLinuxHost, type LinuxHost } from "../../src/linux/index.ts";
 
@@ -191,6 +191,15 @@ describe("pread and pwrite", () => {
     expect(host.pwrite(-3, new Uint8Array(4), 0n)).toBe(-Errno.EBADF);
     // pwrite to a read-only fd: the kernel's EBADF, unchanged.
     expect(host.pwrite(fd, new Uint8Array(4), 0n)).toBe(-Errno.EBADF);
+  });
+});
+
+describe("loading", () => {
+  it("a C library that cannot be loaded is an UnsupportedError naming it", () => {
+    expect(() => createLinuxHost({ libc: "libvfio-dirty-none.so.9" })).toThrow(UnsupportedError);
+    expect(() => createLinuxHost({ libc: "libvfio-dirty-none.so.9" })).toThrow(
+      /libvfio-dirty-none\.so\.9.*glibc/,
+    );
   });
 });
 
