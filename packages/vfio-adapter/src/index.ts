@@ -29,4 +29,13 @@ export {
 } from "./sysfs.ts";
 export { checkSysfsPath } from "./sysfs-path.ts";
 export * as uapi from "./uapi/index.ts";
+export {
+  Container,
+  Device,
+  DeviceCdev,
+  type DirtyBitmapRequest,
+  Group,
+  type GroupStatusFlags,
+  IommuFd,
+} from "./vfio/index.ts";
 // backends: "@vfio-dirty/vfio-adapter/linux" | "@vfio-dirty/vfio-adapter/sim"
