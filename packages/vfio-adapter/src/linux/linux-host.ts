@@ -163,8 +163,10 @@ interface LiveMapping {
   unmapped: boolean;
 }
 
-// 1 TiB: beyond any DMA buffer we would map, and far inside what koffi.view and Number can express.
-const MAX_MAPPING = 1n << 40n;
+// 4 GiB: koffi 3.3.4's view() of more than 4 GiB aborts the whole process (a fatal N-API error
+// on Node 20, checked with 5 GiB), so larger buffers must be mapped in pieces. Remove when koffi
+// handles views beyond 2^32 bytes.
+const MAX_MAPPING = 1n << 32n;
 
 // `bytes` is a getter so that using memory after munmap throws instead of crashing the process:
 // the ArrayBuffer koffi.view returns cannot be detached, and touching an unmapped page is SIGSEGV.
