@@ -142,6 +142,15 @@ describe("pread and pwrite", () => {
     expect(view[164]).toBe(0xaa);
   });
 
+  it("read into shared WebAssembly memory (threads) the same way", () => {
+    const memory = new WebAssembly.Memory({ initial: 1, maximum: 2, shared: true });
+    const view = new Uint8Array(memory.buffer).fill(0xaa);
+    const fd = open("/dev/zero", O_RDONLY);
+    expect(host.pread(fd, view.subarray(8, 16), 0n)).toBe(8);
+    expect([...view.subarray(6, 18)]).toEqual([0xaa, 0xaa, 0, 0, 0, 0, 0, 0, 0, 0, 0xaa, 0xaa]);
+    expect(host.addressOf(view.subarray(8))).toBe(host.addressOf(view) + 8n);
+  });
+
   it("write from WebAssembly memory, and a raw address is where the bytes are", () => {
     const memory = new WebAssembly.Memory({ initial: 1 });
     const view = new Uint8Array(memory.buffer);
