@@ -215,7 +215,7 @@ class TrackerImpl implements Tracker {
     this.#memory = [...c.memory].sort((a, b) => cmp(a.iova, b.iova));
     this.#gpaEnd = this.#memory.reduce((m, s) => (s.iova + s.length > m ? s.iova + s.length : m), 0n);
     this.#viommu = c.viommu;
-    this.#startRanges = c.viommu?.aperture ?? this.#memory.map((s) => ({ iova: s.iova, length: s.length }));
+    this.#startRanges = c.viommu?.aperture ?? this.#memory; // sections keep their kind for range planning
     this.#units = c.units.map((u) => ({
       id: u.id,
       devices: u.devices,

@@ -1,0 +1,156 @@
+// Device DMA logging: VFIO_DEVICE_FEATURE DMA_LOGGING_START / REPORT / STOP on one device.
+//
+// The ranges come from ranges.ts (QEMU's split, then learned from E2BIG / EOPNOTSUPP); every
+// attempt is kept in `startNotes`. The device may choose another logging page size than the one
+// asked for and writes it back: reports are then read at the device's page size into a scratch
+// bitmap and converted (bitmap-wasm) to the tracking page size; otherwise the kernel writes
+// straight into the caller's bitmap in wasm memory (REPORT only ever sets bits, so devices can
+// share one bitmap).
+//
+//   const s = new DeviceLoggingStrategy(device, core, 4096n);
+//   s.start(sections);   // throws the last IoctlError when no plan is accepted
+//   s.query(iova, length, bitmap);
+
+import { IoctlError } from "@vfio-dirty/vfio-adapter";
+import type { Bitmap, BitmapCore } from "../bitmap.ts";
+import { type IovaRange, type MemorySection, planLogging, startWithRetry } from "../ranges.ts";
+import type { DirtyStrategy } from "../strategy.ts";
+import { orPlaced } from "./type1.ts";
+
+/** The part of the adapter's Device this strategy uses. */
+export interface LoggingDevice {
+  readonly label: string;
+  dmaLoggingStart(ranges: readonly IovaRange[], pageSize: bigint): bigint;
+  dmaLoggingStop(): void;
+  dmaLoggingReport(a: { iova: bigint; length: bigint; pageSize: bigint; bitmap: Uint8Array }): void;
+  getMigState?(): number;
+}
+
+export interface DeviceLoggingOptions {
+  /** Bound on DMA_LOGGING_START attempts; default 8. */
+  readonly maxAttempts?: number;
+  /** Read the migration state before each query to catch ERROR and resets; default true. */
+  readonly watchMigState?: boolean;
+}
+
+/** enum vfio_device_mig_state values the health check needs (include/uapi/linux/vfio.h). */
+const MIG_STATE_ERROR = 0;
+const MIG_STATE_RUNNING = 2;
+
+export class DeviceLoggingStrategy implements DirtyStrategy {
+  readonly name = "device" as const;
+  kernelBytes = 0;
+  /** The page size the device logs at (written back by DMA_LOGGING_START). */
+  devicePageSize: bigint;
+  /** What the last start tried. */
+  startNotes: string[] = [];
+  /** The ranges the device accepted. */
+  loggedRanges: readonly IovaRange[] = [];
+  #running = false;
+  #lastMigState: number | undefined;
+  readonly #opts: DeviceLoggingOptions;
+
+  constructor(
+    readonly device: LoggingDevice,
+    readonly core: BitmapCore,
+    readonly pageSize: bigint,
+    opts: DeviceLoggingOptions = {},
+  ) {
+    this.devicePageSize = pageSize;
+    this.#opts = opts;
+  }
+
+  start(ranges: readonly IovaRange[]): void {
+    const sections: MemorySection[] = ranges.map((r) => ({
+      iova: r.iova,
+      length: r.length,
+      kind: (r as Partial<MemorySection>).kind ?? "ram",
+    }));
+    let lastError: unknown;
+    let granted = this.pageSize;
+    const result = startWithRetry(
+      planLogging(sections, this.pageSize),
+      (plan) => {
+        try {
+          granted = this.device.dmaLoggingStart(plan, this.pageSize);
+          return 0;
+        } catch (e) {
+          if (!(e instanceof IoctlError)) throw e;
+          lastError = e;
+          return e.errno;
+        }
+      },
+      this.#opts.maxAttempts ?? 8,
+    );
+    this.startNotes = result.attempts.map(
+      (a) => `${a.note}: ${a.ranges.length} range(s) -> ${a.errno === 0 ? "accepted" : `errno ${a.errno}`}`,
+    );
+    if (!result.ok) throw lastError ?? new Error(`${this.device.label}: DMA logging start failed`);
+    if (granted !== this.pageSize)
+      this.startNotes.push(`device logs at page size 0x${granted.toString(16)}; reports are converted`);
+    this.devicePageSize = granted;
+    this.loggedRanges = result.ranges;
+    this.#running = true;
+    this.#lastMigState = this.#readMigState();
+  }
+
+  stop(): void {
+    if (!this.#running) return;
+    this.#running = false;
+    this.device.dmaLoggingStop();
+  }
+
+  check(): string | undefined {
+    const state = this.#readMigState();
+    if (state === undefined) return undefined;
+    const before = this.#lastMigState;
+    this.#lastMigState = state;
+    if (state === MIG_STATE_ERROR)
+      return `${this.device.label}: device in the ERROR migration state; its log is lost`;
+    if (before !== undefined && before !== MIG_STATE_RUNNING && state === MIG_STATE_RUNNING)
+      return `${this.device.label}: device went back to RUNNING (reset?); its log was reset`;
+    return undefined;
+  }
+
+  query(iova: bigint, length: bigint, into: Bitmap): void {
+    const P = into.pageSize;
+    const offset = iova - into.base;
+    const direct =
+      this.devicePageSize === P &&
+      offset >= 0n &&
+      offset % (64n * P) === 0n &&
+      iova + length <= into.base + BigInt(into.nbits) * P;
+    if (direct) {
+      // Zero copy: the kernel ORs straight into the caller's words in wasm memory.
+      const firstByte = Number(offset / P / 8n);
+      const nbytes = Number(((length / P + 63n) / 64n) * 8n);
+      const bytes = into.bytes.subarray(firstByte, firstByte + nbytes); // fresh view: memory may have grown
+      this.device.dmaLoggingReport({ iova, length, pageSize: P, bitmap: bytes });
+      this.kernelBytes += nbytes;
+      return;
+    }
+    // Read at the device's page size when the piece is aligned to it, else at the tracking page
+    // size (the kernel replicates or coarsens bits either way; the sim keeps straddling pages logged).
+    const D =
+      iova % this.devicePageSize === 0n && length % this.devicePageSize === 0n ? this.devicePageSize : P;
+    const scratch = this.core.bitmap({ nbits: Number(length / D), pageSize: D, base: iova });
+    try {
+      this.device.dmaLoggingReport({ iova, length, pageSize: D, bitmap: scratch.bytes });
+      this.kernelBytes += scratch.byteLength;
+      orPlaced(this.core, scratch, into);
+    } finally {
+      scratch.free();
+    }
+  }
+
+  #readMigState(): number | undefined {
+    if (this.#opts.watchMigState === false || !this.device.getMigState) return undefined;
+    try {
+      return this.device.getMigState();
+    } catch {
+      // Not migratable (ENOTTY at start): nothing to watch. A device that answered before and
+      // fails now is not healthy: report it as ERROR.
+      return this.#lastMigState === undefined ? undefined : MIG_STATE_ERROR;
+    }
+  }
+}

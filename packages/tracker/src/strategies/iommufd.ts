@@ -1,0 +1,120 @@
+// iommufd IOMMU dirty tracking: IOMMU_HWPT_SET_DIRTY_TRACKING / IOMMU_HWPT_GET_DIRTY_BITMAP on a
+// HWPT allocated with IOMMU_HWPT_ALLOC_DIRTY_TRACKING, as QEMU's hw/vfio/iommufd.c does.
+//
+// GET_DIRTY_BITMAP only sets bits (iova_bitmap), so the kernel writes straight into the caller's
+// bitmap in wasm memory. On a vIOMMU unmap the range is read with NO_CLEAR first and then
+// unmapped from the IOAS, so bits dirtied up to the unmap are kept (QEMU does the same in
+// iommufd_cdev_unmap_one() with unmap_all's dirty read).
+
+import type { Bitmap, BitmapCore } from "../bitmap.ts";
+import type { IovaRange } from "../ranges.ts";
+import type { DirtyStrategy } from "../strategy.ts";
+import { orPlaced } from "./type1.ts";
+
+/** The part of the adapter's IommuFd this strategy uses. */
+export interface DirtyIommufd {
+  readonly label: string;
+  setDirtyTracking(hwptId: number, enable: boolean): void;
+  getDirtyBitmap(a: {
+    hwptId: number;
+    iova: bigint;
+    length: bigint;
+    pageSize: bigint;
+    bitmap: Uint8Array;
+    noClear?: boolean;
+  }): void;
+  ioasUnmap(a: { ioasId: number; iova: bigint; length: bigint }): bigint;
+}
+
+export class IommufdStrategy implements DirtyStrategy {
+  readonly name = "iommufd" as const;
+  kernelBytes = 0;
+  #running = false;
+
+  /** HWPTs switched on so far (undone in reverse if a later one fails). */
+  #enabled: number[] = [];
+
+  /**
+   * `hwptIds`: the dirty-tracking HWPTs of the devices (one per IOMMU instance, as QEMU allocates
+   * them); all translate `ioasId`.
+   */
+  constructor(
+    readonly iommufd: DirtyIommufd,
+    readonly hwptIds: readonly number[],
+    readonly ioasId: number,
+    readonly core: BitmapCore,
+    readonly pageSize: bigint,
+  ) {
+    if (hwptIds.length === 0) throw new RangeError("IommufdStrategy: no HWPT");
+  }
+
+  start(_ranges: readonly IovaRange[]): void {
+    // Enabling clears stale dirty bits in the kernel: tracking starts from now. On failure undo
+    // the HWPTs already switched, as iommufd_set_dirty_page_tracking() in QEMU does.
+    try {
+      for (const id of this.hwptIds) {
+        this.iommufd.setDirtyTracking(id, true);
+        this.#enabled.push(id);
+      }
+    } catch (e) {
+      this.#disableAll();
+      throw e;
+    }
+    this.#running = true;
+  }
+
+  stop(): void {
+    if (!this.#running) return;
+    this.#running = false;
+    this.#disableAll();
+  }
+
+  #disableAll(): void {
+    let first: unknown;
+    for (const id of this.#enabled.reverse()) {
+      try {
+        this.iommufd.setDirtyTracking(id, false);
+      } catch (e) {
+        first ??= e;
+      }
+    }
+    this.#enabled = [];
+    if (first !== undefined) throw first;
+  }
+
+  query(iova: bigint, length: bigint, into: Bitmap): void {
+    this.#read(iova, length, into, false);
+  }
+
+  unmapDirty(iova: bigint, length: bigint, into: Bitmap): void {
+    this.#read(iova, length, into, true);
+    const done = this.iommufd.ioasUnmap({ ioasId: this.ioasId, iova, length });
+    if (done !== length)
+      throw new Error(`IOMMU_IOAS_UNMAP unmapped 0x${done.toString(16)} of 0x${length.toString(16)} bytes`);
+  }
+
+  #read(iova: bigint, length: bigint, into: Bitmap, noClear: boolean): void {
+    const P = into.pageSize;
+    const offset = iova - into.base;
+    if (offset >= 0n && offset % (64n * P) === 0n && iova + length <= into.base + BigInt(into.nbits) * P) {
+      const firstByte = Number(offset / P / 8n);
+      const nbytes = Number(((length / P + 63n) / 64n) * 8n);
+      const bytes = into.bytes.subarray(firstByte, firstByte + nbytes);
+      for (const hwptId of this.hwptIds) {
+        this.iommufd.getDirtyBitmap({ hwptId, iova, length, pageSize: P, bitmap: bytes, noClear });
+        this.kernelBytes += nbytes;
+      }
+      return;
+    }
+    const scratch = this.core.bitmap({ nbits: Number(length / P), pageSize: P, base: iova });
+    try {
+      for (const hwptId of this.hwptIds) {
+        this.iommufd.getDirtyBitmap({ hwptId, iova, length, pageSize: P, bitmap: scratch.bytes, noClear });
+        this.kernelBytes += scratch.byteLength;
+      }
+      orPlaced(this.core, scratch, into);
+    } finally {
+      scratch.free();
+    }
+  }
+}

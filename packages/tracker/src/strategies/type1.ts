@@ -1,0 +1,86 @@
+// Legacy type1 IOMMU dirty tracking: VFIO_IOMMU_DIRTY_PAGES on the container.
+//
+// type1 reports every page of a mapping dirty unless all groups are in pinned-page scope, which
+// ordinary vfio-pci devices never are: it is safe but coarse. Its GET_BITMAP overwrites whole
+// words of the user bitmap (update_user_bitmap() in drivers/vfio/vfio_iommu_type1.c copies the
+// dma's words out), so it is read into a scratch bitmap and OR-ed into the caller's, never
+// straight into a bitmap other units share. It also refuses ranges that cut through a mapping,
+// hence `wholeRanges`.
+
+import type { Bitmap, BitmapCore } from "../bitmap.ts";
+import type { IovaRange } from "../ranges.ts";
+import type { DirtyStrategy } from "../strategy.ts";
+
+/** The part of the adapter's Container this strategy uses. */
+export interface Type1Container {
+  startDirtyTracking(): void;
+  stopDirtyTracking(): void;
+  getDirtyBitmap(a: { iova: bigint; length: bigint; pageSize: bigint; bitmap: Uint8Array }): void;
+  unmapDmaWithDirtyBitmap(a: { iova: bigint; length: bigint; pageSize: bigint; bitmap: Uint8Array }): bigint;
+}
+
+export class Type1Strategy implements DirtyStrategy {
+  readonly name = "type1" as const;
+  readonly wholeRanges = true;
+  kernelBytes = 0;
+  #running = false;
+
+  constructor(
+    readonly container: Type1Container,
+    readonly core: BitmapCore,
+    readonly pageSize: bigint,
+  ) {}
+
+  start(_ranges: readonly IovaRange[]): void {
+    // type1 tracks every mapping of the container; the ranges need no planning.
+    this.container.startDirtyTracking();
+    this.#running = true;
+  }
+
+  stop(): void {
+    if (!this.#running) return;
+    this.#running = false;
+    this.container.stopDirtyTracking();
+  }
+
+  query(iova: bigint, length: bigint, into: Bitmap): void {
+    this.#viaScratch(iova, length, into, (bitmap) =>
+      this.container.getDirtyBitmap({ iova, length, pageSize: this.pageSize, bitmap }),
+    );
+  }
+
+  unmapDirty(iova: bigint, length: bigint, into: Bitmap): void {
+    this.#viaScratch(iova, length, into, (bitmap) => {
+      const done = this.container.unmapDmaWithDirtyBitmap({ iova, length, pageSize: this.pageSize, bitmap });
+      // A short unmap leaves part mapped that the tracker would stop querying: treat it as a failure.
+      if (done !== length)
+        throw new Error(
+          `VFIO_IOMMU_UNMAP_DMA unmapped 0x${done.toString(16)} of 0x${length.toString(16)} bytes`,
+        );
+    });
+  }
+
+  #viaScratch(iova: bigint, length: bigint, into: Bitmap, read: (bytes: Uint8Array) => void): void {
+    const nbits = Number(length / this.pageSize);
+    const scratch = this.core.bitmap({ nbits, pageSize: this.pageSize, base: iova });
+    try {
+      read(scratch.bytes); // bytes derived right before the call: valid after any memory.grow
+      this.kernelBytes += scratch.byteLength;
+      orPlaced(this.core, scratch, into);
+    } finally {
+      scratch.free();
+    }
+  }
+}
+
+/** OR `src` into `dst` by address (same page size: a shifted OR; else a conversion). */
+export function orPlaced(core: BitmapCore, src: Bitmap, dst: Bitmap): void {
+  if (src.pageSize === dst.pageSize && src.base >= dst.base) {
+    const at = (src.base - dst.base) / dst.pageSize;
+    if ((src.base - dst.base) % dst.pageSize === 0n && at + BigInt(src.nbits) <= BigInt(dst.nbits)) {
+      dst.orFrom(src, 0, Number(at), src.nbits);
+      return;
+    }
+  }
+  core.convert(src, dst);
+}
