@@ -25,7 +25,10 @@ import {
   ERR_ALIGN, ERR_BAD_ARGUMENT, ERR_BAD_HANDLE, ERR_BAD_POINTER, ERR_OVERFLOW, ERR_OVERLAP, ERR_PAGE_SIZE,
   ERR_RANGE, ERR_TOO_LARGE, OK,
 } from "./errors";
-import { blockPayload, heapBase, isLiveBlock, lastError, memAlloc, memFree, memoryEnd, memUsedBytes } from "./mem";
+import {
+  OWNER_CALLER, OWNER_MODULE, blockOwner, blockPayload, insideCallerBlock, isLiveBlock, lastError, memAlloc, memFree,
+  memUsedBytes,
+} from "./mem";
 import {
   XLAT_HEADER, XLAT_MAGIC, entryAt, tCount, tPageSize, xlatAdd, xlatCreate, xlatDestroy,
   xlatRemove, xlatRetire, xlatTranslate, xlatUnmappedRuns,
@@ -58,13 +61,14 @@ export function abi_last_error(): i32 {
 }
 
 export function mem_alloc(nbytes: i32): usize {
-  const p = memAlloc(<u64>(<u32>nbytes));
+  const p = memAlloc(<u64>(<u32>nbytes), OWNER_CALLER);
   pointerError = p == 0 ? lastError : OK;
   return p;
 }
 
 export function mem_free(ptr: usize): i32 {
-  if (isBitmap(ptr) || isTable(ptr)) return ERR_BAD_HANDLE; // free those with their own calls
+  // Bitmaps and tables are freed with their own calls, which also clear their magic.
+  if (!isLiveBlock(ptr) || blockOwner(ptr) != OWNER_CALLER) return ERR_BAD_HANDLE;
   return memFree(ptr);
 }
 
@@ -80,7 +84,7 @@ export function bitmap_new(nbits: i64, page_size: i64, base: i64): usize {
     pointerError = err;
     return 0;
   }
-  const h = memAlloc(<u64>BITMAP_HEADER + (wordsFor(<u64>nbits) << 3));
+  const h = memAlloc(<u64>BITMAP_HEADER + (wordsFor(<u64>nbits) << 3), OWNER_MODULE);
   if (h == 0) {
     pointerError = lastError;
     return 0;
@@ -317,11 +321,16 @@ export function xlat_unmapped_runs(t: usize, src: usize, from: i64, out: usize, 
 }
 
 function isBitmap(bm: usize): bool {
-  return isLiveBlock(bm) && blockPayload(bm) >= <u64>BITMAP_HEADER && load<u32>(bm, 0) == BITMAP_MAGIC;
+  return isModuleBlock(bm) && blockPayload(bm) >= <u64>BITMAP_HEADER && load<u32>(bm, 0) == BITMAP_MAGIC;
 }
 
 function isTable(t: usize): bool {
-  return isLiveBlock(t) && blockPayload(t) >= <u64>XLAT_HEADER && load<u32>(t, 0) == XLAT_MAGIC;
+  return isModuleBlock(t) && blockPayload(t) >= <u64>XLAT_HEADER && load<u32>(t, 0) == XLAT_MAGIC;
+}
+
+// @ts-ignore: decorator
+@inline function isModuleBlock(p: usize): bool {
+  return isLiveBlock(p) && blockOwner(p) == OWNER_MODULE;
 }
 
 /** log2 of a page size in [512, 2^30], or -1. */
@@ -366,7 +375,7 @@ function checkMapping(t: usize, iova: u64, length: u64): i32 {
   return OK;
 }
 
-/** A caller buffer lies above the static data and inside memory. */
+/** A caller buffer lies inside one live mem_alloc block (never a bitmap's or table's memory). */
 function checkBuffer(ptr: usize, nbytes: u64): bool {
-  return ptr >= heapBase() && <u64>ptr + nbytes <= memoryEnd();
+  return insideCallerBlock(ptr, nbytes);
 }

@@ -5,7 +5,8 @@
 //    ^ block = 16-byte header + payload, sizes multiples of 16
 //
 //   header: +0 u32 size (whole block, header included)  +4 u32 tag (USED or FREE)
-//           +8 u32 next free block (free blocks only, address order)  +12 unused
+//           +8 u32 next free block (free blocks only, address order)
+//           +12 u32 owner: OWNER_CALLER (mem_alloc) or OWNER_MODULE (bitmaps, tables)
 //
 // Why not TLSF (std/assembly/rt/tlsf.ts): it traps when memory.grow fails and caps blocks at 1 GiB;
 // the ABI promises error codes, never traps, and a 256 MiB..4 GiB bitmap is one block. Bitmaps
@@ -56,6 +57,10 @@ let usedBytes: u64 = 0;
   store<u32>(b, v, 4);
 }
 // @ts-ignore: decorator
+@inline export const OWNER_CALLER: u32 = 0;
+// @ts-ignore: decorator
+@inline export const OWNER_MODULE: u32 = 1;
+// @ts-ignore: decorator
 @inline function nextFree(b: usize): usize {
   return load<u32>(b, 8);
 }
@@ -78,7 +83,7 @@ export function heapBase(): usize {
 /** Zeroed, 16-byte aligned block of nbytes; 0 on failure with the code in lastError. */
 export let lastError: i32 = OK;
 
-export function memAlloc(nbytes: u64): usize {
+export function memAlloc(nbytes: u64, owner: u32): usize {
   if (nbytes > MEM_MAX_REQUEST) {
     lastError = ERR_TOO_LARGE;
     return 0;
@@ -102,7 +107,7 @@ export function memAlloc(nbytes: u64): usize {
       }
       if (prev == 0) freeHead = after;
       else setNextFree(prev, after);
-      return finishAlloc(b);
+      return finishAlloc(b, owner);
     }
     prev = b;
     b = nextFree(b);
@@ -127,7 +132,7 @@ export function memAlloc(nbytes: u64): usize {
   const nb = <usize>top;
   top = end;
   setBlockSize(nb, <u32>need);
-  return finishAlloc(nb);
+  return finishAlloc(nb, owner);
 }
 
 /** True if ptr is the payload of a live block. */
@@ -137,6 +142,31 @@ export function isLiveBlock(ptr: usize): bool {
   if (blockTag(b) != TAG_USED) return false;
   const bs = <u64>blockSize(b);
   return bs >= <u64>HDR && <u64>b + bs <= top;
+}
+
+/**
+ * True if [ptr, ptr + nbytes) lies inside the payload of one live block. Walks the blocks, which
+ * tile [heapStart, top) (free neighbours are merged, so there are few): O(blocks), cheap next to
+ * the bitmap work that follows, and it keeps a caller's output buffer from spilling over a block
+ * header or another allocation.
+ */
+export function insideCallerBlock(ptr: usize, nbytes: u64): bool {
+  let b = heapStart;
+  while (<u64>b < top) {
+    const bs = <u64>blockSize(b);
+    if (bs < <u64>HDR) return false; // never happens for a consistent heap; refuse rather than loop
+    const end = <u64>b + bs;
+    if (<u64>ptr < end) {
+      return blockTag(b) == TAG_USED && load<u32>(b, 12) == OWNER_CALLER && ptr >= b + HDR && <u64>ptr + nbytes <= end;
+    }
+    b = <usize>end;
+  }
+  return false;
+}
+
+/** Who owns a live block (OWNER_CALLER or OWNER_MODULE). */
+export function blockOwner(ptr: usize): u32 {
+  return load<u32>(ptr - HDR, 12);
 }
 
 /** Payload bytes of a live block. */
@@ -191,8 +221,9 @@ export function memUsedBytes(): u64 {
 
 // --- Internal helpers ---
 
-function finishAlloc(b: usize): usize {
+function finishAlloc(b: usize, owner: u32): usize {
   setBlockTag(b, TAG_USED);
+  store<u32>(b, owner, 12);
   const bs = <u64>blockSize(b);
   usedBytes += bs;
   const p = b + HDR;

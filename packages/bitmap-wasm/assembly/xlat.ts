@@ -14,7 +14,7 @@
 
 import { countRange, listRuns, mergeRange, OP_OR } from "./bits";
 import { ERR_NOMEM, ERR_OVERLAP, OK } from "./errors";
-import { memAlloc, memFree } from "./mem";
+import { memAlloc, memFree, OWNER_MODULE } from "./mem";
 
 // @ts-ignore: decorator
 @inline export const XLAT_MAGIC: u32 = 0x54414c58;
@@ -79,9 +79,9 @@ import { memAlloc, memFree } from "./mem";
 
 /** New empty table; 0 if out of memory. */
 export function xlatCreate(pageSize: u64, log: u64): usize {
-  const t = memAlloc(<u64>XLAT_HEADER);
+  const t = memAlloc(<u64>XLAT_HEADER, OWNER_MODULE);
   if (t == 0) return 0;
-  const entries = memAlloc(<u64>(16 * ENTRY));
+  const entries = memAlloc(<u64>(16 * ENTRY), OWNER_MODULE);
   if (entries == 0) {
     memFree(t);
     return 0;
@@ -288,7 +288,7 @@ function reserve(t: usize, want: u32): bool {
   const cap = tCap(t);
   if (want <= cap) return true;
   const newCap = max<u32>(want, cap * 2);
-  const fresh = memAlloc(<u64>newCap * <u64>ENTRY);
+  const fresh = memAlloc(<u64>newCap * <u64>ENTRY, OWNER_MODULE);
   if (fresh == 0) return false;
   const old = tEntries(t);
   memory.copy(fresh, old, <usize>tCount(t) * ENTRY);

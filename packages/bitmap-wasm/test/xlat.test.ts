@@ -1,0 +1,240 @@
+// IOVA -> GPA translation against a plain model: random mapping sets (adjacent, many-to-one,
+// removed but not retired), random unmaps that split mappings, and dirty IOVA bitmaps whose pages
+// land on the right guest pages, with unmapped pages counted and listed.
+
+import fc from "fast-check";
+import { describe, expect, it } from "vitest";
+import { BitmapError, ErrorCode, type XlatMapping } from "../src/index.ts";
+import { loadBitmapCoreSync } from "../src/node.ts";
+import { bitsArb, load, read, refRuns } from "./reference.ts";
+
+const core = loadBitmapCoreSync();
+
+type Op =
+  | { kind: "map"; iova: number; gpa: number; npages: number }
+  | { kind: "unmap"; iova: number; npages: number }
+  | { kind: "retire" };
+
+/** Plain model of the table: a list of mappings, in pages. */
+class ModelTable {
+  maps: { iova: number; gpa: number; n: number; removed: boolean }[] = [];
+
+  map(iova: number, gpa: number, n: number): boolean {
+    if (this.maps.some((m) => !m.removed && m.iova < iova + n && iova < m.iova + m.n)) return false;
+    this.maps.push({ iova, gpa, n, removed: false });
+    return true;
+  }
+
+  unmap(iova: number, n: number): number {
+    let moved = 0;
+    const next: typeof this.maps = [];
+    for (const m of this.maps) {
+      if (m.removed || m.iova + m.n <= iova || m.iova >= iova + n) {
+        next.push(m);
+        continue;
+      }
+      const lo = Math.max(m.iova, iova);
+      const hi = Math.min(m.iova + m.n, iova + n);
+      if (lo > m.iova) next.push({ iova: m.iova, gpa: m.gpa, n: lo - m.iova, removed: false });
+      if (hi < m.iova + m.n)
+        next.push({ iova: hi, gpa: m.gpa + (hi - m.iova), n: m.iova + m.n - hi, removed: false });
+      next.push({ iova: lo, gpa: m.gpa + (lo - m.iova), n: hi - lo, removed: true });
+      moved += hi - lo;
+    }
+    this.maps = next;
+    return moved;
+  }
+
+  retire(): number {
+    const before = this.maps.length;
+    this.maps = this.maps.filter((m) => !m.removed);
+    return before - this.maps.length;
+  }
+
+  sorted(ps: bigint): XlatMapping[] {
+    return this.maps
+      .map((m) => ({
+        iova: BigInt(m.iova) * ps,
+        gpa: BigInt(m.gpa) * ps,
+        length: BigInt(m.n) * ps,
+        removed: m.removed,
+      }))
+      .sort((a, b) => cmp(a.iova, b.iova) || cmp(a.gpa, b.gpa) || Number(a.removed) - Number(b.removed));
+  }
+}
+
+const cmp = (a: bigint, b: bigint): number => (a < b ? -1 : a > b ? 1 : 0);
+
+// Small page-number spaces so mappings are often adjacent, overlapping (rejected) or many-to-one.
+const opArb: fc.Arbitrary<Op> = fc.oneof(
+  {
+    weight: 5,
+    arbitrary: fc.record({
+      kind: fc.constant("map" as const),
+      iova: fc.nat(150),
+      gpa: fc.nat(120),
+      npages: fc.integer({ min: 1, max: 40 }),
+    }),
+  },
+  {
+    weight: 2,
+    arbitrary: fc.record({
+      kind: fc.constant("unmap" as const),
+      iova: fc.nat(150),
+      npages: fc.integer({ min: 1, max: 60 }),
+    }),
+  },
+  { weight: 1, arbitrary: fc.record({ kind: fc.constant("retire" as const) }) },
+);
+
+describe("xlat table", () => {
+  it("map / unmap / retire follow the model, and translate puts every dirty page where it belongs", () => {
+    fc.assert(
+      fc.property(
+        fc
+          .record({
+            log: fc.constantFrom(9, 12, 16, 21),
+            ops: fc.array(opArb, { maxLength: 25 }),
+            sOff: fc.integer({ min: 0, max: 40 }),
+            sBits: fc.integer({ min: 0, max: 220 }),
+            dOff: fc.integer({ min: 0, max: 40 }),
+            dBits: fc.integer({ min: 0, max: 200 }),
+          })
+          .chain((g) => fc.tuple(fc.constant(g), bitsArb(g.sBits), bitsArb(g.dBits))),
+        ([g, sref, dref]) => {
+          const ps = 1n << BigInt(g.log);
+          const t = core.xlatTable(ps);
+          const model = new ModelTable();
+          for (const op of g.ops) {
+            if (op.kind === "map") {
+              const ok = model.map(op.iova, op.gpa, op.npages);
+              const call = (): void =>
+                t.map(BigInt(op.iova) * ps, BigInt(op.gpa) * ps, BigInt(op.npages) * ps);
+              if (ok) call();
+              else expect(call).toThrow(expect.objectContaining({ code: ErrorCode.OVERLAP }));
+            } else if (op.kind === "unmap") {
+              expect(t.unmap(BigInt(op.iova) * ps, BigInt(op.npages) * ps)).toBe(
+                BigInt(model.unmap(op.iova, op.npages)) * ps,
+              );
+            } else {
+              expect(t.retire()).toBe(model.retire());
+            }
+          }
+          expect(t.mappings()).toEqual(model.sorted(ps));
+
+          // Source in IOVA space from page sOff, destination in GPA space from page dOff.
+          const src = load(core, sref, ps, BigInt(g.sOff) * ps);
+          const dst = load(core, dref, ps, BigInt(g.dOff) * ps);
+          const got = t.translate(src, dst);
+          const want = dref.slice();
+          let unmapped = 0;
+          let outside = 0;
+          const unmappedBits = new Uint8Array(sref.length);
+          for (let i = 0; i < sref.length; i++) {
+            if (!sref[i]) continue;
+            const iova = g.sOff + i;
+            const hits = model.maps.filter((m) => m.iova <= iova && iova < m.iova + m.n);
+            if (hits.length === 0) {
+              unmapped++;
+              unmappedBits[i] = 1;
+            }
+            for (const m of hits) {
+              const j = m.gpa + (iova - m.iova) - g.dOff;
+              if (j >= 0 && j < dref.length) want[j] = 1;
+              else outside++;
+            }
+          }
+          expect(read(dst)).toEqual(want);
+          expect(got).toEqual({ unmappedPages: unmapped, outsidePages: outside });
+          expect([...t.unmappedRuns(src)]).toEqual(refRuns(unmappedBits));
+          const from = Math.floor(sref.length / 3);
+          expect([...t.unmappedRuns(src, from)]).toEqual(refRuns(unmappedBits, from));
+          expect(read(src)).toEqual(sref);
+          src.free();
+          dst.free();
+          t.free();
+        },
+      ),
+      { numRuns: 300 },
+    );
+  });
+
+  it("a removed mapping keeps translating until retired (late device bits land on the old GPA)", () => {
+    const t = core.xlatTable(4096n);
+    t.map(0x10000n, 0x80000n, 0x4000n);
+    expect(t.unmap(0x10000n, 0x4000n)).toBe(0x4000n);
+    // The IOVA is re-used for another guest page while the old mapping awaits retirement.
+    t.map(0x10000n, 0x40000n, 0x4000n);
+    const src = core.bitmap({ nbits: 32, base: 0x10000n });
+    src.set(1, 1);
+    const dst = core.bitmap({ nbits: 256 });
+    expect(t.translate(src, dst)).toEqual({ unmappedPages: 0, outsidePages: 0 });
+    expect([...dst.runs()]).toEqual([
+      [0x41, 1],
+      [0x81, 1],
+    ]);
+    expect(t.retire()).toBe(1);
+    dst.fill(false);
+    t.translate(src, dst);
+    expect([...dst.runs()]).toEqual([[0x41, 1]]);
+    t.free();
+    src.free();
+    dst.free();
+  });
+
+  it("translates shifted, many-to-one and adjacent mappings over long word runs", () => {
+    const t = core.xlatTable(4096n);
+    // Two IOVA ranges onto the same guest range, and an adjacent third, at odd page offsets.
+    t.map(3n * 4096n, 1001n * 4096n, 700n * 4096n);
+    t.map(703n * 4096n, 1001n * 4096n, 300n * 4096n);
+    t.map(1003n * 4096n, 5n * 4096n, 200n * 4096n);
+    const src = core.bitmap({ nbits: 1300 });
+    src.set(0, 1300);
+    const dst = core.bitmap({ nbits: 2000 });
+    expect(t.translate(src, dst)).toEqual({ unmappedPages: 3 + 97, outsidePages: 0 });
+    expect([...dst.runs()]).toEqual([
+      [5, 200],
+      [1001, 700],
+    ]);
+    expect([...t.unmappedRuns(src)]).toEqual([
+      [0, 3],
+      [1203, 97],
+    ]);
+    t.free();
+    src.free();
+    dst.free();
+  });
+
+  it("rejects bad mappings and mismatched page sizes with their codes", () => {
+    const t = core.xlatTable(4096n);
+    const code = (f: () => unknown): number => {
+      try {
+        f();
+      } catch (e) {
+        if (e instanceof BitmapError) return e.code;
+        throw e;
+      }
+      return 0;
+    };
+    expect(code(() => t.map(0x1001n, 0n, 0x1000n))).toBe(ErrorCode.ALIGN);
+    expect(code(() => t.map(0x1000n, 0x10n, 0x1000n))).toBe(ErrorCode.ALIGN);
+    expect(code(() => t.map(0x1000n, 0n, 0x1800n))).toBe(ErrorCode.ALIGN);
+    expect(code(() => t.map(0x1000n, 0n, 0n))).toBe(ErrorCode.BAD_ARGUMENT);
+    expect(code(() => t.map(0xffff_ffff_ffff_f000n, 0n, 0x2000n))).toBe(ErrorCode.OVERFLOW);
+    expect(code(() => t.map(0n, 0xffff_ffff_ffff_f000n, 0x2000n))).toBe(ErrorCode.OVERFLOW);
+    expect(code(() => t.map(0xffff_ffff_ffff_e000n, 0n, 0x1000n))).toBe(0);
+    expect(code(() => t.map(0n, 0n, 0x2000n))).toBe(0);
+    expect(code(() => t.map(0x1000n, 0x9000n, 0x1000n))).toBe(ErrorCode.OVERLAP);
+    expect(code(() => t.unmap(0x1000n, 0n))).toBe(ErrorCode.BAD_ARGUMENT);
+    expect(code(() => t.unmap(0x800n, 0x1000n))).toBe(ErrorCode.ALIGN);
+    expect(code(() => core.xlatTable(3000n))).toBe(ErrorCode.PAGE_SIZE);
+    const src = core.bitmap({ nbits: 8, pageSize: 8192n });
+    const dst = core.bitmap({ nbits: 8 });
+    expect(code(() => t.translate(src, dst))).toBe(ErrorCode.PAGE_SIZE);
+    expect(code(() => t.translate(dst, dst))).toBe(ErrorCode.OVERLAP);
+    t.free();
+    expect(code(() => t.map(0n, 0n, 0x1000n))).toBe(ErrorCode.BAD_HANDLE);
+    src.free();
+    dst.free();
+  });
+});
