@@ -15,6 +15,7 @@ import {
   listPciDevices,
   listVfioDevices,
 } from "../../src/sysfs.ts";
+import { memorySysfs } from "../fixtures/memory-sysfs.ts";
 import {
   AMD_EFR_WITH_HD,
   amdHost,
@@ -31,6 +32,12 @@ afterAll(() => {
   for (const r of roots) rmSync(r, { recursive: true, force: true });
 });
 
+// Each fixture runs on real directories and on the in-memory reader: discovery must not care.
+const readers: [string, (tree: SysfsTree) => SysfsReader][] = [
+  ["directory", (tree) => mount(tree)],
+  ["in-memory", (tree) => memorySysfs(tree)],
+];
+
 function mount(tree: SysfsTree, tweak?: (root: string) => void): SysfsReader {
   const root = mkdtempSync(join(tmpdir(), "vfio-dirty-fixture-"));
   roots.push(root);
@@ -39,147 +46,149 @@ function mount(tree: SysfsTree, tweak?: (root: string) => void): SysfsReader {
   return createDirSysfsReader(root);
 }
 
-describe("Intel host with an mlx5 VF on mlx5_vfio_pci", () => {
-  const sysfs = mount(intelMlx5Host());
+describe.each(readers)("%s reader", (_kind, load) => {
+  describe("Intel host with an mlx5 VF on mlx5_vfio_pci", () => {
+    const sysfs = load(intelMlx5Host());
 
-  it("lists every PCI device, sorted, and only the VF as VFIO", () => {
-    expect(listPciDevices(sysfs).map((d) => d.address)).toEqual([
-      "0000:00:01.0",
-      "0000:3b:00.0",
-      "0000:3b:00.2",
-      "0000:5e:00.0",
-    ]);
-    expect(listVfioDevices(sysfs).map((d) => d.address)).toEqual(["0000:3b:00.2"]);
-  });
+    it("lists every PCI device, sorted, and only the VF as VFIO", () => {
+      expect(listPciDevices(sysfs).map((d) => d.address)).toEqual([
+        "0000:00:01.0",
+        "0000:3b:00.0",
+        "0000:3b:00.2",
+        "0000:5e:00.0",
+      ]);
+      expect(listVfioDevices(sysfs).map((d) => d.address)).toEqual(["0000:3b:00.2"]);
+    });
 
-  it("describes the VF completely", () => {
-    const vf = findPciDevice(sysfs, "3b:00.2");
-    expect(vf).toEqual({
-      address: "0000:3b:00.2",
-      vendorId: 0x15b3,
-      deviceId: 0x101e,
-      subsystemVendorId: 0x15b3,
-      subsystemDeviceId: 0x0001,
-      classCode: 0x020000,
-      driver: "mlx5_vfio_pci",
-      vfio: true,
-      driverOverride: "mlx5_vfio_pci",
-      physfn: "0000:3b:00.0",
-      numaNode: 1,
-      iommuGroup: {
-        id: 40,
-        type: "DMA",
-        noiommu: false,
-        members: ["0000:3b:00.2"],
-        others: [],
-        vfioPath: "/dev/vfio/40",
-        viable: true,
-        blockers: [],
-      },
-      vfioCdev: { name: "vfio0", path: "/dev/vfio/devices/vfio0" },
-      iommu: {
-        name: "dmar0",
-        sysfsPath: "devices/virtual/iommu/dmar0",
-        hardware: {
-          kind: "intel-vt-d",
-          dirtyTracking: true,
-          source: `ecap 0x${ECAP_WITH_DIRTY.toString(16)}`,
-          bits: { SMTS: true, SLADS: true, SMPWC: true },
+    it("describes the VF completely", () => {
+      const vf = findPciDevice(sysfs, "3b:00.2");
+      expect(vf).toEqual({
+        address: "0000:3b:00.2",
+        vendorId: 0x15b3,
+        deviceId: 0x101e,
+        subsystemVendorId: 0x15b3,
+        subsystemDeviceId: 0x0001,
+        classCode: 0x020000,
+        driver: "mlx5_vfio_pci",
+        vfio: true,
+        driverOverride: "mlx5_vfio_pci",
+        physfn: "0000:3b:00.0",
+        numaNode: 1,
+        iommuGroup: {
+          id: 40,
+          type: "DMA",
+          noiommu: false,
+          members: ["0000:3b:00.2"],
+          others: [],
+          vfioPath: "/dev/vfio/40",
+          viable: true,
+          blockers: [],
         },
-      },
+        vfioCdev: { name: "vfio0", path: "/dev/vfio/devices/vfio0" },
+        iommu: {
+          name: "dmar0",
+          sysfsPath: "devices/virtual/iommu/dmar0",
+          hardware: {
+            kind: "intel-vt-d",
+            dirtyTracking: true,
+            source: `ecap 0x${ECAP_WITH_DIRTY.toString(16)}`,
+            bits: { SMTS: true, SLADS: true, SMPWC: true },
+          },
+        },
+      });
+    });
+
+    it("reports a device on a non-VFIO driver as such, behind a unit without dirty tracking", () => {
+      const nvme = findPciDevice(sysfs, "0000:5e:00.0")!;
+      expect(nvme.driver).toBe("nvme");
+      expect(nvme.vfio).toBe(false);
+      expect(nvme.vfioCdev).toBeUndefined();
+      expect(nvme.driverOverride).toBeUndefined();
+      expect(nvme.numaNode).toBe(0);
+      expect(nvme.iommu?.name).toBe("dmar1");
+      expect(nvme.iommu?.hardware.dirtyTracking).toBe(false);
+      expect(nvme.iommu?.hardware.bits.SLADS).toBe(false);
+    });
+
+    it("lists both VT-d units, only one with dirty tracking", () => {
+      expect(listIommuUnits(sysfs).map((u) => [u.name, u.sysfsPath, u.hardware.dirtyTracking])).toEqual([
+        ["dmar0", "devices/virtual/iommu/dmar0", true],
+        ["dmar1", "devices/virtual/iommu/dmar1", false],
+      ]);
+    });
+
+    it("gives undefined for an absent device and throws for a malformed address", () => {
+      expect(findPciDevice(sysfs, "0000:3b:00.7")).toBeUndefined();
+      expect(() => findPciDevice(sysfs, "0000:3b:00.2/../../..")).toThrow(InvalidInputError);
+      expect(() => findPciDevice(sysfs, "../../etc")).toThrow(InvalidInputError);
     });
   });
 
-  it("reports a device on a non-VFIO driver as such, behind a unit without dirty tracking", () => {
-    const nvme = findPciDevice(sysfs, "0000:5e:00.0")!;
-    expect(nvme.driver).toBe("nvme");
-    expect(nvme.vfio).toBe(false);
-    expect(nvme.vfioCdev).toBeUndefined();
-    expect(nvme.driverOverride).toBeUndefined();
-    expect(nvme.numaNode).toBe(0);
-    expect(nvme.iommu?.name).toBe("dmar1");
-    expect(nvme.iommu?.hardware.dirtyTracking).toBe(false);
-    expect(nvme.iommu?.hardware.bits.SLADS).toBe(false);
-  });
+  describe("AMD host", () => {
+    it("finds the vfio-pci NVMe drive, its group and HDSup on its IVHD unit", () => {
+      const sysfs = load(amdHost());
+      const [dev, ...rest] = listVfioDevices(sysfs);
+      expect(rest).toEqual([]);
+      expect(dev?.address).toBe("0000:41:00.0");
+      expect(dev?.driver).toBe("vfio-pci");
+      expect(dev?.iommuGroup?.vfioPath).toBe("/dev/vfio/12");
+      expect(dev?.numaNode).toBe(0);
+      expect(dev?.iommu?.name).toBe("ivhd0");
+      expect(dev?.iommu?.sysfsPath).toBe("devices/pci0000:00/0000:00:00.2/iommu/ivhd0");
+      expect(dev?.iommu?.hardware).toEqual({
+        kind: "amd-vi",
+        dirtyTracking: true,
+        source: `EFR 0x${AMD_EFR_WITH_HD.toString(16)}, EFR2 0x0`,
+        bits: { HASup: true, HDSup: true },
+      });
+    });
 
-  it("lists both VT-d units, only one with dirty tracking", () => {
-    expect(listIommuUnits(sysfs).map((u) => [u.name, u.sysfsPath, u.hardware.dirtyTracking])).toEqual([
-      ["dmar0", "devices/virtual/iommu/dmar0", true],
-      ["dmar1", "devices/virtual/iommu/dmar1", false],
-    ]);
-  });
+    it("lists the IVHD unit under its PCI function", () => {
+      expect(
+        listIommuUnits(load(amdHost())).map((u) => [u.name, u.hardware.kind, u.hardware.dirtyTracking]),
+      ).toEqual([["ivhd0", "amd-vi", true]]);
+    });
 
-  it("gives undefined for an absent device and throws for a malformed address", () => {
-    expect(findPciDevice(sysfs, "0000:3b:00.7")).toBeUndefined();
-    expect(() => findPciDevice(sysfs, "0000:3b:00.2/../../..")).toThrow(InvalidInputError);
-    expect(() => findPciDevice(sysfs, "../../etc")).toThrow(InvalidInputError);
-  });
-});
+    it("a 6.1-style vfio-dev without a dev attribute means no cdev", () => {
+      const dev = findPciDevice(load(amdHost()), "41:00.0");
+      expect(dev?.vfio).toBe(true);
+      expect(dev?.vfioCdev).toBeUndefined();
+    });
 
-describe("AMD host", () => {
-  it("finds the vfio-pci NVMe drive, its group and HDSup on its IVHD unit", () => {
-    const sysfs = mount(amdHost());
-    const [dev, ...rest] = listVfioDevices(sysfs);
-    expect(rest).toEqual([]);
-    expect(dev?.address).toBe("0000:41:00.0");
-    expect(dev?.driver).toBe("vfio-pci");
-    expect(dev?.iommuGroup?.vfioPath).toBe("/dev/vfio/12");
-    expect(dev?.numaNode).toBe(0);
-    expect(dev?.iommu?.name).toBe("ivhd0");
-    expect(dev?.iommu?.sysfsPath).toBe("devices/pci0000:00/0000:00:00.2/iommu/ivhd0");
-    expect(dev?.iommu?.hardware).toEqual({
-      kind: "amd-vi",
-      dirtyTracking: true,
-      source: `EFR 0x${AMD_EFR_WITH_HD.toString(16)}, EFR2 0x0`,
-      bits: { HASup: true, HDSup: true },
+    it("an older IOMMU without HDSup, in the single-EFR format", () => {
+      const dev = findPciDevice(load(amdHost("58f77ef22294ade")), "41:00.0");
+      expect(dev?.iommu?.hardware.dirtyTracking).toBe(false);
+    });
+
+    it("a garbled features register is unknown, not 'no'", () => {
+      const dev = findPciDevice(load(amdHost("garbage")), "41:00.0");
+      expect(dev?.iommu?.hardware.kind).toBe("amd-vi");
+      expect(dev?.iommu?.hardware.dirtyTracking).toBeUndefined();
+      expect(dev?.iommu?.hardware.source).toMatch(/amd-iommu\/features/);
     });
   });
 
-  it("lists the IVHD unit under its PCI function", () => {
-    expect(
-      listIommuUnits(mount(amdHost())).map((u) => [u.name, u.hardware.kind, u.hardware.dirtyTracking]),
-    ).toEqual([["ivhd0", "amd-vi", true]]);
-  });
-
-  it("a 6.1-style vfio-dev without a dev attribute means no cdev", () => {
-    const dev = findPciDevice(mount(amdHost()), "41:00.0");
-    expect(dev?.vfio).toBe(true);
-    expect(dev?.vfioCdev).toBeUndefined();
-  });
-
-  it("an older IOMMU without HDSup, in the single-EFR format", () => {
-    const dev = findPciDevice(mount(amdHost("58f77ef22294ade")), "41:00.0");
-    expect(dev?.iommu?.hardware.dirtyTracking).toBe(false);
-  });
-
-  it("a garbled features register is unknown, not 'no'", () => {
-    const dev = findPciDevice(mount(amdHost("garbage")), "41:00.0");
-    expect(dev?.iommu?.hardware.kind).toBe("amd-vi");
-    expect(dev?.iommu?.hardware.dirtyTracking).toBeUndefined();
-    expect(dev?.iommu?.hardware.source).toMatch(/amd-iommu\/features/);
-  });
-});
-
-describe("shared IOMMU group", () => {
-  it("lists the other members and says which one keeps VFIO from the group", () => {
-    const sysfs = mount(sharedGroupHost());
-    const gpu = findPciDevice(sysfs, "05:00.0")!;
-    expect(gpu.vfio).toBe(true);
-    expect(gpu.iommuGroup).toMatchObject({
-      id: 7,
-      members: ["0000:00:1c.0", "0000:05:00.0", "0000:05:00.1"],
-      others: ["0000:00:1c.0", "0000:05:00.1"],
-      viable: false,
-      blockers: ["0000:05:00.1 (snd_hda_intel)"],
+  describe("shared IOMMU group", () => {
+    it("lists the other members and says which one keeps VFIO from the group", () => {
+      const sysfs = load(sharedGroupHost());
+      const gpu = findPciDevice(sysfs, "05:00.0")!;
+      expect(gpu.vfio).toBe(true);
+      expect(gpu.iommuGroup).toMatchObject({
+        id: 7,
+        members: ["0000:00:1c.0", "0000:05:00.0", "0000:05:00.1"],
+        others: ["0000:00:1c.0", "0000:05:00.1"],
+        viable: false,
+        blockers: ["0000:05:00.1 (snd_hda_intel)"],
+      });
+      // The same group seen from the audio function.
+      expect(findPciDevice(sysfs, "05:00.1")!.iommuGroup?.others).toEqual(["0000:00:1c.0", "0000:05:00.0"]);
     });
-    // The same group seen from the audio function.
-    expect(findPciDevice(sysfs, "05:00.1")!.iommuGroup?.others).toEqual(["0000:00:1c.0", "0000:05:00.0"]);
-  });
 
-  it("becomes viable once the audio function is on vfio-pci too (pcieport does not block)", () => {
-    const gpu = findPciDevice(mount(sharedGroupHost("vfio-pci")), "05:00.0")!;
-    expect(gpu.iommuGroup?.viable).toBe(true);
-    expect(gpu.iommuGroup?.blockers).toEqual([]);
+    it("becomes viable once the audio function is on vfio-pci too (pcieport does not block)", () => {
+      const gpu = findPciDevice(load(sharedGroupHost("vfio-pci")), "05:00.0")!;
+      expect(gpu.iommuGroup?.viable).toBe(true);
+      expect(gpu.iommuGroup?.blockers).toEqual([]);
+    });
   });
 });
 
