@@ -1,6 +1,12 @@
 // @vfio-dirty/tracker: the public surface, nothing else.
+
+export type { Bitmap, BitmapCore, XlatTable } from "./bitmap.ts";
+export type { OpenOptions } from "./open.ts";
+export { MigrationBlockedError, openTracker } from "./open.ts";
 export type { DirtyTraceSample, PrecopyInput, PrecopyPrediction, PrecopyRound } from "./predict.ts";
 export { predictPrecopy } from "./predict.ts";
+export type { IommuTarget, ProbedDevice, TrackingTarget } from "./probe.ts";
+export { probeCaps } from "./probe.ts";
 export type { IovaRange, LoggingAttempt, LoggingPlan, MemorySection, RetryResult } from "./ranges.ts";
 export { combineRanges, planLogging, startWithRetry } from "./ranges.ts";
 export type { Rate, RateReading, RateSample } from "./rate.ts";
@@ -17,3 +23,22 @@ export type {
   StrategyName,
 } from "./select.ts";
 export { chooseStrategy } from "./select.ts";
+export { AllDirtyStrategy } from "./strategies/all-dirty.ts";
+export type { DeviceLoggingOptions, LoggingDevice } from "./strategies/device.ts";
+export { DeviceLoggingStrategy } from "./strategies/device.ts";
+export type { DirtyIommufd } from "./strategies/iommufd.ts";
+export { IommufdStrategy } from "./strategies/iommufd.ts";
+export type { Type1Container } from "./strategies/type1.ts";
+export { Type1Strategy } from "./strategies/type1.ts";
+export type { DirtyStrategy, DmaMapper, TrackerEvent, TrackerEventKind } from "./strategy.ts";
+export type {
+  DirtyReport,
+  Phase,
+  SectionReport,
+  SyncOptions,
+  Tracker,
+  TrackerConfig,
+  UnitConfig,
+  UnitReport,
+} from "./tracker.ts";
+export { createTracker, TrackerStateError } from "./tracker.ts";

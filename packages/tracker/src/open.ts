@@ -1,0 +1,120 @@
+// Opening a tracking session over already-opened devices: probe, choose, build the strategies,
+// create the tracker. Opening fds and mapping guest memory stay with the caller (as in QEMU, where
+// the memory listener tracks what others mapped).
+//
+//   const { tracker, choice } = openTracker(
+//     { devices: [{ id: "0000:3b:00.1", device }], iommu: { kind: "type1", container } },
+//     { core, memory: [{ iova: 0n, length: 1n << 30n, kind: "ram" }] },
+//   );
+
+import { UnsupportedError } from "@vfio-dirty/vfio-adapter";
+import type { BitmapCore } from "./bitmap.ts";
+import { probeCaps, type TrackingTarget } from "./probe.ts";
+import type { IovaRange, MemorySection } from "./ranges.ts";
+import { chooseStrategy, type SelectOptions, type StrategyChoice } from "./select.ts";
+import { AllDirtyStrategy } from "./strategies/all-dirty.ts";
+import { DeviceLoggingStrategy } from "./strategies/device.ts";
+import { IommufdStrategy } from "./strategies/iommufd.ts";
+import { Type1Strategy } from "./strategies/type1.ts";
+import type { DmaMapper } from "./strategy.ts";
+import { createTracker, type Tracker, type UnitConfig } from "./tracker.ts";
+
+export interface OpenOptions extends SelectOptions {
+  readonly core: BitmapCore;
+  /** Guest memory (GPA). */
+  readonly memory: readonly MemorySection[];
+  /** Query window, bytes of guest memory; default 64 GiB. */
+  readonly windowBytes?: bigint;
+  /** With `viommu: true`: the IOVA space devices may use, and who makes the kernel's mappings. */
+  readonly viommuAperture?: readonly IovaRange[];
+  readonly mapper?: DmaMapper;
+  /** Create the tracker even when migration is blocked (the choice still lists the blockers). */
+  readonly ignoreBlockers?: boolean;
+  /** Force a strategy (tests, benchmarks); the choice still explains what would have been taken. */
+  readonly forceStrategy?: StrategyChoice["strategy"];
+  readonly now?: () => number;
+}
+
+export class MigrationBlockedError extends Error {
+  override name = "MigrationBlockedError";
+  constructor(readonly choice: StrategyChoice) {
+    super(
+      `migration is blocked: ${choice.blockers.map((b) => (b.device ? `${b.device}: ` : "") + b.message).join("; ")}`,
+    );
+  }
+}
+
+/** Probe, choose and build. Throws MigrationBlockedError on blockers (unless ignoreBlockers). */
+export function openTracker(
+  target: TrackingTarget,
+  opts: OpenOptions,
+): { tracker: Tracker; choice: StrategyChoice } {
+  const pageSize = opts.pageSize ?? 4096n;
+  const choice = chooseStrategy(probeCaps(target), {
+    ...opts,
+    guestMemory: opts.viommu ? opts.viommuAperture : opts.memory,
+  });
+  if (choice.blockers.length > 0 && !opts.ignoreBlockers) throw new MigrationBlockedError(choice);
+  const strategy = opts.forceStrategy ?? choice.strategy;
+  const preCopyOf = (id: string) => opts.devices?.[id]?.preCopyDirtyPageTracking !== false;
+  const ids = target.devices.map((d) => d.id);
+  let units: UnitConfig[];
+  switch (strategy) {
+    case "device":
+      units = target.devices.map(({ id, device }) => ({
+        id,
+        devices: [id],
+        strategy: new DeviceLoggingStrategy(device, opts.core, pageSize),
+        preCopy: preCopyOf(id),
+      }));
+      break;
+    case "type1":
+      if (target.iommu.kind !== "type1") throw new UnsupportedError("type1 strategy needs a type1 container");
+      units = [
+        {
+          id: "iommu",
+          devices: ids,
+          strategy: new Type1Strategy(target.iommu.container, opts.core, pageSize),
+          preCopy: ids.every(preCopyOf),
+        },
+      ];
+      break;
+    case "iommufd": {
+      const iommu = target.iommu;
+      if (iommu.kind !== "iommufd") throw new UnsupportedError("iommufd strategy needs an iommufd");
+      if (!iommu.hwptIds?.length)
+        throw new UnsupportedError(
+          "iommufd strategy: attach the devices to a HWPT allocated with DIRTY_TRACKING and pass its id",
+        );
+      units = [
+        {
+          id: "iommu",
+          devices: ids,
+          strategy: new IommufdStrategy(iommu.iommufd, iommu.hwptIds, iommu.ioasId, opts.core, pageSize),
+          preCopy: ids.every(preCopyOf),
+        },
+      ];
+      break;
+    }
+    case "all-dirty":
+      units = [{ id: "all", devices: ids, strategy: new AllDirtyStrategy() }];
+      break;
+  }
+  const tracker = createTracker({
+    core: opts.core,
+    units,
+    memory: opts.memory,
+    pageSize,
+    ...(opts.windowBytes ? { windowBytes: opts.windowBytes } : {}),
+    ...(opts.viommu
+      ? {
+          viommu: {
+            ...(opts.viommuAperture ? { aperture: opts.viommuAperture } : {}),
+            ...(opts.mapper ? { mapper: opts.mapper } : {}),
+          },
+        }
+      : {}),
+    ...(opts.now ? { now: opts.now } : {}),
+  });
+  return { tracker, choice };
+}
