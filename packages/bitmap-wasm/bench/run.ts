@@ -7,8 +7,10 @@
 //   npm run bench                       # both sizes, writes bench/results.json
 //   npm run bench -- --sizes=32         # one size only (quick look; results.json still written)
 //   npm run bench -- --no-wasm          # baselines only, on a plain WebAssembly.Memory
+//   npm run bench -- --markdown         # also print the table as Markdown (for BENCHMARKS.md)
+//   npm run bench -- --ops=or-merge --rounds=15   # only ops whose name contains a filter, more rounds
 import { readFileSync, writeFileSync } from "node:fs";
-import { cpus } from "node:os";
+import { cpus, loadavg } from "node:os";
 import { join } from "node:path";
 import koffi from "koffi";
 import { type BenchCase, type Impl, measureCase, type ResultRow } from "./harness.ts";
@@ -39,9 +41,16 @@ const SIZES: readonly SizeSpec[] = [
   { label: "256 MiB", bytes: 256 * MiB, rounds: 5 },
 ];
 
+/** --ops= filters (substrings of op names); empty means every op. */
+let opFilters: string[] = [];
+/** --rounds= override of every size's round count. */
+let roundsOverride = 0;
+
 async function main(): Promise<void> {
   const args = process.argv.slice(2);
-  const sizesArg = args.find((a) => a.startsWith("--sizes="))?.slice("--sizes=".length);
+  opFilters = (argValue(args, "ops") ?? "").split(",").filter(Boolean);
+  roundsOverride = Number(argValue(args, "rounds") ?? 0);
+  const sizesArg = argValue(args, "sizes");
   const sizes = sizesArg ? SIZES.filter((s) => sizesArg.split(",").includes(String(s.bytes / MiB))) : SIZES;
   const withWasm = !args.includes("--no-wasm");
   const started = performance.now();
@@ -62,6 +71,12 @@ async function main(): Promise<void> {
   }
 
   console.log(renderTable(rows));
+  if (args.includes("--markdown")) console.log(`\n${renderTable(rows, true)}\n`);
+  console.log(
+    `load average after the run: ${loadavg()
+      .map((x) => x.toFixed(2))
+      .join(" ")} (other work on the machine skews medians)`,
+  );
   for (const v of verdicts(rows).filter((x) => !x.met)) {
     const bw = v.ofMemcpy === undefined ? "" : `, ${Math.round(v.ofMemcpy * 100)}% of memcpy`;
     console.log(`missed: ${v.op} ${v.size}: wasm/C ${v.wasmToC.toFixed(2)}x${bw}`);
@@ -110,13 +125,14 @@ function runSize(size: SizeSpec, arena: Arena, c: NativeOps, core: RawCore | und
   const fillDense = () => c.fillRandom(A, nwords, 1n);
   const rows: ResultRow[] = [];
   const bench = (op: string, impls: Impl[], extra: Partial<BenchCase> = {}) => {
+    if (!selected(op)) return;
     const present = impls.filter((i) => i.name !== "wasm" || core);
     rows.push(
       ...measureCase({
         op,
         sizeLabel: size.label,
         bitmapBytes: size.bytes,
-        rounds: size.rounds,
+        rounds: roundsOverride || size.rounds,
         impls: present,
         ...extra,
       }),
@@ -409,13 +425,24 @@ function agree(
   }
 }
 
+function selected(op: string): boolean {
+  return opFilters.length === 0 || opFilters.some((f) => op.includes(f));
+}
+
+function argValue(args: readonly string[], name: string): string | undefined {
+  return args.find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3);
+}
+
 function machineLine(c: NativeOps): string {
   const cpuModel = cpus()[0]?.model ?? "unknown CPU";
   let thp = "unknown";
   try {
     thp = readFileSync("/sys/kernel/mm/transparent_hugepage/enabled", "utf8").trim();
   } catch {}
-  return `machine: ${cpuModel}, ${cpus().length} cpus; node ${process.version}; ${c.ccVersion} ${CC_FLAGS.slice(0, 2).join(" ")}; THP ${thp}`;
+  const load = loadavg()
+    .map((x) => x.toFixed(2))
+    .join(" ");
+  return `machine: ${cpuModel}, ${cpus().length} cpus; node ${process.version}; ${c.ccVersion} ${CC_FLAGS.slice(0, 2).join(" ")}; THP ${thp}; load ${load}`;
 }
 
 main().catch((err: unknown) => {
