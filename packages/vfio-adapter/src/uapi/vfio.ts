@@ -274,6 +274,7 @@ export function nextMigState(cur: number, target: number, migrationFlags: number
  * as vfio_mig_set_state() steps a driver; undefined when the kernel would refuse.
  */
 export function migStatePath(cur: number, target: number, migrationFlags: number): number[] | undefined {
+  if (!migStateSupported(cur, migrationFlags) || !migStateSupported(target, migrationFlags)) return undefined;
   const path: number[] = [];
   let at = cur;
   // Each step gets strictly closer in the kernel's table; the bound only guards a corrupted table.
