@@ -1,0 +1,133 @@
+// iommufd helpers for the scenarios on the 6.12 test kernel: IOAS set-up, dirty bitmap reads,
+// and the IOMMUFD_TEST self-test commands (drivers/iommu/iommufd/iommufd_test.h, built in with
+// CONFIG_IOMMUFD_TEST) that create a mock device on a mock IOMMU with dirty tracking and mark
+// its pages dirty, which gives the tests their ground truth.
+
+import { type Host, uapi } from "@vfio-dirty/vfio-adapter";
+import { ioctlErrno, ioctlOk, setBits } from "./vfio.ts";
+
+/** IOMMU_TEST_CMD = _IO(IOMMUFD_TYPE, IOMMUFD_CMD_BASE + 32). */
+export const IOMMU_TEST_CMD = uapi._IO(uapi.IOMMUFD_TYPE, uapi.IOMMUFD_CMD_BASE + 32);
+const IOMMU_TEST_OP_MOCK_DOMAIN = 2;
+const IOMMU_TEST_OP_DIRTY = 13;
+/** sizeof(struct iommu_test_cmd): header 16, union 48 (the dirty member), last, padding. */
+const SIZEOF_IOMMU_TEST_CMD = 72;
+/** The mock IOMMU's IOVA aperture and page size (selftest.c: MOCK_APERTURE_START, MOCK_IO_PAGE_SIZE). */
+export const MOCK_APERTURE_START = 1n << 24n;
+export const MOCK_IO_PAGE_SIZE = 2048n;
+export const IOMMU_HW_INFO_TYPE_SELFTEST = 0xfeedbeef;
+
+export function ioasAlloc(host: Host, iommufd: number): number {
+  const b = uapi.encodeIoasAlloc();
+  ioctlOk(host, iommufd, uapi.IOMMU_IOAS_ALLOC, b, "IOMMU_IOAS_ALLOC");
+  return uapi.decodeIoasAlloc(b).outIoasId;
+}
+
+export function ioasMapFixed(
+  host: Host,
+  iommufd: number,
+  ioasId: number,
+  iova: bigint,
+  userVa: bigint,
+  length: bigint,
+): void {
+  const flags = uapi.IOMMU_IOAS_MAP_FIXED_IOVA | uapi.IOMMU_IOAS_MAP_READABLE | uapi.IOMMU_IOAS_MAP_WRITEABLE;
+  ioctlOk(
+    host,
+    iommufd,
+    uapi.IOMMU_IOAS_MAP,
+    uapi.encodeIoasMap({ flags, ioasId, userVa, length, iova }),
+    "IOMMU_IOAS_MAP",
+  );
+}
+
+export function hwInfo(host: Host, iommufd: number, devId: number): uapi.HwInfo {
+  const b = uapi.encodeHwInfo({ devId });
+  ioctlOk(host, iommufd, uapi.IOMMU_GET_HW_INFO, b, "IOMMU_GET_HW_INFO");
+  return uapi.decodeHwInfo(b);
+}
+
+/** HWPT alloc; returns { errno, hwptId }. */
+export function hwptAlloc(host: Host, iommufd: number, devId: number, ptId: number, flags: number) {
+  const b = uapi.encodeHwptAlloc({ devId, ptId, flags });
+  const errno = ioctlErrno(host, iommufd, uapi.IOMMU_HWPT_ALLOC, b);
+  return { errno, hwptId: uapi.decodeHwptAlloc(b).outHwptId };
+}
+
+export function setDirtyTracking(host: Host, iommufd: number, hwptId: number, enable: boolean): number {
+  const flags = enable ? uapi.IOMMU_HWPT_DIRTY_TRACKING_ENABLE : 0;
+  return ioctlErrno(
+    host,
+    iommufd,
+    uapi.IOMMU_HWPT_SET_DIRTY_TRACKING,
+    uapi.encodeHwptSetDirtyTracking({ hwptId, flags }),
+  );
+}
+
+/** IOMMU_HWPT_GET_DIRTY_BITMAP into a fresh bitmap; returns the errno and the set bit indexes. */
+export function getDirtyBitmap(
+  host: Host,
+  iommufd: number,
+  hwptId: number,
+  iova: bigint,
+  length: bigint,
+  pageSize: bigint,
+  flags = 0,
+) {
+  const nbits = Number(length / pageSize);
+  const bitmap = new Uint8Array(Math.ceil(nbits / 64) * 8);
+  const b = uapi.encodeHwptGetDirtyBitmap({
+    hwptId,
+    flags,
+    iova,
+    length,
+    pageSize,
+    data: host.addressOf(bitmap),
+  });
+  const errno = ioctlErrno(host, iommufd, uapi.IOMMU_HWPT_GET_DIRTY_BITMAP, b);
+  return { errno, pages: errno ? [] : setBits(bitmap) };
+}
+
+/** IOMMU_TEST_OP_MOCK_DOMAIN: a mock device attached to a new mock domain on `ioasId`. */
+export function mockDomain(host: Host, iommufd: number, ioasId: number) {
+  const [b, v] = testCmd(IOMMU_TEST_OP_MOCK_DOMAIN, ioasId);
+  ioctlOk(host, iommufd, IOMMU_TEST_CMD, b, "IOMMU_TEST_OP_MOCK_DOMAIN");
+  return { stdevId: v.getUint32(16, true), hwptId: v.getUint32(20, true), idevId: v.getUint32(24, true) };
+}
+
+/**
+ * IOMMU_TEST_OP_DIRTY: sets the dirty bit of the mock page table entries at the given page
+ * indexes (of `pageSize` bytes from `iova`), as a device writing there would. Returns how many
+ * entries the mock marked (only mapped ones count).
+ */
+export function mockMarkDirty(
+  host: Host,
+  iommufd: number,
+  hwptId: number,
+  iova: bigint,
+  length: bigint,
+  pageSize: bigint,
+  pages: number[],
+): number {
+  const nbits = Number(length / pageSize);
+  const marks = new Uint8Array(Math.ceil(nbits / 64) * 8);
+  for (const p of pages) marks[p >> 3]! |= 1 << (p & 7);
+  const [b, v] = testCmd(IOMMU_TEST_OP_DIRTY, hwptId);
+  v.setBigUint64(24, iova, true);
+  v.setBigUint64(32, length, true);
+  v.setBigUint64(40, pageSize, true);
+  v.setBigUint64(48, host.addressOf(marks), true);
+  ioctlOk(host, iommufd, IOMMU_TEST_CMD, b, "IOMMU_TEST_OP_DIRTY");
+  return Number(v.getBigUint64(56, true));
+}
+
+// --- Internal helpers ---
+
+function testCmd(op: number, id: number): [Uint8Array, DataView] {
+  const b = new Uint8Array(SIZEOF_IOMMU_TEST_CMD);
+  const v = new DataView(b.buffer);
+  v.setUint32(0, SIZEOF_IOMMU_TEST_CMD, true);
+  v.setUint32(4, op, true);
+  v.setUint32(8, id, true);
+  return [b, v];
+}
