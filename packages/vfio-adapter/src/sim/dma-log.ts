@@ -1,0 +1,153 @@
+// A device's own DMA dirty log (VFIO_DEVICE_FEATURE_DMA_LOGGING_START/STOP/REPORT), as a device
+// driver's log_ops implement it behind drivers/vfio/vfio_main.c.
+//
+// The core checks (range count, alignment, overlap, overflow) happen in kernel.ts like in
+// vfio_main.c; this file is the driver part, modelled on mlx5_vfio_pci: it combines ranges beyond
+// what the device can track (vfio_combine_iova_ranges, smallest gap first), refuses an address span
+// above its limit with EOPNOTSUPP, clamps the page size to what it supports and writes that back.
+// The log is kept per logging page; REPORT replicates or coarsens bits to the page size asked for,
+// clears what it reported, and only ever sets bits in the caller's bitmap.
+//
+//   const log = new DmaLog({ maxRanges: 4, maxSpanLog2: 42 });
+//   const r = log.start([{ start: 0n, last: 0xfffffn }], 4096n);   // { rc: 0, pageSize: 4096n }
+//   log.record(0x2000n, 0x1000n);
+//   log.report(0n, 0x100000n, 4096n, bytes);                       // ORs bit 2, clears it
+
+import { Errno } from "../errors.ts";
+import { PageSet } from "./page-set.ts";
+import { orRange } from "./user-bits.ts";
+
+/** An inclusive IOVA interval, as the kernel's interval tree holds it. */
+export interface Interval {
+  start: bigint;
+  last: bigint;
+}
+
+export interface DmaLogLimits {
+  /** Ranges the device can track at once; more are combined. Unlimited when undefined. */
+  maxRanges?: number;
+  /** log2 of the largest address span (last - first + 1, rounded up to a power of two). */
+  maxSpanLog2?: number;
+  minPageSize?: bigint;
+  maxPageSize?: bigint;
+}
+
+export class DmaLog {
+  active = false;
+  /** Logging page size the device chose at START. */
+  pageSize = 4096n;
+  /** Tracked ranges after combining. */
+  ranges: Interval[] = [];
+  /** Dirty logging pages (iova / pageSize). */
+  private readonly dirty = new PageSet();
+
+  constructor(private readonly limits: DmaLogLimits) {}
+
+  /** log_start: returns the errno and the page size written back to the caller. */
+  start(ranges: Interval[], requestedPageSize: bigint): { rc: number; pageSize: bigint } {
+    if (this.active) return { rc: -Errno.EBUSY, pageSize: requestedPageSize };
+    const sorted = [...ranges].sort((a, b) => (a.start < b.start ? -1 : 1));
+    const combined = combineIovaRanges(sorted, this.limits.maxRanges ?? sorted.length);
+    const first = combined[0]!.start;
+    const last = combined[combined.length - 1]!.last;
+    if (this.limits.maxSpanLog2 !== undefined && log2RoundUp(last - first + 1n) > this.limits.maxSpanLog2)
+      return { rc: -Errno.EOPNOTSUPP, pageSize: requestedPageSize };
+    // mlx5: log2 of the requested size, clamped to the device's range, written back.
+    let shift = ilog2(requestedPageSize > 0n ? requestedPageSize : 1n);
+    const minShift = ilog2(this.limits.minPageSize ?? 4096n);
+    const maxShift = ilog2(this.limits.maxPageSize ?? 1n << 30n);
+    shift = Math.min(Math.max(shift, minShift), maxShift);
+    this.pageSize = 1n << BigInt(shift);
+    this.ranges = combined;
+    this.dirty.clear();
+    this.active = true;
+    return { rc: 0, pageSize: this.pageSize };
+  }
+
+  stop(): number {
+    this.active = false;
+    this.ranges = [];
+    this.dirty.clear();
+    return 0;
+  }
+
+  /** The DMA path: the device wrote [iova, iova+length); logged when inside a tracked range. */
+  record(iova: bigint, length: bigint): void {
+    if (!this.active || length <= 0n) return;
+    const end = iova + length - 1n;
+    for (const r of this.ranges) {
+      const a = iova > r.start ? iova : r.start;
+      const b = end < r.last ? end : r.last;
+      if (a > b) continue;
+      const firstPage = a / this.pageSize;
+      const lastPage = b / this.pageSize;
+      for (let p = firstPage; p <= lastPage; p++) this.dirty.add(Number(p));
+    }
+  }
+
+  /** Forgets everything logged (a device reset): the log "reports success but was reset". */
+  reset(): void {
+    this.dirty.clear();
+  }
+
+  /**
+   * log_read_and_clear over [iova, iova+length) into `bytes` (bit 0 = iova, `pageSize` per bit,
+   * `nbits` bits). Logging pages entirely inside the range are cleared; a page that straddles the
+   * edge stays logged, so an adjacent report sees it too (over-reporting, never losing).
+   */
+  report(iova: bigint, length: bigint, pageSize: bigint, nbits: bigint, bytes: Uint8Array): number {
+    if (!this.active) return -Errno.EINVAL;
+    const lps = this.pageSize;
+    const end = iova + length;
+    const firstPage = iova / lps;
+    const lastPage = (end - 1n) / lps;
+    const reported: number[] = [];
+    for (const p of this.dirty.pagesIn(Number(firstPage), Number(lastPage - firstPage + 1n))) {
+      const pageStart = BigInt(p) * lps;
+      orRange(bytes, iova, pageSize, nbits, pageStart, lps);
+      if (pageStart >= iova && pageStart + lps <= end) reported.push(p);
+    }
+    for (const p of reported) this.dirty.delete(p);
+    return 0;
+  }
+
+  /** Logging pages currently dirty (for tests and the sim's inspection API). */
+  dirtyPages(): number[] {
+    return [...this.dirty.all()];
+  }
+}
+
+/**
+ * vfio_combine_iova_ranges(): merges neighbours with the smallest gap until `max` remain (the
+ * first such pair wins a tie); with max 1 everything becomes one range. `ranges` must be sorted.
+ */
+export function combineIovaRanges(ranges: Interval[], max: number): Interval[] {
+  const out = ranges.map((r) => ({ ...r }));
+  if (out.length <= max) return out;
+  if (max === 1) return [{ start: out[0]!.start, last: out[out.length - 1]!.last }];
+  while (out.length > max) {
+    let best = 1;
+    let minGap: bigint | undefined;
+    for (let i = 1; i < out.length; i++) {
+      const gap = out[i]!.start - out[i - 1]!.last;
+      if (minGap === undefined || gap < minGap) {
+        minGap = gap;
+        best = i;
+      }
+    }
+    out[best - 1]!.last = out[best]!.last;
+    out.splice(best, 1);
+  }
+  return out;
+}
+
+// --- Internal helpers ---
+
+function ilog2(x: bigint): number {
+  return x.toString(2).length - 1;
+}
+
+function log2RoundUp(x: bigint): number {
+  const l = ilog2(x);
+  return 1n << BigInt(l) === x ? l : l + 1;
+}

@@ -1,0 +1,13 @@
+// @vfio-dirty/vfio-adapter/sim: the simulated VFIO host. Loading it never loads koffi.
+//
+//   import { createSimHost, listProfiles } from "@vfio-dirty/vfio-adapter/sim";
+//   const sim = createSimHost("mlx5-vf");
+
+export type { ClockMode, SimTime } from "./clock.ts";
+export { SimClock } from "./clock.ts";
+export { combineIovaRanges } from "./dma-log.ts";
+export type { TruthQuery } from "./ground-truth.ts";
+export type { DeviceJson, FaultSpec, Profile, ProfileJson, WorkloadJson } from "./profile.ts";
+export { listProfiles, loadProfile, parseProfile } from "./profile.ts";
+export type { SimDeviceInfo, SimHost, SimHostOptions } from "./sim-host.ts";
+export { createSimHost } from "./sim-host.ts";
