@@ -37,7 +37,7 @@ export interface RateSummary {
 }
 
 export interface GroundTruth {
-  /** Distinct pages the simulated devices wrote while tracking ran. */
+  /** Distinct pages (at the tracking page size) the simulated devices wrote while tracking ran. */
   pagesWritten: number;
   /** Distinct pages the tracker reported dirty. */
   pagesReported: number;
@@ -83,6 +83,8 @@ export interface TrackReport {
   syncCost: { meanMs: number; maxMs: number };
   events: { tMs: number; kind: string; message: string }[];
   groundTruth: GroundTruth | null;
+  /** After the run: the host confirms no dirty tracking is left running (null: cannot tell). */
+  trackingStopped: boolean | null;
   heatmap: Heatmap;
 }
 

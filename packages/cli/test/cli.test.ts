@@ -8,8 +8,19 @@ function captureIo(opts: { tty?: boolean; env?: NodeJS.ProcessEnv } = {}) {
   let stdout = "";
   let stderr = "";
   const io: Io = {
-    stdout: { write: (s: string) => ((stdout += s), true), isTTY: opts.tty ?? false },
-    stderr: { write: (s: string) => ((stderr += s), true) },
+    stdout: {
+      write: (s: string) => {
+        stdout += s;
+        return true;
+      },
+      isTTY: opts.tty ?? false,
+    },
+    stderr: {
+      write: (s: string) => {
+        stderr += s;
+        return true;
+      },
+    },
     env: opts.env ?? {},
     signal: new AbortController().signal,
   };

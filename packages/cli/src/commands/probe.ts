@@ -1,10 +1,142 @@
+// `vfio-dirty probe [PCI-ADDRESS...] [--all] [--open]`: what dirty tracking the host offers for
+// these devices, which strategy the tracker would choose and why, and what blocks migration.
+//
+// Non-invasive by default: sysfs only, safe while QEMU holds the devices. --open also opens them
+// to ask the kernel (DMA logging, migration flags, the IOMMU's dirty tracking); a device held by
+// another process is reported as busy, not as a failure.
+
+import type { Host, PciDevice } from "@vfio-dirty/vfio-adapter";
+import { findPciDevice, listVfioDevices } from "@vfio-dirty/vfio-adapter";
 import { Command } from "commander";
 import type { Context } from "../context.ts";
-import { ExitError } from "../errors.ts";
+import { CheckFailedError, UsageError } from "../errors.ts";
+import { gridTable } from "../format/table.ts";
+import { chooseHost, hostLine } from "../host.ts";
+import { openHost } from "../host-open.ts";
+import { parsePciAddress } from "../parse/pci.ts";
+import { type DeviceProbe, probeDevices, type SetProbe } from "../probe-devices.ts";
+
+interface ProbeOptions {
+  all?: boolean;
+  open?: boolean;
+}
+
+/** The --json document of `probe`. */
+export interface ProbeDocument extends SetProbe {
+  command: "probe";
+  host: string;
+  simulated: boolean;
+  opened: boolean;
+  devices: DeviceProbe[];
+}
 
 export function probeCommand(makeContext: (cmd: Command) => Context): Command {
-  return new Command("probe").action((_o, cmd: Command) => {
-    makeContext(cmd);
-    throw new ExitError("probe: waiting for the tracker", 1);
-  });
+  return new Command("probe")
+    .description("show what dirty tracking the host offers for VFIO devices, the strategy and any blockers")
+    .argument("[pci-address...]", "devices to probe (default: every VFIO-bound device)")
+    .option("--all", "probe every device bound to vfio-pci or a variant driver")
+    .option("--open", "also open the devices and ask the kernel (not while QEMU holds them)")
+    .addHelpText(
+      "after",
+      `
+Examples:
+  $ vfio-dirty probe --host sim                    every device of the simulated host
+  $ vfio-dirty probe 0000:3b:00.1 --open           ask the kernel about one real device
+  $ vfio-dirty probe --all --json                  machine-readable, for scripts
+
+Exit code 3 when a migration blocker was found.
+`,
+    )
+    .action(async (addresses: string[], opts: ProbeOptions, cmd: Command) => {
+      const ctx = makeContext(cmd);
+      const choice = chooseHost(ctx.globals.host);
+      const wanted = addresses.map(parsePciAddress);
+      await using opened = await openHost(choice);
+      const host = opened.host;
+      ctx.out.info(hostLine(host, choice));
+      const devices = selectDevices(host, wanted, opts.all === true || wanted.length === 0);
+      const result = await probeDevices(host, devices, { open: opts.open === true });
+      const doc: ProbeDocument = {
+        command: "probe",
+        host: host.name,
+        simulated: host.simulated,
+        opened: opts.open === true,
+        ...result,
+      };
+      ctx.out.document(doc);
+      printProbe(ctx, doc);
+      if (doc.blockers.length > 0)
+        throw new CheckFailedError(
+          `${doc.blockers.length} migration blocker${doc.blockers.length > 1 ? "s" : ""} found`,
+        );
+    });
+}
+
+// --- Internal helpers ---
+
+function selectDevices(host: Host, wanted: readonly string[], all: boolean): PciDevice[] {
+  const out: PciDevice[] = [];
+  for (const address of wanted) {
+    const dev = findPciDevice(host.sysfs, address);
+    if (!dev)
+      throw new UsageError(
+        `PCI address ${address}: no such device on ${host.name}; list devices with 'lspci -D' (or 'vfio-dirty probe --all')`,
+      );
+    if (!dev.vfio)
+      throw new UsageError(
+        `${address} is bound to ${dev.driver ?? "no driver"}, not vfio-pci; bind it (echo vfio-pci > /sys/bus/pci/devices/${address}/driver_override) first`,
+      );
+    out.push(dev);
+  }
+  if (all)
+    for (const d of listVfioDevices(host.sysfs)) if (!out.some((o) => o.address === d.address)) out.push(d);
+  if (out.length === 0)
+    throw new UsageError(
+      `no VFIO-bound devices on ${host.name}; bind a device to vfio-pci or use --host sim`,
+    );
+  return out;
+}
+
+function printProbe(ctx: Context, d: ProbeDocument): void {
+  const { out } = ctx;
+  const c = out.color;
+  const yesNo = (v: boolean | null, why?: string | null) =>
+    v === null
+      ? c.dim(`unknown${why ? ` (${why})` : ""}`)
+      : v
+        ? c.green("yes")
+        : c.red(`no${why ? ` (${why})` : ""}`);
+  out.result(
+    gridTable(
+      ["device", "driver", "IOMMU group", "cdev", "IOMMU dirty tracking", "DMA logging", "migration"],
+      d.devices.map((dev) => [
+        `${dev.address}\n${dev.vendorId}:${dev.deviceId}`,
+        dev.driver ?? "-",
+        dev.iommuGroup
+          ? `${dev.iommuGroup.id}${dev.iommuGroup.others.length ? ` (+${dev.iommuGroup.others.join(", ")})` : ""}${dev.iommuGroup.viable ? "" : c.red(" not viable")}`
+          : "none",
+        dev.cdev ?? "-",
+        dev.iommu
+          ? `${dev.iommu.name}: ${yesNo(dev.iommu.dirtyTracking, dev.iommu.kernelDirtyTracking === false ? "kernel says no" : null)}`
+          : "-",
+        dev.busy
+          ? c.yellow("busy (held by another process)")
+          : yesNo(dev.dmaLogging.supported, dev.dmaLogging.why),
+        dev.migration
+          ? dev.migration.flags.join(", ") || "none"
+          : dev.busy
+            ? "-"
+            : yesNo(null, ctx.globals && d.opened ? "not migratable" : "use --open"),
+      ]),
+    ),
+  );
+  out.result(
+    `strategy: ${c.bold(d.strategy)}${d.opened ? "" : c.dim(" (from sysfs only; --open asks the kernel)")}`,
+  );
+  for (const r of d.reasons) out.result(`  - ${r}`);
+  for (const w of d.warnings) out.warn(w);
+  if (d.blockers.length) {
+    out.result(c.red(`blockers (${d.blockers.length}):`));
+    for (const b of d.blockers) out.result(`  - ${b}`);
+  } else out.result(`blockers: ${c.green("none")}`);
 }

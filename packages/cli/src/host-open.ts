@@ -1,0 +1,137 @@
+// Opening the chosen host. Each backend is imported only when chosen (koffi loads only for linux).
+// On the simulated host, --seed and --workload are applied to the profile before the host is
+// built, so runs repeat and any profile can be driven by any workload.
+
+import { readFileSync } from "node:fs";
+import type { Host } from "@vfio-dirty/vfio-adapter";
+import { InvalidInputError } from "@vfio-dirty/vfio-adapter";
+import type { Profile, WorkloadJson } from "@vfio-dirty/vfio-adapter/sim";
+import { UsageError } from "./errors.ts";
+import { checkLinuxHost, DEFAULT_PROFILE, type HostChoice } from "./host.ts";
+
+/** What the track loop needs of the simulated host besides the Host interface. */
+export interface SimHandle {
+  guestMemory: { kind: "ram" | "bar"; gpa: bigint; length: bigint; hva: bigint }[];
+  viommu: { iova: bigint; gpa: bigint; length: bigint }[] | undefined;
+  nowMs(): number;
+  nowNs(): number;
+  /** Let `ms` of simulated time pass: paced to the wall clock unless `fast`. */
+  advance(ms: number, signal: AbortSignal, fast: boolean): Promise<void>;
+  /** 4 KiB GPA pages written at or after `sinceNs`, ascending. */
+  writtenSince(sinceNs: number): number[];
+  trackingActive(): boolean;
+}
+
+/** An opened host; disposing it releases whatever the backend holds. */
+export interface OpenedHost extends AsyncDisposable {
+  readonly host: Host;
+  readonly sim?: SimHandle;
+}
+
+/** Workload kinds the simulated devices know (see the adapter's sim/workload.ts). */
+export const SIM_WORKLOADS = ["idle", "hot-set", "ring", "uniform", "bursts"] as const;
+
+export async function openHost(
+  choice: HostChoice,
+  opts: { seed?: number; workload?: string } = {},
+): Promise<OpenedHost> {
+  if (choice.kind === "linux") {
+    checkLinuxHost();
+    const { createLinuxHost } = await import("@vfio-dirty/vfio-adapter/linux");
+    const host = createLinuxHost();
+    return { host, [Symbol.asyncDispose]: async () => host[Symbol.dispose]() };
+  }
+  const simModule = await import("@vfio-dirty/vfio-adapter/sim");
+  let profile: Profile;
+  try {
+    profile = simModule.loadProfile(choice.profile ?? DEFAULT_PROFILE);
+  } catch (err) {
+    if (err instanceof InvalidInputError)
+      throw new UsageError(
+        `--host sim:${choice.profile}: ${err.message}; give a shipped profile name or a path to a profile .json`,
+        { cause: err },
+      );
+    throw err;
+  }
+  profile = applyOverrides(profile, opts);
+  const sim = simModule.createSimHost(profile);
+  const handle: SimHandle = {
+    guestMemory: sim.guestMemory(),
+    viommu: sim.viommuMappings(),
+    nowNs: () => sim.clock.now(),
+    nowMs: () => sim.clock.now() / 1e6,
+    async advance(ms, signal, fast) {
+      if (sim.clock.mode !== "virtual") return sleep(ms, signal);
+      if (fast) return sim.run(ms);
+      // Paced: simulated time follows the wall clock in steps, so the live line moves and
+      // Ctrl-C lands between steps.
+      let left = ms;
+      while (left > 0 && !signal.aborted) {
+        const step = Math.min(100, left);
+        const t = performance.now();
+        await sleep(step, signal);
+        const passed = Math.min(left, signal.aborted ? performance.now() - t : step);
+        sim.run(passed);
+        left -= passed;
+      }
+    },
+    writtenSince: (since) => sim.writtenSince(since),
+    trackingActive: () => sim.trackingActive(),
+  };
+  return { host: sim, sim: handle, [Symbol.asyncDispose]: async () => {} };
+}
+
+/** Resolves after `ms`, or at once when `signal` aborts. */
+export function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal.aborted) return resolve();
+    const done = () => {
+      clearTimeout(t);
+      signal.removeEventListener("abort", done);
+      resolve();
+    };
+    const t = setTimeout(done, ms);
+    signal.addEventListener("abort", done, { once: true });
+  });
+}
+
+// --- Internal helpers ---
+
+function applyOverrides(profile: Profile, opts: { seed?: number; workload?: string }): Profile {
+  const workload = opts.workload === undefined ? undefined : simWorkload(opts.workload);
+  return {
+    ...profile,
+    ...(opts.seed !== undefined ? { seed: opts.seed } : {}),
+    devices: workload
+      ? profile.devices.map((d) => ({
+          ...d,
+          workload: { kind: "idle", ...d.workload, ...workload } as WorkloadJson,
+        }))
+      : profile.devices,
+  };
+}
+
+/** `--workload hot-set` or `--workload trace.json` ({ "events": [{ "atMs", "iova", "length" }], "loopMs" }). */
+function simWorkload(spec: string): Partial<WorkloadJson> {
+  if ((SIM_WORKLOADS as readonly string[]).includes(spec)) return { kind: spec as WorkloadJson["kind"] };
+  if (!spec.endsWith(".json"))
+    throw new UsageError(
+      `--workload '${spec}': on the sim use one of ${SIM_WORKLOADS.join(", ")} or a trace .json file`,
+    );
+  let doc: { events?: unknown; loopMs?: unknown };
+  try {
+    doc = JSON.parse(readFileSync(spec, "utf8"));
+  } catch (err) {
+    throw new UsageError(
+      `--workload ${spec}: cannot read the trace (${(err as Error).message}); check the path`,
+      { cause: err },
+    );
+  }
+  if (!Array.isArray(doc.events))
+    throw new UsageError(`--workload ${spec}: a trace needs "events": [{ "atMs", "iova", "length" }]`);
+  return {
+    kind: "trace",
+    events: doc.events as WorkloadJson["events"],
+    ...(typeof doc.loopMs === "number" ? { loopMs: doc.loopMs } : {}),
+  };
+}

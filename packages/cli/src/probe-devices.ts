@@ -1,0 +1,233 @@
+// Probing devices for `probe`: what sysfs says about each device (always), what the kernel says
+// when --open is given, and the tracker's strategy choice over the set.
+//
+// sysfs alone cannot tell whether a device's driver implements DMA logging, nor its migration
+// flags: those need the device opened. Without --open the choice is marked provisional, DMA
+// logging counts as "not probed", and blockers that follow from not knowing are listed as
+// possible rather than found (only --open makes probe exit 3 for them).
+
+import {
+  type Blocker,
+  type ContainerCaps,
+  chooseStrategy,
+  type DeviceCaps,
+  probeCaps,
+  type SelectionReason,
+  type StrategyName,
+} from "@vfio-dirty/tracker";
+import {
+  Errno,
+  errnoName,
+  type Host,
+  IoctlError,
+  type PciDevice,
+  SyscallError,
+} from "@vfio-dirty/vfio-adapter";
+import { UsageError } from "./errors.ts";
+import { openVfio } from "./vfio-open.ts";
+
+/** One device in `probe --json`. */
+export interface DeviceProbe {
+  address: string;
+  vendorId: string;
+  deviceId: string;
+  driver: string | null;
+  numaNode: number | null;
+  iommuGroup: { id: number; members: string[]; others: string[]; viable: boolean; vfioPath: string } | null;
+  cdev: string | null;
+  iommu: {
+    name: string;
+    kind: string;
+    dirtyTracking: boolean | null;
+    kernelDirtyTracking: boolean | null;
+    source: string;
+  } | null;
+  /** null = not probed (sysfs only). */
+  dmaLogging: { supported: boolean | null; errno: number | null; why: string | null };
+  /** null = not probed, or not migratable (see `busy`). */
+  migration: { flags: ("stop-copy" | "p2p" | "pre-copy")[] } | null;
+  /** True when --open found the group or device held by another process. */
+  busy: boolean | null;
+}
+
+/** The set's verdict in `probe --json`. */
+export interface SetProbe {
+  devices: DeviceProbe[];
+  strategy: StrategyName;
+  /** True when decided from sysfs alone (no --open). */
+  provisional: boolean;
+  reasons: string[];
+  reasonDetails: SelectionReason[];
+  blockers: string[];
+  blockerDetails: Blocker[];
+  /** Blockers that follow only from what sysfs cannot tell (without --open). */
+  possibleBlockers: string[];
+  warnings: string[];
+}
+
+export async function probeDevices(
+  host: Host,
+  devices: readonly PciDevice[],
+  opts: { open: boolean },
+): Promise<SetProbe> {
+  const probes = devices.map(sysfsFacts);
+  const caps: DeviceCaps[] = [];
+  let container: ContainerCaps = { backend: "type1" };
+  if (opts.open) {
+    const opened = openAndProbe(host, devices, probes);
+    caps.push(...opened.devices);
+    container = opened.container;
+  } else {
+    for (const p of probes)
+      caps.push({
+        id: p.address,
+        dmaLogging: { ok: false, call: "not probed (sysfs only; --open asks the kernel)" },
+        iommuDirtyCap: p.iommu?.dirtyTracking
+          ? { ok: true }
+          : { ok: false, call: `IOMMU ${p.iommu?.name ?? "(none)"}: no dirty-tracking bits in sysfs` },
+        migration: { stopCopy: true, p2p: true, preCopy: true },
+      });
+    // Type1 has offered the migration capability since Linux 5.8; assumed until --open checks it.
+    container = {
+      backend: "type1",
+      type1Migration: { ok: true, pgsizeBitmap: 0x1000n, maxDirtyBitmapSize: 256n << 20n },
+    };
+  }
+  const choice = chooseStrategy({ container, devices: caps });
+  const blockers: string[] = [];
+  const blockerDetails: Blocker[] = [];
+  const possibleBlockers: string[] = [];
+  for (const p of probes) {
+    if (!p.iommuGroup) blockers.push(`${p.address}: not behind an IOMMU; VFIO cannot use it safely`);
+    else if (!p.iommuGroup.viable)
+      blockers.push(
+        `${p.address}: IOMMU group ${p.iommuGroup.id} is not viable (a member is bound to another driver)`,
+      );
+  }
+  for (const b of choice.blockers) {
+    const line = `${b.device ? `${b.device}: ` : ""}${b.message}`;
+    if (opts.open) {
+      blockers.push(line);
+      blockerDetails.push(b);
+    } else possibleBlockers.push(line);
+  }
+  return {
+    devices: probes,
+    strategy: choice.strategy,
+    provisional: !opts.open,
+    reasons: choice.reasons.map(reasonLine),
+    reasonDetails: [...choice.reasons],
+    blockers,
+    blockerDetails,
+    possibleBlockers,
+    warnings: [...choice.warnings],
+  };
+}
+
+// --- Internal helpers ---
+
+function sysfsFacts(d: PciDevice): DeviceProbe {
+  return {
+    address: d.address,
+    vendorId: hex4(d.vendorId),
+    deviceId: hex4(d.deviceId),
+    driver: d.driver ?? null,
+    numaNode: d.numaNode ?? null,
+    iommuGroup: d.iommuGroup
+      ? {
+          id: d.iommuGroup.id,
+          members: [...d.iommuGroup.members],
+          others: [...d.iommuGroup.others],
+          viable: d.iommuGroup.viable,
+          vfioPath: d.iommuGroup.vfioPath,
+        }
+      : null,
+    cdev: d.vfioCdev?.path ?? null,
+    iommu: d.iommu
+      ? {
+          name: d.iommu.name,
+          kind: d.iommu.hardware.kind,
+          dirtyTracking: d.iommu.hardware.dirtyTracking ?? null,
+          kernelDirtyTracking: null,
+          source: d.iommu.hardware.source,
+        }
+      : null,
+    dmaLogging: { supported: null, errno: null, why: "use --open" },
+    migration: null,
+    busy: null,
+  };
+}
+
+/**
+ * Opens each device on its own (as track would: iommufd when it can, else type1, no memory
+ * mapped) and asks the kernel through the tracker's probeCaps. A device held by another process
+ * is marked busy and probed no further. Every fd is closed again before the next device.
+ */
+function openAndProbe(
+  host: Host,
+  devices: readonly PciDevice[],
+  probes: DeviceProbe[],
+): { devices: DeviceCaps[]; container: ContainerCaps } {
+  const caps: DeviceCaps[] = [];
+  let container: ContainerCaps | undefined;
+  devices.forEach((dev, i) => {
+    const p = probes[i]!;
+    let opened: ReturnType<typeof openVfio>;
+    try {
+      opened = openVfio(host, [dev], { memory: [] });
+    } catch (err) {
+      const cause: unknown = err instanceof UsageError ? err.cause : err;
+      const errno = cause instanceof SyscallError || cause instanceof IoctlError ? cause.errno : undefined;
+      if (errno === undefined) throw err;
+      p.busy = errno === Errno.EBUSY;
+      p.dmaLogging = {
+        supported: null,
+        errno,
+        why: p.busy ? "busy: held by another process (QEMU?)" : (cause as Error).message,
+      };
+      caps.push({
+        id: dev.address,
+        dmaLogging: { ok: false, call: (cause as { op?: string }).op ?? "open", errno },
+      });
+      return;
+    }
+    try {
+      p.busy = false;
+      const probed = probeCaps(opened.target);
+      container ??= probed.container;
+      const c = probed.devices[0]!;
+      caps.push(c);
+      p.dmaLogging = c.dmaLogging.ok
+        ? { supported: true, errno: null, why: null }
+        : { supported: false, errno: c.dmaLogging.errno ?? null, why: c.dmaLogging.call };
+      if (c.migration)
+        p.migration = {
+          flags: [
+            ...(c.migration.stopCopy ? (["stop-copy"] as const) : []),
+            ...(c.migration.p2p ? (["p2p"] as const) : []),
+            ...(c.migration.preCopy ? (["pre-copy"] as const) : []),
+          ],
+        };
+      if (p.iommu && c.iommuDirtyCap) p.iommu.kernelDirtyTracking = c.iommuDirtyCap.ok;
+    } finally {
+      opened.close();
+    }
+  });
+  return {
+    devices: caps,
+    container: container ?? {
+      backend: "type1",
+      type1Migration: { ok: false, call: "no device could be opened" },
+    },
+  };
+}
+
+function reasonLine(r: SelectionReason): string {
+  const where = r.device ? `${r.device}: ` : "";
+  const errno = r.errno !== undefined ? ` (${errnoName(r.errno)})` : "";
+  return `${where}not ${r.strategy}: ${r.message}${r.call ? ` [${r.call}${errno}]` : ""}`;
+}
+
+function hex4(v: number): string {
+  return `0x${v.toString(16).padStart(4, "0")}`;
+}

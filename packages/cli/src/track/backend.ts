@@ -1,0 +1,57 @@
+// What the track loop needs from a host, whichever it is: an opened tracker over the chosen
+// devices, a way to let time pass while devices write memory, and, on the simulated host, the
+// ground truth of what they wrote. sim.ts and linux.ts build one; loop.ts runs it.
+
+import type { Bitmap, BitmapCore } from "@vfio-dirty/tracker";
+import type { Host } from "@vfio-dirty/vfio-adapter";
+
+/** The part of the tracker's Tracker the loop uses. */
+export interface TrackerLike {
+  start(): void;
+  setPhase(phase: "setup" | "precopy" | "stop-copy"): void;
+  sync(): {
+    readonly seq: number;
+    readonly phase: string;
+    readonly strategy: string;
+    readonly bitmap: Bitmap | undefined;
+    readonly dirtyPages: number;
+    readonly durationMs: number;
+    readonly kernelBytes: number;
+    readonly events: readonly { atMs: number; kind: string; unit: string; message: string }[];
+  };
+  stop(): void;
+  close(): void;
+}
+
+export interface TrackBackend {
+  readonly host: Host;
+  /** "sim:default", "linux": the first line of human output. */
+  readonly hostName: string;
+  readonly simulated: boolean;
+  readonly devices: readonly string[];
+  readonly strategy: string;
+  /** Why better strategies were not taken, one line each. */
+  readonly reasons: readonly string[];
+  readonly pageSize: bigint;
+  /** Guest RAM tracked, bytes. */
+  readonly ramBytes: bigint;
+  /** End of the GPA span of report bitmaps (they start at 0). */
+  readonly gpaEnd: bigint;
+  readonly workload: string;
+  readonly core: BitmapCore;
+  readonly tracker: TrackerLike;
+  /** Let `ms` of (host) time pass while devices write; resolves early when `signal` aborts. */
+  advance(ms: number, signal: AbortSignal): Promise<void>;
+  /** Milliseconds since the backend was created, on the host's clock. */
+  nowMs(): number;
+  /**
+   * Pages (4 KiB, GPA) devices wrote since tracking started, as a bitmap at 4 KiB from GPA 0
+   * (the caller frees it); undefined when the host cannot know (a real host without a plugin).
+   */
+  writtenSinceStart?(): Bitmap | undefined;
+  /**
+   * Stop everything started (tracking, workloads, fds). Idempotent; never throws. Returns whether
+   * the host confirms that no dirty tracking is left running (null when it cannot tell).
+   */
+  close(): boolean | null;
+}

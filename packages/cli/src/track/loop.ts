@@ -1,0 +1,231 @@
+// The track loop: start, sync every interval, optionally switch to stop-copy, stop, and build the
+// report. Ctrl-C / SIGTERM ends the loop early: the tracker still gets its final sync and stop,
+// and the report is still written, marked `interrupted`.
+//
+//   const report = await runTrack(backend, { durationMs: 10_000, intervalMs: 1000, ... }, hooks);
+
+import type { Bitmap } from "@vfio-dirty/tracker";
+import { formatBytes, formatMs, formatRate, hex } from "../format/units.ts";
+import {
+  type GroundTruth,
+  type SyncSample,
+  summarizeRates,
+  TRACK_REPORT_SCHEMA,
+  type TrackReport,
+} from "../report.ts";
+import type { TrackBackend } from "./backend.ts";
+
+export interface TrackOptions {
+  durationMs: number;
+  intervalMs: number;
+  /** Switch to stop-copy this long after start (null: stay in pre-copy). */
+  phaseSwitchMs: number | null;
+  seed: number;
+  /** Columns (GPA buckets) of the heat map. */
+  heatmapColumns?: number;
+}
+
+export interface TrackHooks {
+  signal: AbortSignal;
+  /** Called after each sync (for the live line). */
+  onSample?(s: SyncSample, elapsedMs: number): void;
+}
+
+/** Runs a tracking session on `backend` and returns its report. Always stops tracking. */
+export async function runTrack(
+  backend: TrackBackend,
+  opts: TrackOptions,
+  hooks: TrackHooks,
+): Promise<TrackReport> {
+  const { tracker, core } = backend;
+  const columns = opts.heatmapColumns ?? 64;
+  const samples: SyncSample[] = [];
+  const rows: number[][] = [];
+  const events: TrackReport["events"] = [];
+  const startedAt = new Date().toISOString();
+  // Every page any sync reported, at the tracking page size: the ground-truth check compares
+  // the union of reports with the union of writes.
+  const reported = core.bitmap({
+    nbits: nbitsFor(backend.gpaEnd, backend.pageSize),
+    pageSize: backend.pageSize,
+    base: 0n,
+  });
+  let interrupted = false;
+  let phaseSwitchMs: number | null = null;
+  let t0 = 0;
+  let report: Omit<TrackReport, "trackingStopped">;
+  let trackingStopped: boolean | null = null;
+  try {
+    tracker.start();
+    tracker.setPhase("precopy");
+    t0 = backend.nowMs();
+    let last = t0;
+    let stopCopy = false;
+    for (;;) {
+      const elapsed = backend.nowMs() - t0;
+      if (elapsed >= opts.durationMs) break;
+      const step = Math.min(opts.intervalMs, opts.durationMs - elapsed);
+      await backend.advance(step, hooks.signal);
+      if (hooks.signal.aborted) interrupted = true;
+      if (!stopCopy && opts.phaseSwitchMs !== null && backend.nowMs() - t0 >= opts.phaseSwitchMs) {
+        tracker.setPhase("stop-copy");
+        stopCopy = true;
+        phaseSwitchMs = backend.nowMs() - t0;
+      }
+      last = syncOnce(backend, reported, samples, rows, events, columns, t0, last);
+      hooks.onSample?.(samples.at(-1)!, backend.nowMs() - t0);
+      if (interrupted) break;
+    }
+    const truth = groundTruth(backend, reported);
+    report = {
+      schema: TRACK_REPORT_SCHEMA,
+      command: "track",
+      host: backend.hostName,
+      simulated: backend.simulated,
+      devices: [...backend.devices],
+      strategy: backend.strategy,
+      reasons: [...backend.reasons],
+      pageSize: Number(backend.pageSize),
+      ramBytes: Number(backend.ramBytes),
+      startedAt,
+      durationMs: backend.nowMs() - t0,
+      interrupted,
+      phaseSwitchMs,
+      workload: backend.workload,
+      seed: opts.seed,
+      syncs: samples.length,
+      samples,
+      dirtyRate: summarizeRates(samples),
+      bytesReadFromKernel: samples.reduce((a, s) => a + s.bytesRead, 0),
+      syncCost: {
+        meanMs: samples.length ? samples.reduce((a, s) => a + s.syncMs, 0) / samples.length : 0,
+        maxMs: samples.length ? Math.max(...samples.map((s) => s.syncMs)) : 0,
+      },
+      events,
+      groundTruth: truth,
+      heatmap: {
+        base: hex(0n),
+        bucketBytes: Number(bucketBytes(backend.gpaEnd, backend.pageSize, columns)),
+        columns,
+        rows,
+      },
+    };
+  } finally {
+    reported.free();
+    // Stopped on every path, errors included; the report then says whether the host agrees.
+    trackingStopped = backend.close();
+  }
+  return { ...report, trackingStopped };
+}
+
+/** One line of human summary per fact, for the end of a run. */
+export function summaryLines(r: TrackReport): [string, string][] {
+  const lines: [string, string][] = [
+    ["strategy", r.strategy],
+    ["devices", r.devices.join(", ") || "(none)"],
+    ["syncs", `${r.syncs} in ${formatMs(r.durationMs)}${r.interrupted ? " (interrupted)" : ""}`],
+    [
+      "dirty rate",
+      `mean ${formatRate(r.dirtyRate.mean)}, p50 ${formatRate(r.dirtyRate.p50)}, p99 ${formatRate(r.dirtyRate.p99)}, max ${formatRate(r.dirtyRate.max)}`,
+    ],
+    ["read from kernel", formatBytes(r.bytesReadFromKernel)],
+    ["sync cost", `mean ${formatMs(r.syncCost.meanMs)}, max ${formatMs(r.syncCost.maxMs)}`],
+  ];
+  if (r.groundTruth) {
+    const g = r.groundTruth;
+    lines.push([
+      "ground truth",
+      `written ${g.pagesWritten}, reported ${g.pagesReported}, lost ${g.pagesLost}, over-report ${g.overReportRatio === null ? "n/a" : `${g.overReportRatio.toFixed(2)}x`}`,
+    ]);
+  }
+  if (r.events.length) lines.push(["events", `${r.events.length} (see the report)`]);
+  return lines;
+}
+
+// --- Internal helpers ---
+
+function syncOnce(
+  backend: TrackBackend,
+  reported: Bitmap,
+  samples: SyncSample[],
+  rows: number[][],
+  events: TrackReport["events"],
+  columns: number,
+  t0: number,
+  last: number,
+): number {
+  const r = backend.tracker.sync();
+  const now = backend.nowMs();
+  const intervalMs = now - last;
+  const dirtyBytes = r.dirtyPages * Number(backend.pageSize);
+  samples.push({
+    sync: samples.length + 1,
+    tMs: now - t0,
+    intervalMs,
+    phase: r.phase,
+    dirtyPages: r.dirtyPages,
+    dirtyBytes,
+    dirtyRate: intervalMs > 0 ? (dirtyBytes * 1000) / intervalMs : 0,
+    syncMs: r.durationMs,
+    bytesRead: r.kernelBytes,
+  });
+  for (const e of r.events) events.push({ tMs: e.atMs, kind: e.kind, message: `${e.unit}: ${e.message}` });
+  if (r.bitmap) {
+    // Union of reports, and the heat-map row: both computed in wasm.
+    backend.core.convert(r.bitmap, reported);
+    rows.push(densityRow(backend, r.bitmap, columns));
+  } else rows.push(new Array(columns).fill(0));
+  return now;
+}
+
+function densityRow(backend: TrackBackend, bm: Bitmap, columns: number): number[] {
+  const perBucket = Number(bucketBytes(backend.gpaEnd, backend.pageSize, columns) / backend.pageSize);
+  const row: number[] = [];
+  for (let c = 0; c < columns; c++) {
+    const start = c * perBucket;
+    const n = Math.max(0, Math.min(perBucket, bm.nbits - start));
+    row.push(n > 0 ? bm.count(start, n) : 0);
+  }
+  return row;
+}
+
+/** Bytes per heat-map column: whole pages, so every column covers the same span. */
+function bucketBytes(gpaEnd: bigint, pageSize: bigint, columns: number): bigint {
+  const pages = (gpaEnd + pageSize - 1n) / pageSize;
+  const perBucket = (pages + BigInt(columns) - 1n) / BigInt(columns);
+  return (perBucket > 0n ? perBucket : 1n) * pageSize;
+}
+
+function nbitsFor(gpaEnd: bigint, pageSize: bigint): number {
+  const n = (gpaEnd + pageSize - 1n) / pageSize;
+  return Number(((n + 63n) / 64n) * 64n) || 64;
+}
+
+function groundTruth(backend: TrackBackend, reported: Bitmap): GroundTruth | null {
+  const written = backend.writtenSinceStart?.();
+  if (!written) return null;
+  const { core } = backend;
+  try {
+    // Written pages at the tracking page size, then the ones no report covered.
+    const atTracking = core.bitmap({ nbits: reported.nbits, pageSize: backend.pageSize, base: 0n });
+    try {
+      // Writes outside tracked memory cannot have been reported: they count as lost.
+      const { outsidePages } = core.convert(written, atTracking);
+      const pagesWritten = atTracking.count() + outsidePages;
+      atTracking.andNotFrom(reported, 0, 0, reported.nbits);
+      const pagesLost = atTracking.count() + outsidePages;
+      const pagesReported = reported.count();
+      return {
+        pagesWritten,
+        pagesReported,
+        pagesLost,
+        overReportRatio: pagesWritten > 0 ? pagesReported / pagesWritten : null,
+        ok: pagesLost === 0,
+      };
+    } finally {
+      atTracking.free();
+    }
+  } finally {
+    written.free();
+  }
+}

@@ -1,0 +1,225 @@
+// Building a TrackBackend for `track`: open the host, pick the devices, map guest memory (the
+// simulated guest's RAM, or a DMA buffer on a real host), open the tracker, and wire the clock
+// and the workloads. Everything opened here is released by the backend's close().
+
+import { type Bitmap, type BitmapCore, openTracker, type Tracker } from "@vfio-dirty/tracker";
+import { findPciDevice, type Host, listVfioDevices, type PciDevice } from "@vfio-dirty/vfio-adapter";
+import { bitmapCore, maxBigint } from "../bitmap-file.ts";
+import { UsageError } from "../errors.ts";
+import type { HostChoice } from "../host.ts";
+import { openHost, sleep } from "../host-open.ts";
+import { type GuestMemory, openVfio, type VfioMapping } from "../vfio-open.ts";
+import { loadWorkloadPlugin } from "../workloads/load.ts";
+import type { WorkloadSession, WrittenRange } from "../workloads/plugin.ts";
+import type { TrackBackend } from "./backend.ts";
+import { deviceAccess } from "./device-access.ts";
+
+export interface OpenTrackOptions {
+  addresses: readonly string[];
+  pageSize: bigint;
+  seed: number;
+  workload: string | undefined;
+  signal: AbortSignal;
+  /** Sim only: run simulated time as fast as possible instead of at wall-clock pace. */
+  fast: boolean;
+}
+
+/** Real host: the DMA buffer the workload plugin's device writes (below edu's 256 MiB DMA mask). */
+const LINUX_BUFFER_IOVA = 0x100000n;
+const LINUX_BUFFER_LENGTH = 16n << 20n;
+
+export async function openTrackBackend(choice: HostChoice, opts: OpenTrackOptions): Promise<TrackBackend> {
+  const opened = await openHost(choice, { seed: opts.seed, workload: opts.workload });
+  const cleanups: (() => void)[] = [() => void opened[Symbol.asyncDispose]()];
+  const cleanup = () => {
+    for (const c of cleanups.splice(0).reverse()) {
+      try {
+        c();
+      } catch {
+        // best effort on the way out
+      }
+    }
+  };
+  try {
+    const { host, sim } = opened;
+    const devices = pickDevices(host, opts.addresses);
+    const core = await bitmapCore();
+    let memory: GuestMemory[];
+    let viommu: VfioMapping[] | undefined;
+    let linuxBuffer: { address: bigint; length: bigint; bytes: Uint8Array } | undefined;
+    if (sim) {
+      memory = sim.guestMemory.map((m) => ({
+        gpa: m.gpa,
+        length: m.length,
+        hva: m.hva,
+        kind: m.kind === "bar" ? "pci-bar" : "ram",
+      }));
+      viommu = sim.viommu;
+    } else {
+      const mem = host.mmapAnonymous(LINUX_BUFFER_LENGTH);
+      linuxBuffer = mem;
+      cleanups.push(() => host.munmap(mem));
+      memory = [{ gpa: LINUX_BUFFER_IOVA, length: mem.length, hva: mem.address, kind: "ram" }];
+    }
+    const vfio = openVfio(host, devices, { memory, ...(viommu ? { viommu } : {}) });
+    cleanups.push(() => vfio.close());
+    const { tracker, choice: strategyChoice } = openTracker(vfio.target, {
+      core,
+      memory: vfio.sections,
+      pageSize: opts.pageSize,
+      ignoreBlockers: true,
+      enableMigration: "auto",
+      ...(viommu ? { viommu: true } : {}),
+    });
+    cleanups.push(() => tracker.close());
+    if (viommu) for (const m of viommu) tracker.map(m.iova, m.gpa, m.length);
+
+    // Real host: a workload plugin drives each device it supports.
+    const sessions: WorkloadSession[] = [];
+    const written: WrittenRange[] = [];
+    let workloadName = sim ? (opts.workload ?? "profile") : "none";
+    if (!sim && opts.workload) {
+      const plugin = await loadWorkloadPlugin(opts.workload);
+      workloadName = plugin.name;
+      for (const dev of devices) {
+        if (!plugin.supports(dev)) continue;
+        const device = vfio.devices.get(dev.address)!;
+        const session = plugin.create({
+          device: deviceAccess(device, dev),
+          buffer: { iova: LINUX_BUFFER_IOVA, length: linuxBuffer!.length, bytes: linuxBuffer!.bytes },
+          seed: opts.seed,
+          pageSize: 4096n,
+        });
+        sessions.push(session);
+        cleanups.push(() => session.stop());
+      }
+      if (sessions.length === 0)
+        throw new UsageError(
+          `--workload ${plugin.name}: none of the devices is one it supports (${devices.map((d) => d.address).join(", ")})`,
+        );
+    }
+
+    const gpaEnd = maxBigint(vfio.sections.map((s) => s.iova + s.length));
+    const ramBytes = vfio.sections.reduce((a, s) => a + s.length, 0n);
+    const startMs = sim ? sim.nowMs() : performance.now();
+    let trackStartNs = 0;
+    let closed = false;
+    let stopped: boolean | null = null;
+    return {
+      host,
+      hostName: host.name,
+      simulated: host.simulated,
+      devices: devices.map((d) => d.address),
+      strategy: strategyChoice.strategy,
+      reasons: [
+        ...strategyChoice.reasons.map(
+          (r) => `${r.device ? `${r.device}: ` : ""}not ${r.strategy}: ${r.message}`,
+        ),
+        ...strategyChoice.blockers.map((b) => `blocker: ${b.device ? `${b.device}: ` : ""}${b.message}`),
+        ...strategyChoice.warnings.map((w) => `warning: ${w}`),
+      ],
+      pageSize: opts.pageSize,
+      ramBytes,
+      gpaEnd,
+      workload: workloadName,
+      core,
+      tracker: wrapTracker(tracker, () => {
+        trackStartNs = sim ? sim.nowNs() : 0;
+        written.length = 0;
+      }),
+      nowMs: () => (sim ? sim.nowMs() : performance.now()) - startMs,
+      async advance(ms, signal) {
+        if (sim) {
+          await sim.advance(ms, signal, opts.fast);
+          return;
+        }
+        if (sessions.length === 0) {
+          await sleep(ms, signal);
+          return;
+        }
+        const results = await Promise.all(sessions.map((s) => s.run(ms, signal)));
+        for (const r of results) written.push(...r);
+      },
+      writtenSinceStart: sim
+        ? () => pagesBitmap(core, sim.writtenSince(trackStartNs), gpaEnd)
+        : sessions.length > 0
+          ? () => rangesBitmap(core, written, gpaEnd)
+          : undefined,
+      close() {
+        if (closed) return stopped;
+        closed = true;
+        cleanup();
+        stopped = sim ? !sim.trackingActive() : null;
+        return stopped;
+      },
+    };
+  } catch (err) {
+    cleanup();
+    throw err;
+  }
+}
+
+// --- Internal helpers ---
+
+function pickDevices(host: Host, addresses: readonly string[]): PciDevice[] {
+  if (addresses.length === 0) {
+    const all = listVfioDevices(host.sysfs);
+    if (all.length === 0)
+      throw new UsageError(
+        `no VFIO-bound devices on ${host.name}; bind a device to vfio-pci, or use --host sim`,
+      );
+    return all;
+  }
+  return addresses.map((a) => {
+    const d = findPciDevice(host.sysfs, a);
+    if (!d)
+      throw new UsageError(
+        `PCI address ${a}: no such device on ${host.name}; list devices with 'vfio-dirty probe --all'`,
+      );
+    if (!d.vfio)
+      throw new UsageError(
+        `${a} is bound to ${d.driver ?? "no driver"}, not vfio-pci; bind it to vfio-pci first`,
+      );
+    return d;
+  });
+}
+
+/** Starting tracking also starts the ground-truth window. */
+function wrapTracker(tracker: Tracker, onStart: () => void): TrackBackend["tracker"] {
+  return {
+    start: () => {
+      onStart();
+      tracker.start();
+    },
+    setPhase: (p) => tracker.setPhase(p),
+    sync: () => tracker.sync(),
+    stop: () => tracker.stop(),
+    close: () => tracker.close(),
+  };
+}
+
+/** 4 KiB GPA pages (sorted numbers) as a bitmap from GPA 0; set run by run, never bit by bit. */
+function pagesBitmap(core: BitmapCore, pages: readonly number[], gpaEnd: bigint): Bitmap {
+  const maxPage = pages.length ? pages[pages.length - 1]! : 0;
+  const nbits = Math.max(Number((gpaEnd + 4095n) / 4096n), maxPage + 1);
+  const bm = core.bitmap({ nbits: Math.ceil(nbits / 64) * 64, pageSize: 4096n, base: 0n });
+  let i = 0;
+  while (i < pages.length) {
+    let j = i + 1;
+    while (j < pages.length && pages[j] === pages[j - 1]! + 1) j++;
+    bm.set(pages[i]!, j - i);
+    i = j;
+  }
+  return bm;
+}
+
+function rangesBitmap(core: BitmapCore, ranges: readonly WrittenRange[], gpaEnd: bigint): Bitmap {
+  const nbits = Number((gpaEnd + 4095n) / 4096n);
+  const bm = core.bitmap({ nbits: Math.ceil(nbits / 64) * 64, pageSize: 4096n, base: 0n });
+  for (const r of ranges) {
+    const first = Number(r.iova / 4096n);
+    const last = Number((r.iova + r.length - 1n) / 4096n);
+    bm.set(first, last - first + 1);
+  }
+  return bm;
+}
