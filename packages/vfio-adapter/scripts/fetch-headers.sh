@@ -38,13 +38,16 @@ if [ -z "$archive" ]; then
   exit 1
 fi
 
-work="$cache/.apt-$suite"
-rm -rf "$work"
-mkdir -p "$work/lists/partial" "$work/cache/archives/partial" "$work/empty" "$work/debs"
+# A private work dir per run, so two runs at once (parallel test workers, two checkouts sharing
+# the cache) never see each other's half-written files; the finished tree is moved into place.
+mkdir -p "$cache"
+work=$(mktemp -d "$cache/.apt-$suite.XXXXXX")
+trap 'rm -rf "$work"' EXIT
+mkdir -p "$work/lists/partial" "$work/cache/archives/partial" "$work/empty" "$work/debs" "$work/root"
 echo "deb $archive $suite main" > "$work/sources.list"
 opts="-o Dir::Etc::sourcelist=$work/sources.list -o Dir::Etc::sourceparts=$work/empty
   -o Dir::State::Lists=$work/lists -o Dir::Cache=$work/cache -o Dir::Etc::preferences=/dev/null
-  -o Dir::Etc::preferencesparts=$work/empty -o APT::Architecture=amd64 -o Acquire::Languages=none
+  -o Dir::Etc::preferencesparts=$work/empty -o APT::Architecture=$(dpkg --print-architecture) -o Acquire::Languages=none
   -o Debug::NoLocking=true -o APT::Sandbox::User=root -qq"
 
 # shellcheck disable=SC2086
@@ -52,10 +55,11 @@ apt-get $opts update >&2
 # shellcheck disable=SC2086
 (cd "$work/debs" && apt-get $opts download linux-libc-dev >&2)
 deb=$(ls "$work/debs"/linux-libc-dev_*.deb | head -n 1)
-rm -rf "$dest"
-mkdir -p "$dest"
-dpkg -x "$deb" "$dest"
-basename "$deb" > "$dest/.package"
-touch "$dest/.complete"
-rm -rf "$work"
+dpkg -x "$deb" "$work/root"
+basename "$deb" > "$work/root/.package"
+touch "$work/root/.complete"
+if [ ! -f "$dest/.complete" ]; then
+  rm -rf "$dest"
+  mv "$work/root" "$dest" 2>/dev/null || [ -f "$dest/.complete" ]
+fi
 echo "$dest/usr/include"
