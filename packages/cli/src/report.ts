@@ -37,7 +37,12 @@ export interface RateSummary {
 }
 
 export interface GroundTruth {
-  /** Distinct pages (at the tracking page size) the simulated devices wrote while tracking ran. */
+  /**
+   * Granularity of the check in bytes: the tracking page size, at least 4 KiB, coarser for
+   * guests above 1 TiB at 4 KiB. The page counts below are in pages of this size.
+   */
+  checkPageSize: number;
+  /** Distinct pages the simulated devices wrote while tracking ran. */
   pagesWritten: number;
   /** Distinct pages the tracker reported dirty. */
   pagesReported: number;

@@ -9,11 +9,10 @@ import type { Host } from "@vfio-dirty/vfio-adapter";
 export interface TrackerLike {
   start(): void;
   setPhase(phase: "setup" | "precopy" | "stop-copy"): void;
-  sync(): {
+  sync(opts: { onWindow: (window: Bitmap) => void }): {
     readonly seq: number;
     readonly phase: string;
     readonly strategy: string;
-    readonly bitmap: Bitmap | undefined;
     readonly dirtyPages: number;
     readonly durationMs: number;
     readonly kernelBytes: number;
@@ -45,10 +44,10 @@ export interface TrackBackend {
   /** Milliseconds since the backend was created, on the host's clock. */
   nowMs(): number;
   /**
-   * Pages (4 KiB, GPA) devices wrote since tracking started, as a bitmap at 4 KiB from GPA 0
-   * (the caller frees it); undefined when the host cannot know (a real host without a plugin).
+   * 4 KiB GPA page numbers devices wrote since tracking started, ascending; undefined when the
+   * host cannot know (a real host without a workload plugin).
    */
-  writtenSinceStart?(): Bitmap | undefined;
+  writtenSinceStart?(): number[];
   /**
    * Stop everything started (tracking, workloads, fds). Idempotent; never throws. Returns whether
    * the host confirms that no dirty tracking is left running (null when it cannot tell).

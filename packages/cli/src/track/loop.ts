@@ -43,13 +43,11 @@ export async function runTrack(
   const rows: number[][] = [];
   const events: TrackReport["events"] = [];
   const startedAt = new Date().toISOString();
-  // Every page any sync reported, at the tracking page size: the ground-truth check compares
-  // the union of reports with the union of writes.
-  const reported = core.bitmap({
-    nbits: nbitsFor(backend.gpaEnd, backend.pageSize),
-    pageSize: backend.pageSize,
-    base: 0n,
-  });
+  // Every page any sync reported: the ground-truth check compares the union of reports with the
+  // union of writes. Kept at the check granularity (see checkPageSize), so a 16 TiB guest needs
+  // 32 MiB, not 512 MiB.
+  const checkSize = checkPageSize(backend.gpaEnd, backend.pageSize);
+  const reported = core.bitmap({ nbits: nbitsFor(backend.gpaEnd, checkSize), pageSize: checkSize, base: 0n });
   let interrupted = false;
   let phaseSwitchMs: number | null = null;
   let t0 = 0;
@@ -76,7 +74,7 @@ export async function runTrack(
       hooks.onSample?.(samples.at(-1)!, backend.nowMs() - t0);
       if (interrupted) break;
     }
-    const truth = groundTruth(backend, reported);
+    const truth = groundTruth(backend, reported, checkSize);
     report = {
       schema: TRACK_REPORT_SCHEMA,
       command: "track",
@@ -154,7 +152,17 @@ function syncOnce(
   t0: number,
   last: number,
 ): number {
-  const r = backend.tracker.sync();
+  const perBucket = bucketBytes(backend.gpaEnd, backend.pageSize, columns) / backend.pageSize;
+  const row = new Array<number>(columns).fill(0);
+  // Windows, not one bitmap of the whole guest: memory stays bounded for huge guests. Each
+  // window feeds the union of reports and its share of the heat-map row, both counted in wasm.
+  const r = backend.tracker.sync({
+    onWindow: (w) => {
+      backend.core.convert(w, reported);
+      addDensity(row, w, perBucket);
+    },
+  });
+  rows.push(row);
   const now = backend.nowMs();
   const intervalMs = now - last;
   const dirtyBytes = r.dirtyPages * Number(backend.pageSize);
@@ -170,23 +178,31 @@ function syncOnce(
     bytesRead: r.kernelBytes,
   });
   for (const e of r.events) events.push({ tMs: e.atMs, kind: e.kind, message: `${e.unit}: ${e.message}` });
-  if (r.bitmap) {
-    // Union of reports, and the heat-map row: both computed in wasm.
-    backend.core.convert(r.bitmap, reported);
-    rows.push(densityRow(backend, r.bitmap, columns));
-  } else rows.push(new Array(columns).fill(0));
   return now;
 }
 
-function densityRow(backend: TrackBackend, bm: Bitmap, columns: number): number[] {
-  const perBucket = Number(bucketBytes(backend.gpaEnd, backend.pageSize, columns) / backend.pageSize);
-  const row: number[] = [];
-  for (let c = 0; c < columns; c++) {
-    const start = c * perBucket;
-    const n = Math.max(0, Math.min(perBucket, bm.nbits - start));
-    row.push(n > 0 ? bm.count(start, n) : 0);
+/** Adds a window's dirty pages to the heat-map columns it overlaps. */
+function addDensity(row: number[], w: Bitmap, perBucket: bigint): void {
+  const first = w.base / w.pageSize; // page number of the window's bit 0
+  const end = first + BigInt(w.nbits);
+  for (let c = Number(first / perBucket); c < row.length; c++) {
+    const lo = BigInt(c) * perBucket;
+    if (lo >= end) break;
+    const from = lo > first ? lo : first;
+    const to = lo + perBucket < end ? lo + perBucket : end;
+    if (to > from) row[c]! += w.count(Number(from - first), Number(to - from));
   }
-  return row;
+}
+
+/**
+ * Granularity of the ground-truth check: the tracking page size, at least 4 KiB (the sim's
+ * truth is per 4 KiB page), and coarser for guests so large that a union bitmap at that size
+ * would pass 2^28 bits (32 MiB).
+ */
+export function checkPageSize(gpaEnd: bigint, pageSize: bigint): bigint {
+  let g = pageSize > 4096n ? pageSize : 4096n;
+  while (gpaEnd / g > 1n << 28n) g *= 2n;
+  return g;
 }
 
 /** Bytes per heat-map column: whole pages, so every column covers the same span. */
@@ -201,30 +217,43 @@ function nbitsFor(gpaEnd: bigint, pageSize: bigint): number {
   return Number(((n + 63n) / 64n) * 64n) || 64;
 }
 
-function groundTruth(backend: TrackBackend, reported: Bitmap): GroundTruth | null {
-  const written = backend.writtenSinceStart?.();
-  if (!written) return null;
+function groundTruth(backend: TrackBackend, reported: Bitmap, checkSize: bigint): GroundTruth | null {
+  const pages = backend.writtenSinceStart?.();
+  if (!pages) return null;
   const { core } = backend;
+  // Written pages at the check granularity, set run by run (never bit by bit), then the ones no
+  // report covered.
+  const written = core.bitmap({ nbits: reported.nbits, pageSize: checkSize, base: 0n });
   try {
-    // Written pages at the tracking page size, then the ones no report covered.
-    const atTracking = core.bitmap({ nbits: reported.nbits, pageSize: backend.pageSize, base: 0n });
-    try {
-      // Writes outside tracked memory cannot have been reported: they count as lost.
-      const { outsidePages } = core.convert(written, atTracking);
-      const pagesWritten = atTracking.count() + outsidePages;
-      atTracking.andNotFrom(reported, 0, 0, reported.nbits);
-      const pagesLost = atTracking.count() + outsidePages;
-      const pagesReported = reported.count();
-      return {
-        pagesWritten,
-        pagesReported,
-        pagesLost,
-        overReportRatio: pagesWritten > 0 ? pagesReported / pagesWritten : null,
-        ok: pagesLost === 0,
-      };
-    } finally {
-      atTracking.free();
+    const ratio = checkSize / 4096n;
+    let outside = 0;
+    let i = 0;
+    while (i < pages.length) {
+      const start = BigInt(pages[i]!) / ratio;
+      let end = start + 1n;
+      let j = i + 1;
+      while (j < pages.length && BigInt(pages[j]!) / ratio <= end) {
+        end = BigInt(pages[j]!) / ratio + 1n;
+        j++;
+      }
+      // Writes beyond tracked memory cannot have been reported: they count as lost.
+      const inEnd = end < BigInt(written.nbits) ? end : BigInt(written.nbits);
+      if (inEnd > start) written.set(Number(start), Number(inEnd - start));
+      if (end > inEnd) outside += Number(end - (start > inEnd ? start : inEnd));
+      i = j;
     }
+    const pagesWritten = written.count() + outside;
+    written.andNotFrom(reported, 0, 0, reported.nbits);
+    const pagesLost = written.count() + outside;
+    const pagesReported = reported.count();
+    return {
+      checkPageSize: Number(checkSize),
+      pagesWritten,
+      pagesReported,
+      pagesLost,
+      overReportRatio: pagesWritten > 0 ? pagesReported / pagesWritten : null,
+      ok: pagesLost === 0,
+    };
   } finally {
     written.free();
   }

@@ -2,7 +2,7 @@
 // simulated guest's RAM, or a DMA buffer on a real host), open the tracker, and wire the clock
 // and the workloads. Everything opened here is released by the backend's close().
 
-import { type Bitmap, type BitmapCore, openTracker, type Tracker } from "@vfio-dirty/tracker";
+import { openTracker, type Tracker } from "@vfio-dirty/tracker";
 import { findPciDevice, type Host, listVfioDevices, type PciDevice } from "@vfio-dirty/vfio-adapter";
 import { bitmapCore, maxBigint } from "../bitmap-file.ts";
 import { UsageError } from "../errors.ts";
@@ -123,7 +123,7 @@ export async function openTrackBackend(choice: HostChoice, opts: OpenTrackOption
       gpaEnd,
       workload: workloadName,
       core,
-      tracker: wrapTracker(tracker, () => {
+      tracker: wrapTracker(tracker, viommu !== undefined, () => {
         trackStartNs = sim ? sim.nowNs() : 0;
         written.length = 0;
       }),
@@ -141,9 +141,9 @@ export async function openTrackBackend(choice: HostChoice, opts: OpenTrackOption
         for (const r of results) written.push(...r);
       },
       writtenSinceStart: sim
-        ? () => pagesBitmap(core, sim.writtenSince(trackStartNs), gpaEnd)
+        ? () => sim.writtenSince(trackStartNs)
         : sessions.length > 0
-          ? () => rangesBitmap(core, written, gpaEnd)
+          ? () => rangePages(written)
           : undefined,
       close() {
         if (closed) return stopped;
@@ -185,41 +185,33 @@ function pickDevices(host: Host, addresses: readonly string[]): PciDevice[] {
 }
 
 /** Starting tracking also starts the ground-truth window. */
-function wrapTracker(tracker: Tracker, onStart: () => void): TrackBackend["tracker"] {
+function wrapTracker(tracker: Tracker, viommu: boolean, onStart: () => void): TrackBackend["tracker"] {
   return {
     start: () => {
       onStart();
       tracker.start();
     },
     setPhase: (p) => tracker.setPhase(p),
-    sync: () => tracker.sync(),
+    // With a vIOMMU the tracker reports one GPA bitmap (translation needs all of it): hand that
+    // over as a single window.
+    sync: (o) => {
+      if (!viommu) return tracker.sync(o);
+      const r = tracker.sync();
+      if (r.bitmap) o.onWindow(r.bitmap);
+      return r;
+    },
     stop: () => tracker.stop(),
     close: () => tracker.close(),
   };
 }
 
-/** 4 KiB GPA pages (sorted numbers) as a bitmap from GPA 0; set run by run, never bit by bit. */
-function pagesBitmap(core: BitmapCore, pages: readonly number[], gpaEnd: bigint): Bitmap {
-  const maxPage = pages.length ? pages[pages.length - 1]! : 0;
-  const nbits = Math.max(Number((gpaEnd + 4095n) / 4096n), maxPage + 1);
-  const bm = core.bitmap({ nbits: Math.ceil(nbits / 64) * 64, pageSize: 4096n, base: 0n });
-  let i = 0;
-  while (i < pages.length) {
-    let j = i + 1;
-    while (j < pages.length && pages[j] === pages[j - 1]! + 1) j++;
-    bm.set(pages[i]!, j - i);
-    i = j;
-  }
-  return bm;
-}
-
-function rangesBitmap(core: BitmapCore, ranges: readonly WrittenRange[], gpaEnd: bigint): Bitmap {
-  const nbits = Number((gpaEnd + 4095n) / 4096n);
-  const bm = core.bitmap({ nbits: Math.ceil(nbits / 64) * 64, pageSize: 4096n, base: 0n });
+/** The 4 KiB pages of written ranges, ascending and distinct. */
+function rangePages(ranges: readonly WrittenRange[]): number[] {
+  const pages = new Set<number>();
   for (const r of ranges) {
     const first = Number(r.iova / 4096n);
     const last = Number((r.iova + r.length - 1n) / 4096n);
-    bm.set(first, last - first + 1);
+    for (let p = first; p <= last; p++) pages.add(p);
   }
-  return bm;
+  return [...pages].sort((a, b) => a - b);
 }
