@@ -21,6 +21,7 @@
 // `sync({ onWindow })` hands each window to a callback instead, so a 16 TiB guest needs one window
 // bitmap at a time.
 
+import { VfioError } from "@vfio-dirty/vfio-adapter";
 import type { Bitmap, BitmapCore, XlatTable } from "./bitmap.ts";
 import type { IovaRange, MemorySection } from "./ranges.ts";
 import type { StrategyName } from "./select.ts";
@@ -249,7 +250,20 @@ class TrackerImpl implements Tracker {
     const done: Unit[] = [];
     try {
       for (const u of this.#units) {
-        u.strategy.start(this.#startRanges);
+        try {
+          u.strategy.start(this.#startRanges);
+        } catch (e) {
+          // The kernel refused (a device that cannot log this span, a HWPT that will not track):
+          // this unit falls back to all-dirty, visibly, rather than the whole migration failing.
+          if (!isKernelError(e)) throw e;
+          this.#event(
+            "degraded",
+            u.id,
+            `start failed (${message(e)}): ${u.strategy.name} degraded to all-dirty for the session`,
+            errnoOf(e),
+          );
+          u.strategy = new AllDirtyStrategy();
+        }
         u.running = true;
         done.push(u);
         if (u.strategy.startNotes?.length) this.#event("start-notes", u.id, u.strategy.startNotes.join("; "));
@@ -462,16 +476,12 @@ class TrackerImpl implements Tracker {
     this.#assertOpen();
     const xlat = this.#requireViommu("unmap");
     checkAligned("unmap", this.#pageSize, iova, 0n, length);
-    const removed = this.#cutMappings(iova, length);
-    if (removed.length === 0) return;
+    if (!this.#mappings.some((m) => m.iova < iova + length && iova < m.iova + m.length)) return;
     const reader = this.#started ? this.#units.find((u) => u.running && u.strategy.unmapDirty) : undefined;
     if (reader?.strategy.unmapDirty) {
       // IOMMU strategies read the range's bits as part of the unmap; they go to the next report.
-      const scratch = this.#core.bitmap({
-        nbits: Number(length / this.#pageSize),
-        pageSize: this.#pageSize,
-        base: iova,
-      });
+      const scratch = this.#windowBitmap({ iova, length });
+      let unmapped = true;
       try {
         try {
           reader.strategy.unmapDirty(iova, length, scratch);
@@ -485,18 +495,26 @@ class TrackerImpl implements Tracker {
           );
           scratch.fill(true);
           reader.allDirtyNext = true;
+          unmapped = false;
         }
-        this.#translate(scratch, this.#carryBitmap());
+        this.#translate(scratch, this.#carryBitmap()); // while the mapping still translates
       } finally {
         scratch.free();
       }
+      // The read failed: unmap without it. If that fails too the mapping stays, and stays tracked.
+      if (!unmapped) this.#viommu?.mapper?.unmap(iova, length);
     } else {
+      // Throws with nothing changed: the mapping is still there and still tracked.
       this.#viommu?.mapper?.unmap(iova, length);
     }
-    // Device logs still hold bits for these IOVAs: keep translating them until the next full sync.
+    const removed = this.#cutMappings(iova, length);
+    // Device logs still hold bits for these IOVAs: keep translating them until every unit was read.
     xlat.unmap(iova, length);
     if (this.#started) this.#retired.push(...removed);
-    else xlat.retire();
+    else {
+      xlat.retire();
+      this.#retired.length = 0;
+    }
   }
 
   stop(): void {
@@ -591,7 +609,7 @@ class TrackerImpl implements Tracker {
     return this.#core.bitmap({ nbits, pageSize: this.#pageSize, base: 0n });
   }
 
-  #windowBitmap(w: Window): Bitmap {
+  #windowBitmap(w: IovaRange): Bitmap {
     return this.#core.bitmap({ nbits: bitsOf(w, this.#pageSize), pageSize: this.#pageSize, base: w.iova });
   }
 
@@ -767,6 +785,11 @@ function alignUp(v: bigint, a: bigint): bigint {
 
 function message(e: unknown): string {
   return e instanceof Error ? e.message : String(e);
+}
+
+/** An error from the kernel (the adapter's VfioError, or anything carrying an errno). */
+function isKernelError(e: unknown): boolean {
+  return e instanceof VfioError || errnoOf(e) !== undefined;
 }
 
 function errnoOf(e: unknown): number | undefined {

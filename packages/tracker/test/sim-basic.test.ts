@@ -12,7 +12,8 @@ export function pagesOf(b: Bitmap): Set<number> {
   const out = new Set<number>();
   const ratio = Number(b.pageSize / 4096n);
   for (const [start, n] of b.runs())
-    for (let i = start; i < start + n; i++) for (let k = 0; k < ratio; k++) out.add(Number(b.base / 4096n) + i * ratio + k);
+    for (let i = start; i < start + n; i++)
+      for (let k = 0; k < ratio; k++) out.add(Number(b.base / 4096n) + i * ratio + k);
   return out;
 }
 

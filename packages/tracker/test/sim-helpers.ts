@@ -81,14 +81,19 @@ export function openSim(sim: SimHost, backend: "type1" | "iommufd"): SimSession 
       // One DIRTY_TRACKING HWPT when the IOMMU can track; else attach to the IOAS directly.
       let hwpt: number | undefined;
       try {
-        hwpt = iommufd.hwptAlloc({ devId: devIds[devs[0]!.bdf]!, ptId: ioasId, flags: uapi.IOMMU_HWPT_ALLOC_DIRTY_TRACKING });
+        hwpt = iommufd.hwptAlloc({
+          devId: devIds[devs[0]!.bdf]!,
+          ptId: ioasId,
+          flags: uapi.IOMMU_HWPT_ALLOC_DIRTY_TRACKING,
+        });
         hwptIds.push(hwpt);
       } catch {
         hwpt = undefined;
       }
       for (const { device } of devices) device.attachIommufdPt(hwpt ?? ioasId);
       mapper = {
-        map: (iova, gpa, length) => void iommufd.ioasMap({ ioasId, userVa: hvaOf(gpa, length), iova, length }),
+        map: (iova, gpa, length) =>
+          void iommufd.ioasMap({ ioasId, userVa: hvaOf(gpa, length), iova, length }),
         unmap: (iova, length) => void iommufd.ioasUnmap({ ioasId, iova, length }),
       };
       target = { devices, iommu: { kind: "iommufd", iommufd, ioasId, devIds, hwptIds } };
