@@ -1,0 +1,110 @@
+// The tracker on a real kernel with device DMA logging: edu bound to the edu-log variant driver
+// (tests/vm/module/), opened with the adapter's typed objects. The tracker must choose the device
+// strategy, and each sync must equal, exactly at the tracking page size, the pages edu wrote:
+// across several syncs, an unmap and remap, a stop and restart, and a tracker at 8 KiB pages.
+import { loadBitmapCoreSync } from "@vfio-dirty/bitmap-wasm/node";
+import type { MappedMemory } from "@vfio-dirty/vfio-adapter";
+import { createLinuxHost } from "@vfio-dirty/vfio-adapter/linux";
+import { type DirtyReport, openTracker, type Tracker } from "@vfio-dirty/tracker";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { EDU_BUFFER } from "./support/edu.ts";
+import { openTyped, type TypedSession } from "./support/typed.ts";
+
+const PAGE = 4096n;
+const A = 0x200000n;
+const LENGTH = 64n * PAGE;
+const host = createLinuxHost();
+const core = loadBitmapCoreSync();
+const memory = [{ iova: A, length: LENGTH, kind: "ram" as const }];
+let s: TypedSession;
+let mem: MappedMemory;
+const extra: MappedMemory[] = [];
+let tracker: Tracker | undefined;
+
+describe.skipIf(process.env.VM_DRIVER !== "edu-log")("tracker with device DMA logging (edu-log)", () => {
+  beforeAll(() => {
+    s = openTyped(host);
+    mem = host.mmapAnonymous(LENGTH);
+    s.container.mapDma({ vaddr: mem.address, iova: A, length: LENGTH });
+  });
+  afterAll(() => {
+    tracker?.close();
+    s?.close();
+    for (const m of [mem, ...extra]) if (m) host.munmap(m);
+  });
+
+  const open = (pageSize = PAGE) =>
+    openTracker(
+      { devices: [{ id: s.bdf, device: s.device }], iommu: { kind: "type1", container: s.container } },
+      { core, memory, pageSize, ignoreBlockers: true },
+    );
+  const write = (page: bigint, offset = 0n, count = 64) => s.edu.dmaToRam(EDU_BUFFER, A + page * PAGE + offset, count);
+
+  it("chooses the device strategy", () => {
+    const opened = open();
+    tracker = opened.tracker;
+    expect(opened.choice.strategy).toBe("device");
+    expect(opened.choice.reasons.filter((r) => r.strategy === "device")).toEqual([]);
+    tracker.start();
+    tracker.setPhase("precopy");
+  });
+
+  it("each sync reports exactly the pages edu wrote since the last one", () => {
+    write(1n);
+    write(5n, 0x800n, 4095); // crosses into page 6
+    expect(pages(tracker!.sync())).toEqual([1, 5, 6]);
+    expect(pages(tracker!.sync())).toEqual([]);
+    write(9n);
+    write(9n, 0x10n);
+    write(63n, 0xff0n, 16);
+    expect(pages(tracker!.sync())).toEqual([9, 63]);
+  });
+
+  it("an unmap and remap of the guest memory loses nothing and follows the new memory", () => {
+    write(2n);
+    expect(s.container.unmapDma({ iova: A, length: LENGTH })).toBe(LENGTH);
+    const fresh = host.mmapAnonymous(LENGTH);
+    extra.push(fresh);
+    s.container.mapDma({ vaddr: fresh.address, iova: A, length: LENGTH });
+    write(3n);
+    expect(pages(tracker!.sync())).toEqual([2, 3]);
+    expect(fresh.bytes[Number(3n * PAGE)]).not.toBe(0);
+  });
+
+  it("after stop and restart it tracks again from the restart", () => {
+    tracker!.stop();
+    expect(tracker!.started).toBe(false);
+    tracker!.start();
+    tracker!.setPhase("precopy");
+    write(20n);
+    const report = tracker!.sync();
+    expect(report.strategy).toBe("device");
+    expect(pages(report)).toEqual([20]);
+    tracker!.close();
+    tracker = undefined;
+  });
+
+  it("a tracker at 8 KiB pages gets 8 KiB bits from REPORT", () => {
+    const opened = open(2n * PAGE);
+    tracker = opened.tracker;
+    tracker.start();
+    tracker.setPhase("precopy");
+    write(7n);
+    write(30n);
+    const report = tracker.sync();
+    expect(report.pageSize).toBe(2n * PAGE);
+    expect(pages(report)).toEqual([3, 15]);
+  });
+});
+
+// --- Internal helpers ---
+
+/** Dirty pages of a report relative to A, in the report's page size. */
+function pages(report: DirtyReport): number[] {
+  const bits = report.bitmap!;
+  const base = Number(A / report.pageSize); // GPA = IOVA here: no vIOMMU
+  const out: number[] = [];
+  for (const [start, length] of bits.runs()) for (let i = 0; i < length; i++) out.push(start + i - base);
+  expect(out.length).toBe(report.dirtyPages);
+  return out;
+}
