@@ -13,7 +13,7 @@ import { readFileSync, writeFileSync } from "node:fs";
 import { cpus, loadavg } from "node:os";
 import { join } from "node:path";
 import koffi from "koffi";
-import { type BenchCase, type Impl, measureCase, type ResultRow } from "./harness.ts";
+import { type BenchCase, type Impl, type ImplName, measureCase, type ResultRow } from "./harness.ts";
 import * as js from "./js-ops.ts";
 import { CC_FLAGS, loadNative, type NativeOps } from "./native.ts";
 import { benchDir } from "./paths.ts";
@@ -41,6 +41,8 @@ const SIZES: readonly SizeSpec[] = [
   { label: "256 MiB", bytes: 256 * MiB, rounds: 5 },
 ];
 
+/** Wall time of each implementation's call in the last answer check (serves as its warm-up). */
+const lastCheckMs = new Map<ImplName, number>();
 /** --ops= filters (substrings of op names); empty means every op. */
 let opFilters: string[] = [];
 /** --rounds= override of every size's round count. */
@@ -134,6 +136,7 @@ function runSize(size: SizeSpec, arena: Arena, c: NativeOps, core: RawCore | und
         bitmapBytes: size.bytes,
         rounds: roundsOverride || size.rounds,
         impls: present,
+        warmedMs: lastCheckMs,
         ...extra,
       }),
     );
