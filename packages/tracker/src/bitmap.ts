@@ -34,8 +34,10 @@ export interface Bitmap {
 /** IOVA-to-GPA translation table. */
 export interface XlatTable {
   map(iova: bigint, gpa: bigint, length: bigint): void;
-  unmap(iova: bigint, length: bigint): bigint | number | void;
-  retire(): number | void;
+  /** Move active mappings inside the range to "removed" (they keep translating); returns bytes moved. */
+  unmap(iova: bigint, length: bigint): bigint;
+  /** Drop removed mappings; returns how many. */
+  retire(): number;
   translate(
     srcIova: Bitmap,
     dstGpa: Bitmap,

@@ -214,7 +214,7 @@ class TrackerImpl implements Tracker {
     this.#windowBytes = (windowBytes / wordBytes) * wordBytes;
     this.#now = c.now ?? (() => performance.now());
     this.#memory = [...c.memory].sort((a, b) => cmp(a.iova, b.iova));
-    this.#gpaEnd = this.#memory.reduce((m, s) => (s.iova + s.length > m ? s.iova + s.length : m), 0n);
+    this.#gpaEnd = this.#memory.reduce((m, s) => max(m, s.iova + s.length), 0n);
     this.#viommu = c.viommu;
     this.#startRanges = c.viommu?.aperture ?? this.#memory; // sections keep their kind for range planning
     this.#units = c.units.map((u) => ({
@@ -624,7 +624,7 @@ class TrackerImpl implements Tracker {
 
   /** [start, n] of the bits of `b` that window `w` covers. */
   #bitSpan(b: Bitmap, w: Window): [number, number] {
-    const lo = w.iova > b.base ? w.iova : b.base;
+    const lo = max(w.iova, b.base);
     const end = b.base + BigInt(b.nbits) * b.pageSize;
     const hi = w.iova + w.length < end ? w.iova + w.length : end;
     if (hi <= lo) return [0, 0];
@@ -685,7 +685,7 @@ class TrackerImpl implements Tracker {
         continue;
       }
       const lo = m.iova > iova ? m.iova : iova;
-      const hi = mEnd < end ? mEnd : end;
+      const hi = min(mEnd, end);
       removed.push({ iova: lo, gpa: m.gpa + (lo - m.iova), length: hi - lo, untracked: m.untracked });
       if (m.iova < lo) keep.push({ ...m, length: lo - m.iova });
       if (hi < mEnd)
@@ -746,7 +746,7 @@ function mergeRanges(ranges: readonly IovaRange[]): IovaRange[] {
   for (const r of sorted) {
     const last = out[out.length - 1];
     if (last && r.iova <= last.iova + last.length) {
-      const end = r.iova + r.length > last.iova + last.length ? r.iova + r.length : last.iova + last.length;
+      const end = max(r.iova + r.length, last.iova + last.length);
       last.length = end - last.iova;
     } else out.push({ iova: r.iova, length: r.length });
   }
@@ -773,6 +773,10 @@ function checkAligned(op: string, pageSize: bigint, iova: bigint, gpa: bigint, l
 
 function cmp(a: bigint, b: bigint): number {
   return a < b ? -1 : a > b ? 1 : 0;
+}
+
+function max(a: bigint, b: bigint): bigint {
+  return a > b ? a : b;
 }
 
 function min(a: bigint, b: bigint): bigint {

@@ -125,6 +125,7 @@ class RefXlat implements XlatTable {
         continue;
       }
       const lo = m.iova > iova ? m.iova : iova;
+      // biome-ignore lint/complexity/useMathMinMax: bigint
       const hi = mEnd < end ? mEnd : end;
       if (m.iova < lo) next.push({ ...m, length: lo - m.iova });
       next.push({ iova: lo, gpa: m.gpa + (lo - m.iova), length: hi - lo, removed: true });

@@ -8,7 +8,7 @@
 // the report. Shared by `npm test` (2,000+ scenarios) and `npm run test:long` (100,000).
 
 import { loadBitmapCoreSync } from "@vfio-dirty/bitmap-wasm/node";
-import type { DeviceJson, ProfileJson, SimHost } from "@vfio-dirty/vfio-adapter/sim";
+import type { DeviceJson, ProfileJson } from "@vfio-dirty/vfio-adapter/sim";
 import fc from "fast-check";
 import type { Bitmap, BitmapCore } from "../src/bitmap.ts";
 import { openTracker } from "../src/open.ts";
@@ -192,7 +192,8 @@ let sharedCore: BitmapCore | undefined;
 
 /** Run one scenario; throws (with the reason) on a lost page or a tracking left running. */
 export function runScenario(s: Scenario): ScenarioResult {
-  const core = (sharedCore ??= loadBitmapCoreSync());
+  sharedCore ??= loadBitmapCoreSync();
+  const core = sharedCore;
   const sim = simProfile(profileOf(s));
   const session = openSim(sim, s.backend);
   let tracker: Tracker | undefined;

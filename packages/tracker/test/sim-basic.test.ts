@@ -6,7 +6,6 @@ import { openTracker } from "../src/open.ts";
 import { openSim, simProfile } from "./sim-helpers.ts";
 
 const core = loadBitmapCoreSync();
-const MIB = 1n << 20n;
 
 export function pagesOf(b: Bitmap): Set<number> {
   const out = new Set<number>();

@@ -12,19 +12,27 @@ const PATH = process.env.TRACKER_PATH;
 
 describe("never lose a dirty page (simulated host)", () => {
   it(`${RUNS} random scenarios: every sync reports every page written since the last read`, () => {
-    const by = new Map<string, { n: number; syncs: number }>();
+    const by = new Map<string, { n: number; syncs: number; written: number; reported: number }>();
     let events = 0;
     fc.assert(
       fc.property(arbScenario, (s) => {
         const r: ScenarioResult = runScenario(s);
         const k = `${s.backend}/${r.strategy}${s.viommu ? "+viommu" : ""}`;
-        const e = by.get(k) ?? { n: 0, syncs: 0 };
+        const e = by.get(k) ?? { n: 0, syncs: 0, written: 0, reported: 0 };
         e.n++;
         e.syncs += r.syncs;
+        e.written += r.written;
+        e.reported += r.reported;
         by.set(k, e);
         events += r.events;
       }),
       { numRuns: RUNS, ...(SEED !== undefined ? { seed: SEED } : {}), ...(PATH ? { path: PATH } : {}) },
+    );
+    console.log(
+      [...by]
+        .sort()
+        .map(([k, e]) => `${k}: ${e.n} scenarios, ${e.syncs} syncs, ${e.written} pages written, ${e.reported} reported`)
+        .join("\n"),
     );
     // The scenarios really covered every strategy, with and without a vIOMMU.
     for (const k of [

@@ -134,7 +134,8 @@ function runScenario(
   const core: BitmapCore = which === "ref" ? ref : wasm;
   const usedBefore = wasm.usedBytes;
   const memory = sectionsOf(s);
-  const gpaEnd = memory.reduce((m, x) => (x.iova + x.length > m ? x.iova + x.length : m), 0n);
+  let gpaEnd = 0n;
+  for (const x of memory) if (x.iova + x.length > gpaEnd) gpaEnd = x.iova + x.length;
   const units = s.shared
     ? [new FakeLogStrategy("iommufd", P, true)]
     : s.devices.map(() => new FakeLogStrategy("device", P));
