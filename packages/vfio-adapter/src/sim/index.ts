@@ -9,5 +9,6 @@ export { combineIovaRanges } from "./dma-log.ts";
 export type { TruthQuery } from "./ground-truth.ts";
 export type { DeviceJson, FaultSpec, Profile, ProfileJson, WorkloadJson } from "./profile.ts";
 export { listProfiles, loadProfile, parseProfile } from "./profile.ts";
+export { simScenarioTarget } from "./scenario-target.ts";
 export type { SimDeviceInfo, SimHost, SimHostOptions } from "./sim-host.ts";
 export { createSimHost } from "./sim-host.ts";

@@ -9,6 +9,7 @@
 // Symlink targets are root-relative, as SysfsReader.readlink promises.
 
 import type { SysfsReader } from "../host.ts";
+import { checkSysfsPath } from "../sysfs-path.ts";
 import type { Profile } from "./profile.ts";
 
 type Node = { kind: "file"; text: string } | { kind: "dir" } | { kind: "link"; target: string };
@@ -52,7 +53,7 @@ export class SimSysfs implements SysfsReader {
   }
 
   readlink(path: string): string | undefined {
-    if (!safe(path)) return undefined;
+    checkSysfsPath(path);
     const dir = parent(path);
     const base = dir === "" ? "" : this.lookup(dir)?.path;
     if (base === undefined) return undefined;
@@ -74,7 +75,8 @@ export class SimSysfs implements SysfsReader {
 
   /** Resolves every component, following links (at most 16 hops, like a tiny ELOOP guard). */
   private lookup(path: string): { path: string; node: Node } | undefined {
-    if (!safe(path)) return undefined;
+    // Malformed paths are a caller's bug or an attack: InvalidInputError, as on every backend.
+    checkSysfsPath(path);
     if (path === "") return { path: "", node: { kind: "dir" } };
     let cur = "";
     let hops = 0;

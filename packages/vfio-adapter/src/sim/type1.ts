@@ -116,8 +116,7 @@ export class Type1Iommu {
       vaddrInvalid: false,
       dirty: new PageSetImpl(),
     };
-    const at = this.mappings.findIndex((x) => x.iova > a.iova);
-    this.mappings.splice(at === -1 ? this.mappings.length : at, 0, m);
+    this.mappings.splice(this.insertionIndex(a.iova), 0, m);
     this.dmaAvail--;
     return 0;
   }
@@ -150,24 +149,36 @@ export class Type1Iommu {
     }
     let unmapped = 0n;
     const end = unmapAll ? U64_MAX + 1n : a.iova + size;
-    for (const m of [...this.mappings]) {
-      if (m.iova + m.length <= a.iova || m.iova >= end) continue;
+    const removed = new Set<DmaMapping>();
+    let rc = 0;
+    for (const m of this.mappings) {
+      if (m.iova + m.length <= a.iova) continue;
+      if (m.iova >= end) break;
       if (!this.v2 && a.iova > m.iova) break;
       if (invalidateVaddr) {
-        if (m.vaddrInvalid) return { rc: -Errno.EINVAL, unmapped };
+        if (m.vaddrInvalid) {
+          rc = -Errno.EINVAL;
+          break;
+        }
         m.vaddrInvalid = true;
         unmapped += m.length;
         continue;
       }
       if (wantBitmap && a.bitmap) {
-        const rc = this.updateUserBitmap(a.bitmap.data, m, a.iova, pgsize);
-        if (rc) return { rc, unmapped };
+        rc = this.updateUserBitmap(a.bitmap.data, m, a.iova, pgsize);
+        if (rc) break;
       }
       unmapped += m.length;
-      this.mappings.splice(this.mappings.indexOf(m), 1);
-      this.dmaAvail++;
+      removed.add(m);
     }
-    return { rc: 0, unmapped };
+    // One pass to drop what was unmapped: an UNMAP_ALL of 65535 mappings stays linear.
+    if (removed.size) {
+      const kept = this.mappings.filter((m) => !removed.has(m));
+      this.mappings.length = 0;
+      this.mappings.push(...kept);
+      this.dmaAvail += removed.size;
+    }
+    return { rc, unmapped };
   }
 
   /** VFIO_IOMMU_DIRTY_PAGES_FLAG_START: idempotent; bitmaps start empty. */
@@ -221,6 +232,18 @@ export class Type1Iommu {
   }
 
   // --- Internal helpers ---
+
+  /** Index of the first mapping above `iova` (binary search: 65535 mappings stay cheap). */
+  private insertionIndex(iova: bigint): number {
+    let lo = 0;
+    let hi = this.mappings.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (this.mappings[mid]!.iova < iova) lo = mid + 1;
+      else hi = mid;
+    }
+    return lo;
+  }
 
   /** vfio_find_dma: any mapping overlapping [start, start+size). */
   private findOverlap(start: bigint, size: bigint): DmaMapping | undefined {

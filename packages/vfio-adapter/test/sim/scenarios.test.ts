@@ -1,0 +1,84 @@
+// Every rule scenario against the simulated host: the errno must be the kernel's (as read from
+// its source, Scenario.expected), and good inputs must give the result bytes the kernel gives.
+// The same scenarios run against a real kernel in tests/vm.
+
+import { describe, expect, it } from "vitest";
+import { allScenarios, runScenarios, type ScenarioOutcome } from "../../src/scenarios/index.ts";
+import { createSimHost, simScenarioTarget } from "../../src/sim/index.ts";
+
+/** Result checks for the good-input scenarios, by id. */
+const RESULTS: Record<string, (r: unknown, profile: string) => void> = {
+  "type1.group-status.attached": (r) => expect(r).toMatchObject({ viable: true, containerSet: true }),
+  "type1.info.capabilities": (r) =>
+    expect(r).toMatchObject({
+      flags: 3,
+      iovaPgsizes: "0x40201000",
+      migration: { flags: 0, pgsizeBitmap: "0x1000", maxDirtyBitmapSize: "0x10000000" },
+      dmaAvail: 65535,
+    }),
+  "type1.unmap.all": (r) => expect(r).toBe("0x5000"),
+  "type1.unmap.with-dirty-bitmap": (r) => expect(r).toEqual({ unmapped: "0x5000", bitmap: ["0x1f"] }),
+  "type1.dirty-pages.start-stop-idempotent": (r) => expect(r).toEqual([0, 0, 0, 0]),
+  // Pages 0-1 and 5-7 mapped: 0b1110_0011; the hole and the tail stay 0.
+  "type1.get-bitmap.holes": (r) => expect(r).toEqual({ bitmap: ["0xe3"] }),
+  "type1.get-bitmap.every-page-every-time": (r) => expect(r).toEqual({ reads: ["0x7", "0x7"] }),
+  "device.logging.start-writes-page-size": (r) => expect(r).toEqual({ pageSize: "0x1000" }),
+  "device.report.only-sets-bits": (r) => expect(r).toEqual({ bitmap: ["0xa5a5a5a5a5a5a5a5"] }),
+  // Page 3 (100 bytes at +16) and page 40 (2 KiB): bits 3 and 40; then nothing.
+  "device.report.dma-pages-then-clear": (r) =>
+    expect(r).toEqual({ first: [`0x${((1n << 3n) | (1n << 40n)).toString(16)}`], second: ["0x0"] }),
+  // Page 5 at 8 KiB per bit is bit 2; then page 9 alone at 4 KiB.
+  "device.report.coarser-and-finer": (r) =>
+    expect(r).toEqual({ logPage: "0x1000", coarse: ["0x4"], fine: ["0x200"] }),
+  // STOP_COPY 1 | P2P 2 | PRE_COPY 4, as each profile declares.
+  "device.migration.flags": (r, p) =>
+    expect(r).toEqual({ flags: { "edu-logging": 1, "gpu-iommufd": 3 }[p] ?? 7 }),
+  "device.migration.stop-and-back": (r) => expect(r).toEqual({ states: [2, 1, 2] }),
+  "cdev.bind-attach-detach": (r) => expect(r).toEqual({ devIdPositive: true, hwptDiffersFromIoas: true }),
+  "iommufd.map.fixed-and-kernel-chosen": (r) =>
+    expect(r).toEqual({ fixed: "0x100000", chosenAligned: true, chosenDisjoint: true }),
+  "iommufd.unmap.all": (r) => expect(r).toBe("0x4000"),
+  "iommufd.iova-ranges.short-array": (r) => expect(r).toEqual({ countWritten: true }),
+  "iommufd.hw-info.dirty-capability": (r, p) => expect(r).toEqual({ dirtyTracking: p === "gpu-iommufd" }),
+  // Page 2 written: kept with NO_CLEAR, reported and cleared, then empty; page 7 went stale at re-enable.
+  "iommufd.get-dirty.no-clear": (r) =>
+    expect(r).toEqual({ kept: "0x4", cleared: "0x4", after: "0x0", stale: "0x0" }),
+  "iommufd.attach-group-and-cdev": (r) => expect(r).toEqual({ groupViable: true, boundDevId: true }),
+};
+
+const PROFILES = ["mlx5-vf", "legacy-type1", "gpu-iommufd", "edu-type1", "edu-logging"];
+
+describe.each(PROFILES)("rule scenarios on sim:%s", (profile) => {
+  let outcomes: ScenarioOutcome[] = [];
+
+  it("runs every scenario the host allows without a setup error", async () => {
+    const sim = createSimHost(profile);
+    outcomes = await runScenarios(simScenarioTarget(sim), allScenarios);
+    expect(outcomes.filter((o) => o.setupError)).toEqual([]);
+    expect(outcomes.filter((o) => !o.skipped).length).toBeGreaterThan(10);
+    // Every scenario closed what it opened: no tracking left behind, the group can open again.
+    expect(sim.trackingActive()).toBe(false);
+    const fd = sim.open(`/dev/vfio/${sim.profile.devices[0]!.group}`, 2);
+    expect(fd).toBeGreaterThanOrEqual(0);
+  });
+
+  it.each(allScenarios.map((s) => s.id))("%s answers as the kernel does", (id) => {
+    const o = outcomes.find((x) => x.id === id)!;
+    if (o.skipped) return;
+    expect(o.errno, `${id}: ${o.rule}`).toBe(o.expected.errno);
+    if (o.errno === null && o.result !== undefined) {
+      const check = RESULTS[id];
+      expect(check, `no result check for good-input scenario ${id}`).toBeDefined();
+      check!(o.result, profile);
+    }
+  });
+});
+
+it("every scenario runs on at least one shipped profile", async () => {
+  const ran = new Set<string>();
+  for (const profile of PROFILES) {
+    const outs = await runScenarios(simScenarioTarget(createSimHost(profile)), allScenarios);
+    for (const o of outs) if (!o.skipped) ran.add(o.id);
+  }
+  expect(allScenarios.map((s) => s.id).filter((id) => !ran.has(id))).toEqual([]);
+});
