@@ -78,6 +78,7 @@ export const IOMMU_HWPT_GET_DIRTY_BITMAP_NO_CLEAR = 1;
 
 export const SIZEOF_IOMMU_DESTROY = 8;
 export interface IommuDestroy {
+  /** sizeof the struct as the caller sends it; encoders set it to the struct size. */
   size: number;
   /** Any destroyable object: IOAS, HWPT. */
   id: number;
@@ -98,6 +99,7 @@ export function decodeIommuDestroy(bytes: Uint8Array): IommuDestroy {
 
 export const SIZEOF_IOMMU_IOAS_ALLOC = 12;
 export interface IoasAlloc {
+  /** sizeof the struct as the caller sends it; encoders set it to the struct size. */
   size: number;
   /** Must be 0. */
   flags: number;
@@ -121,6 +123,7 @@ export function decodeIoasAlloc(bytes: Uint8Array): IoasAlloc {
 
 export const SIZEOF_IOMMU_IOVA_RANGE = 16;
 export interface IommuIovaRange {
+  /** First IOVA of the window. */
   start: bigint;
   /** Inclusive last IOVA. */
   last: bigint;
@@ -143,7 +146,9 @@ export function decodeIommuIovaRanges(bytes: Uint8Array, numIovas: number): Iomm
 
 export const SIZEOF_IOMMU_IOAS_IOVA_RANGES = 32;
 export interface IoasIovaRanges {
+  /** sizeof the struct as the caller sends it; encoders set it to the struct size. */
   size: number;
+  /** The IO address space operated on. */
   ioasId: number;
   /** In: entries room at allowedIovas. Out: how many ranges exist (EMSGSIZE when more than room). */
   numIovas: number;
@@ -179,12 +184,15 @@ export function decodeIoasIovaRanges(bytes: Uint8Array): IoasIovaRanges {
 
 export const SIZEOF_IOMMU_IOAS_MAP = 40;
 export interface IoasMap {
+  /** sizeof the struct as the caller sends it; encoders set it to the struct size. */
   size: number;
   /** IOMMU_IOAS_MAP_*. */
   flags: number;
+  /** The IO address space operated on. */
   ioasId: number;
   /** Process virtual address of the memory to map. */
   userVa: bigint;
+  /** Bytes of IOVA. */
   length: bigint;
   /** In with FIXED_IOVA; otherwise the kernel writes where it placed the mapping. */
   iova: bigint;
@@ -216,8 +224,11 @@ export function decodeIoasMap(bytes: Uint8Array): IoasMap {
 
 export const SIZEOF_IOMMU_IOAS_UNMAP = 24;
 export interface IoasUnmap {
+  /** sizeof the struct as the caller sends it; encoders set it to the struct size. */
   size: number;
+  /** The IO address space operated on. */
   ioasId: number;
+  /** First IOVA of the range. */
   iova: bigint;
   /** In: bytes to unmap. Out: bytes unmapped. */
   length: bigint;
@@ -240,6 +251,7 @@ export function decodeIoasUnmap(bytes: Uint8Array): IoasUnmap {
 
 export const SIZEOF_IOMMU_HW_INFO = 40;
 export interface HwInfo {
+  /** sizeof the struct as the caller sends it; encoders set it to the struct size. */
   size: number;
   /** 0 (Linux 6.17 adds IOMMU_HW_INFO_FLAG_INPUT_TYPE, unused here). */
   flags: number;
@@ -290,9 +302,11 @@ export function decodeHwInfo(bytes: Uint8Array): HwInfo {
 
 export const SIZEOF_IOMMU_HWPT_ALLOC = 48;
 export interface HwptAlloc {
+  /** sizeof the struct as the caller sends it; encoders set it to the struct size. */
   size: number;
   /** IOMMU_HWPT_ALLOC_*. */
   flags: number;
+  /** Device id from VFIO_DEVICE_BIND_IOMMUFD. */
   devId: number;
   /** IOAS (or parent HWPT) the page table mirrors. */
   ptId: number;
@@ -300,7 +314,9 @@ export interface HwptAlloc {
   outHwptId: number;
   /** IOMMU_HWPT_DATA_NONE for a kernel-managed table. */
   dataType: number;
+  /** Bytes of driver-specific data: room in, the kernel's length out. */
   dataLen: number;
+  /** Address of the driver-specific data buffer, or 0. */
   dataUptr: bigint;
   /** With IOMMU_HWPT_FAULT_ID_VALID (Linux 6.11+). */
   faultId: number;
@@ -339,9 +355,11 @@ export function decodeHwptAlloc(bytes: Uint8Array): HwptAlloc {
 
 export const SIZEOF_IOMMU_HWPT_SET_DIRTY_TRACKING = 16;
 export interface HwptSetDirtyTracking {
+  /** sizeof the struct as the caller sends it; encoders set it to the struct size. */
   size: number;
   /** IOMMU_HWPT_DIRTY_TRACKING_ENABLE, or 0 to disable. */
   flags: number;
+  /** The hardware page table operated on. */
   hwptId: number;
 }
 export function encodeHwptSetDirtyTracking(a: { hwptId: number; flags: number; size?: number }): Uint8Array {
@@ -361,12 +379,15 @@ export function decodeHwptSetDirtyTracking(bytes: Uint8Array): HwptSetDirtyTrack
 
 export const SIZEOF_IOMMU_HWPT_GET_DIRTY_BITMAP = 48;
 export interface HwptGetDirtyBitmap {
+  /** sizeof the struct as the caller sends it; encoders set it to the struct size. */
   size: number;
+  /** The hardware page table operated on. */
   hwptId: number;
   /** IOMMU_HWPT_GET_DIRTY_BITMAP_NO_CLEAR or 0. */
   flags: number;
   /** IOVA of bit 0. */
   iova: bigint;
+  /** Bytes of IOVA. */
   length: bigint;
   /** Bytes per bit (kernel: page_size). */
   pageSize: bigint;

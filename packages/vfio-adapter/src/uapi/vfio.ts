@@ -292,6 +292,7 @@ export function migStatePath(cur: number, target: number, migrationFlags: number
 
 export const SIZEOF_VFIO_GROUP_STATUS = 8;
 export interface GroupStatus {
+  /** Bytes the caller provides; encoders set it to the struct size. */
   argsz: number;
   /** VFIO_GROUP_FLAGS_*. */
   flags: number;
@@ -338,6 +339,7 @@ export function decodeDeviceName(bytes: Uint8Array): string {
 
 export const SIZEOF_VFIO_DEVICE_INFO = 24;
 export interface DeviceInfo {
+  /** Bytes the caller provides; encoders set it to the struct size. */
   argsz: number;
   /** VFIO_DEVICE_FLAGS_*. */
   flags: number;
@@ -373,6 +375,7 @@ export function decodeDeviceInfo(bytes: Uint8Array): DeviceInfo {
 
 export const SIZEOF_VFIO_REGION_INFO = 32;
 export interface RegionInfo {
+  /** Bytes the caller provides; encoders set it to the struct size. */
   argsz: number;
   /** VFIO_REGION_INFO_FLAG_*. */
   flags: number;
@@ -432,6 +435,7 @@ export interface IommuType1Info {
 
 /** struct vfio_iova_range: an inclusive IOVA window. */
 export interface VfioIovaRange {
+  /** First IOVA of the window. */
   start: bigint;
   /** Inclusive last IOVA. */
   end: bigint;
@@ -449,10 +453,13 @@ export interface IommuMigrationCap {
 
 /** The capabilities vfio-dirty understands; anything else is listed in `unknown`. */
 export interface IommuType1Caps {
+  /** Usable IOVA windows (VFIO_IOMMU_TYPE1_INFO_CAP_IOVA_RANGE). */
   iovaRanges?: VfioIovaRange[];
+  /** Present when the type1 driver can log dirty pages (VFIO_IOMMU_TYPE1_INFO_CAP_MIGRATION). */
   migration?: IommuMigrationCap;
   /** DMA mappings still available (struct vfio_iommu_type1_info_dma_avail). */
   dmaAvail?: number;
+  /** Capabilities this version does not decode, in chain order. */
   unknown: CapHeader[];
 }
 
@@ -593,11 +600,13 @@ export function encodeIommuType1Info(a: {
 
 export const SIZEOF_VFIO_IOMMU_TYPE1_DMA_MAP = 32;
 export interface DmaMap {
+  /** Bytes the caller provides; encoders set it to the struct size. */
   argsz: number;
   /** VFIO_DMA_MAP_FLAG_*. */
   flags: number;
   /** Process virtual address of the memory to map. */
   vaddr: bigint;
+  /** First IOVA of the range. */
   iova: bigint;
   /** Bytes to map (kernel: size). */
   length: bigint;
@@ -651,9 +660,11 @@ export const SIZEOF_VFIO_IOMMU_TYPE1_DMA_UNMAP = 24;
 export const SIZEOF_VFIO_IOMMU_TYPE1_DMA_UNMAP_WITH_BITMAP =
   SIZEOF_VFIO_IOMMU_TYPE1_DMA_UNMAP + SIZEOF_VFIO_BITMAP;
 export interface DmaUnmap {
+  /** Bytes the caller provides; encoders set it to the struct size. */
   argsz: number;
   /** VFIO_DMA_UNMAP_FLAG_*. */
   flags: number;
+  /** First IOVA of the range. */
   iova: bigint;
   /** Bytes to unmap; the kernel writes back how many it unmapped (kernel: size). */
   length: bigint;
@@ -692,12 +703,15 @@ export const SIZEOF_VFIO_IOMMU_TYPE1_DIRTY_BITMAP_GET = 40;
 export const SIZEOF_VFIO_IOMMU_TYPE1_DIRTY_BITMAP_WITH_GET =
   SIZEOF_VFIO_IOMMU_TYPE1_DIRTY_BITMAP + SIZEOF_VFIO_IOMMU_TYPE1_DIRTY_BITMAP_GET;
 export interface DirtyBitmapGet {
+  /** First IOVA of the range. */
   iova: bigint;
   /** Bytes of IOVA to report (kernel: size). */
   length: bigint;
+  /** Where the kernel writes the bits. */
   bitmap: VfioBitmap;
 }
 export interface DirtyBitmap {
+  /** Bytes the caller provides; encoders set it to the struct size. */
   argsz: number;
   /** Exactly one VFIO_IOMMU_DIRTY_PAGES_FLAG_*. */
   flags: number;
@@ -732,6 +746,7 @@ export function decodeDirtyBitmap(bytes: Uint8Array): DirtyBitmap {
 
 export const SIZEOF_VFIO_DEVICE_FEATURE = 8;
 export interface DeviceFeature {
+  /** Bytes the caller provides; encoders set it to the struct size. */
   argsz: number;
   /** Feature index | VFIO_DEVICE_FEATURE_GET / SET / PROBE. */
   flags: number;
@@ -796,6 +811,7 @@ export const SIZEOF_VFIO_DEVICE_FEATURE_DMA_LOGGING_CONTROL = 24;
 export interface DmaLoggingControl {
   /** Tracking granularity hint in; the granularity the device chose out (kernel: page_size). */
   pageSize: bigint;
+  /** Entries in the `ranges` array. */
   numRanges: number;
   /** Address of an array of struct vfio_device_feature_dma_logging_range. */
   ranges: bigint;
@@ -819,7 +835,9 @@ export function decodeDmaLoggingControl(bytes: Uint8Array): DmaLoggingControl {
 /** struct vfio_device_feature_dma_logging_range. */
 export const SIZEOF_VFIO_DEVICE_FEATURE_DMA_LOGGING_RANGE = 16;
 export interface DmaLoggingRange {
+  /** First IOVA of the range. */
   iova: bigint;
+  /** Bytes of IOVA. */
   length: bigint;
 }
 /** The ranges array the control struct points to. */
@@ -846,7 +864,9 @@ export function decodeDmaLoggingRanges(bytes: Uint8Array, numRanges: number): Dm
 /** struct vfio_device_feature_dma_logging_report. */
 export const SIZEOF_VFIO_DEVICE_FEATURE_DMA_LOGGING_REPORT = 32;
 export interface DmaLoggingReport {
+  /** First IOVA of the range. */
   iova: bigint;
+  /** Bytes of IOVA. */
   length: bigint;
   /** Bytes per bit; any power of two >= 4 KiB (kernel: page_size). */
   pageSize: bigint;
@@ -895,7 +915,9 @@ export function decodeFeatureMigDataSize(bytes: Uint8Array): FeatureMigDataSize 
 
 export const SIZEOF_VFIO_PRECOPY_INFO = 24;
 export interface PrecopyInfo {
+  /** Bytes the caller provides; encoders set it to the struct size. */
   argsz: number;
+  /** Must be 0. */
   flags: number;
   /** Initial precopy bytes still to read. */
   initialBytes: bigint;
@@ -923,6 +945,7 @@ export const SIZEOF_VFIO_DEVICE_BIND_IOMMUFD_V1 = 16;
 /** The 6.17 form, adding token_uuid_ptr. Older kernels accept it when flags is 0. */
 export const SIZEOF_VFIO_DEVICE_BIND_IOMMUFD = 24;
 export interface BindIommufd {
+  /** Bytes the caller provides; encoders set it to the struct size. */
   argsz: number;
   /** VFIO_DEVICE_BIND_FLAG_TOKEN or 0. */
   flags: number;
@@ -967,6 +990,7 @@ export function decodeBindIommufd(bytes: Uint8Array): BindIommufd {
 
 export const SIZEOF_VFIO_DEVICE_ATTACH_IOMMUFD_PT = 16;
 export interface AttachIommufdPt {
+  /** Bytes the caller provides; encoders set it to the struct size. */
   argsz: number;
   /** VFIO_DEVICE_ATTACH_PASID or 0. */
   flags: number;
@@ -1002,9 +1026,11 @@ export function decodeAttachIommufdPt(bytes: Uint8Array): AttachIommufdPt {
 
 export const SIZEOF_VFIO_DEVICE_DETACH_IOMMUFD_PT = 12;
 export interface DetachIommufdPt {
+  /** Bytes the caller provides; encoders set it to the struct size. */
   argsz: number;
   /** VFIO_DEVICE_DETACH_PASID or 0. */
   flags: number;
+  /** Only with VFIO_DEVICE_DETACH_PASID. */
   pasid: number;
 }
 export function encodeDetachIommufdPt(
