@@ -327,7 +327,7 @@ export function isPow2(x: bigint): boolean {
 
 const DEFAULT_IOVA_RANGES = [
   { iova: "0x0", length: "0xfee00000" },
-  { iova: "0xfef00000", length: "0xffffff100000" },
+  { iova: "0xfef00000", length: "0xffff01100000" },
 ];
 
 type Validator = ((doc: unknown) => boolean) & { errors?: AjvError[] | null };

@@ -112,6 +112,8 @@ export function buildSysfs(profile: Profile, cdevIndex: (bdf: string) => number)
       `${hex64(AMD_EFR_BASE | (profile.iommu.dirtyTracking ? AMD_EFR_DIRTY : 0n))}:0`,
     );
   else fs.file(`devices/virtual/iommu/smmu3.0/uevent`, "");
+  const unitPath = intel || profile.iommu.vendor === "amd" ? unit : "devices/virtual/iommu/smmu3.0";
+  fs.link(`class/iommu/${basename(unitPath)}`, unitPath);
 
   const addDevice = (
     bdf: string,
@@ -134,7 +136,7 @@ export function buildSysfs(profile: Profile, cdevIndex: (bdf: string) => number)
       fs.link(`${dir}/driver`, `bus/pci/drivers/${driver}`);
     }
     fs.link(`${dir}/iommu_group`, `kernel/iommu_groups/${group}`);
-    fs.link(`${dir}/iommu`, intel || profile.iommu.vendor === "amd" ? unit : "devices/virtual/iommu/smmu3.0");
+    fs.link(`${dir}/iommu`, unitPath);
     fs.link(`kernel/iommu_groups/${group}/devices/${bdf}`, dir);
     fs.file(`kernel/iommu_groups/${group}/type`, "DMA-FQ");
     return dir;
