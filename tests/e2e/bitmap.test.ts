@@ -100,7 +100,8 @@ describe("bitmap merge", () => {
         };
       });
       const outPageSize = inputs[0]!.pageSize;
-      const lowest = inputs.reduce((m, x) => (x.base < m ? x.base : m), inputs[0]!.base);
+      let lowest = inputs[0]!.base;
+      for (const x of inputs) if (x.base < lowest) lowest = x.base;
       const outBase = lowest - (lowest % outPageSize);
       const { code } = await cliJson(["bitmap", "merge", file(`m${seed}.out`), ...inputs.map((x) => x.spec)]);
       expect(code).toBe(0);

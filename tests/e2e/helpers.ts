@@ -66,3 +66,29 @@ export function tempDir(prefix = "vfio-dirty-e2e-"): { dir: string; cleanup: () 
   const dir = mkdtempSync(join(tmpdir(), prefix));
   return { dir, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
 }
+
+import { readdirSync, readFileSync } from "node:fs";
+import { createRequire } from "node:module";
+
+const require = createRequire(import.meta.url);
+// ajv is CommonJS; createRequire sidesteps default-export interop differences.
+const Ajv = require("ajv") as typeof import("ajv").default;
+const ajv = new Ajv({ allErrors: true, strict: true });
+
+/** Validates a --json document against packages/cli/schemas/<name>.schema.json; throws listing every error. */
+export function expectShape(name: string, doc: unknown): void {
+  const schema = JSON.parse(readFileSync(join(REPO, "packages/cli/schemas", `${name}.schema.json`), "utf8"));
+  const validate = ajv.getSchema(schema.$id) ?? ajv.compile(schema);
+  if (!validate(doc))
+    throw new Error(
+      `${name}: document does not match its schema:\n${ajv.errorsText(validate.errors, { separator: "\n" })}`,
+    );
+}
+
+/** The shipped simulator profiles (every command is run on each). */
+export function shippedProfiles(): string[] {
+  return readdirSync(join(REPO, "packages/vfio-adapter/sim/profiles"))
+    .filter((f) => f.endsWith(".json"))
+    .map((f) => f.slice(0, -5))
+    .sort();
+}

@@ -1,0 +1,245 @@
+// Every command on every shipped profile, each --json document checked against its schema, and
+// exit codes matching what the document says.
+
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { afterAll, describe, expect, it } from "vitest";
+import { bitmapBytes } from "./bitmap-reference.ts";
+import { cli, cliJson, expectShape, shippedProfiles, tempDir } from "./helpers.ts";
+
+const tmp = tempDir();
+afterAll(tmp.cleanup);
+const PROFILES = shippedProfiles();
+
+type Probe = { blockers: string[]; devices: { address: string; busy: boolean | null }[]; strategy: string };
+type Report = {
+  strategy: string;
+  syncs: number;
+  interrupted: boolean;
+  groundTruth: { pagesLost: number; pagesWritten: number; ok: boolean } | null;
+  trackingStopped: boolean | null;
+  samples: { phase: string }[];
+};
+
+describe("shipped profiles", () => {
+  it("are there", () => {
+    expect(PROFILES.length).toBeGreaterThanOrEqual(3);
+  });
+});
+
+describe.each(PROFILES)("profile %s", (profile) => {
+  const host = ["--host", `sim:${profile}`];
+
+  it("probe (sysfs only) prints a valid document; possible blockers do not fail it", async () => {
+    const { code, doc, stderr } = await cliJson<Probe & { provisional: boolean }>(["probe", ...host]);
+    expectShape("probe", doc);
+    expect(doc.provisional).toBe(true);
+    expect(code, stderr).toBe(doc.blockers.length > 0 ? 3 : 0);
+  });
+
+  it("probe --open asks the kernel; exit 3 exactly when it finds blockers", async () => {
+    const { code, doc, stderr } = await cliJson<Probe>(["probe", "--open", ...host]);
+    expectShape("probe", doc);
+    expect(code, stderr).toBe(doc.blockers.length > 0 ? 3 : 0);
+    expect(doc.devices.every((d) => d.busy === false)).toBe(true);
+  });
+
+  it("track --fast loses no page, stops tracking and writes report and picture", async () => {
+    const report = join(tmp.dir, `${profile}.json`);
+    const svg = join(tmp.dir, `${profile}.svg`);
+    const { code, doc, stderr } = await cliJson<Report>([
+      "track",
+      ...host,
+      "--duration",
+      "2s",
+      "--interval",
+      "500ms",
+      "--phase-switch",
+      "1s",
+      "--fast",
+      "--report",
+      report,
+      "--svg",
+      svg,
+    ]);
+    expect(code, stderr).toBe(0);
+    expectShape("track-report", doc);
+    expect(doc.syncs).toBe(4);
+    expect(doc.samples.map((s) => s.phase)).toEqual(["precopy", "stop-copy", "stop-copy", "stop-copy"]);
+    expect(doc.groundTruth).not.toBeNull();
+    expect(doc.groundTruth!.pagesLost).toBe(0);
+    expect(doc.trackingStopped).toBe(true);
+    expect(JSON.parse(readFileSync(report, "utf8"))).toEqual(doc);
+    expect(readFileSync(svg, "utf8")).toMatch(
+      /<svg[^>]*>[\s\S]*class="rate-chart"[\s\S]*class="heatmap"[\s\S]*<\/svg>/,
+    );
+  });
+});
+
+describe("track output", () => {
+  it("repeats exactly with the same seed and differs with another", async () => {
+    const run = async (seed: string) =>
+      (
+        await cliJson<{ samples: { dirtyPages: number }[] }>([
+          "track",
+          "--host",
+          "sim",
+          "--duration",
+          "2s",
+          "--fast",
+          "--workload",
+          "uniform",
+          "--seed",
+          seed,
+        ])
+      ).doc.samples.map((s) => s.dirtyPages);
+    const a = await run("7");
+    expect(await run("7")).toEqual(a);
+    expect(await run("8")).not.toEqual(a);
+  });
+
+  it("says which host it uses on the first line, and sim is the default without /dev/vfio", async () => {
+    const r = await cli(["track", "--duration", "1s", "--fast"]);
+    expect(r.code).toBe(0);
+    const first = r.stdout.split("\n")[0];
+    if (existsSync("/dev/vfio")) expect(first).toMatch(/^host: linux/);
+    else expect(first).toMatch(/^host: sim:mlx5-vf \(simulated\) \[default; choose with --host\]$/);
+    expect(r.stdout).toMatch(/ground truth: no page lost/);
+  });
+
+  it("--quiet prints the summary only", async () => {
+    const r = await cli(["track", "--host", "sim", "--duration", "1s", "--fast", "--quiet"]);
+    expect(r.code).toBe(0);
+    expect(r.stdout).not.toMatch(/^host:/m);
+    expect(r.stdout).toMatch(/dirty rate +mean .* p50 .* p99 .* max /);
+  });
+
+  it("drives the simulated devices with a chosen workload", async () => {
+    const idle = await cliJson<Report>([
+      "track",
+      "--host",
+      "sim",
+      "--duration",
+      "1s",
+      "--fast",
+      "--workload",
+      "idle",
+    ]);
+    expect(idle.code).toBe(0);
+    expect(idle.doc.groundTruth!.pagesWritten).toBe(0);
+    const trace = join(tmp.dir, "trace.json");
+    writeFileSync(trace, JSON.stringify({ events: [{ atMs: 100, iova: "0x100000", length: 8192 }] }));
+    const t = await cliJson<Report & { samples: { dirtyPages: number }[] }>([
+      "track",
+      "--host",
+      "sim",
+      "--duration",
+      "1s",
+      "--fast",
+      "--workload",
+      trace,
+    ]);
+    expect(t.code, t.stderr).toBe(0);
+    expect(t.doc.groundTruth!.pagesWritten).toBe(2);
+    expect(t.doc.samples[0]!.dirtyPages).toBe(2);
+  });
+});
+
+describe("predict", () => {
+  it("converges for a slow dirty rate and names the fix when it does not", async () => {
+    const ok = await cliJson<{ converges: boolean }>([
+      "predict",
+      "--dirty-rate",
+      "100M/s",
+      "--ram",
+      "8G",
+      "--bandwidth",
+      "10Gbit/s",
+    ]);
+    expect(ok.code).toBe(0);
+    expectShape("predict", ok.doc);
+    expect(ok.doc.converges).toBe(true);
+    const bad = await cliJson<{ converges: boolean; requiredBandwidth: number; maxDirtyRate: number }>([
+      "predict",
+      "--dirty-rate",
+      "2G/s",
+      "--ram",
+      "8G",
+      "--bandwidth",
+      "1G/s",
+    ]);
+    expect(bad.code).toBe(0);
+    expectShape("predict", bad.doc);
+    expect(bad.doc.converges).toBe(false);
+    expect(bad.doc.requiredBandwidth).toBeGreaterThan(2 ** 30);
+    expect(bad.doc.maxDirtyRate).toBeLessThan(2 ** 30);
+  });
+
+  it("reads the trace of a track report", async () => {
+    const report = join(tmp.dir, "for-predict.json");
+    expect(
+      (await cli(["track", "--host", "sim", "--duration", "2s", "--fast", "--report", report])).code,
+    ).toBe(0);
+    const { code, doc } = await cliJson<{
+      input: { source: string; traceSamples: number; ramBytes: number };
+    }>(["predict", "--report", report, "--bandwidth", "1G/s"]);
+    expect(code).toBe(0);
+    expectShape("predict", doc);
+    expect(doc.input).toMatchObject({ source: "report", traceSamples: 2 });
+    expect(doc.input.ramBytes).toBe(JSON.parse(readFileSync(report, "utf8")).ramBytes);
+  });
+});
+
+describe("bitmap --json shapes", () => {
+  it("match their schemas", async () => {
+    const f = (n: string) => join(tmp.dir, n);
+    writeFileSync(f("a.bin"), bitmapBytes(256, [1, 2, 3, 100]));
+    const runs: [string, string[]][] = [
+      ["bitmap-stats", ["bitmap", "stats", f("a.bin")]],
+      ["bitmap-convert", ["bitmap", "convert", f("a.bin"), f("b.bin"), "--to-page-size", "2M"]],
+      ["bitmap-merge", ["bitmap", "merge", f("c.bin"), f("a.bin"), `${f("a.bin")},base=0x100000`]],
+      ["bitmap-translate", ["bitmap", "translate", f("a.bin"), f("d.bin"), "--map", "0:0x40000000:1M"]],
+      ["bitmap-render", ["bitmap", "render", f("a.bin"), "--svg", f("a.svg")]],
+    ];
+    for (const [schema, args] of runs) {
+      const { code, doc } = await cliJson(args);
+      expect(code).toBe(0);
+      expectShape(schema, doc);
+    }
+  });
+});
+
+describe("basics", () => {
+  it("--version prints the package version", async () => {
+    const r = await cli(["--version"]);
+    const pkg = JSON.parse(readFileSync(new URL("../../packages/cli/package.json", import.meta.url), "utf8"));
+    expect(r).toMatchObject({ code: 0, stdout: `${pkg.version}\n` });
+  });
+
+  it.each([["probe"], ["track"], ["predict"], ["bitmap", "stats"], ["bitmap", "render"]])(
+    "%s --help has examples and the global options",
+    async (...cmd) => {
+      const r = await cli([...cmd, "--help"]);
+      expect(r.code).toBe(0);
+      expect(r.stdout).toMatch(/Examples?:\n\s+\$ vfio-dirty /);
+      expect(r.stdout).toMatch(/--host <host>/);
+      expect(r.stdout).toMatch(/--json/);
+    },
+  );
+
+  it("honours NO_COLOR and colours only when forced", async () => {
+    const plain = await cli(["predict", "--dirty-rate", "1M/s", "--ram", "1G", "--bandwidth", "1G/s"]);
+    expect(plain.stdout.includes("\u001b[")).toBe(false);
+    const forced = await cli(["predict", "--dirty-rate", "1M/s", "--ram", "1G", "--bandwidth", "1G/s"], {
+      env: { NO_COLOR: "", FORCE_COLOR: "1" },
+    });
+    expect(forced.stdout.includes("\u001b[32mconverges")).toBe(true);
+  });
+
+  it("--host linux without /dev/vfio says what is needed", async () => {
+    if (existsSync("/dev/vfio")) return;
+    const r = await cli(["probe", "--host", "linux"]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/no \/dev\/vfio on this machine; load vfio-pci .* or use --host sim/);
+  });
+});

@@ -1,0 +1,114 @@
+// The live line: drawn in place on a terminal (a pseudo-terminal from util-linux `script`),
+// absent when stdout is a pipe; and Ctrl-C / SIGTERM during track still writes the report and
+// leaves no tracking running on the simulated host.
+
+import { execFile } from "node:child_process";
+import { existsSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { afterAll, describe, expect, it } from "vitest";
+import { CLI, cli, expectShape, REPO, startCli, tempDir } from "./helpers.ts";
+
+const tmp = tempDir();
+afterAll(tmp.cleanup);
+const hasScript = existsSync("/usr/bin/script");
+const ESC = "\u001b";
+
+/** Runs the CLI under a pseudo-terminal and returns everything it wrote there. */
+function underTerminal(args: readonly string[]): Promise<{ code: number; output: string }> {
+  const command = [process.execPath, CLI, ...args].map((a) => `'${a.replace(/'/g, "'\\''")}'`).join(" ");
+  return new Promise((resolve) => {
+    execFile(
+      "script",
+      ["-qec", command, "/dev/null"],
+      { cwd: REPO, env: { ...process.env, NO_COLOR: "1", TERM: "xterm" }, encoding: "utf8" },
+      (err, stdout) =>
+        resolve({ code: err ? (typeof err.code === "number" ? err.code : 1) : 0, output: stdout }),
+    );
+  });
+}
+
+describe.skipIf(!hasScript)("live line", () => {
+  it("is redrawn in place on a terminal, then cleared before the summary", async () => {
+    const { code, output } = await underTerminal([
+      "track",
+      "--host",
+      "sim",
+      "--duration",
+      "2s",
+      "--interval",
+      "500ms",
+    ]);
+    expect(code).toBe(0);
+    // "\r ESC[2K" then the line: redraw in place (built from a string: biome forbids control characters in regex literals).
+    const redraws = output.match(new RegExp(`\r${ESC}\\[2Ksync \\d+ +\\d+ dirty pages`, "g")) ?? [];
+    expect(redraws.length).toBe(4);
+    expect(output).toMatch(new RegExp(`\r${ESC}\\[2K\\s*strategy +device`));
+  });
+
+  it("is absent under --json and --quiet even on a terminal", async () => {
+    for (const flag of ["--json", "--quiet"]) {
+      const { code, output } = await underTerminal([
+        "track",
+        "--host",
+        "sim",
+        "--duration",
+        "1s",
+        "--fast",
+        flag,
+      ]);
+      expect(code).toBe(0);
+      expect(output).not.toMatch(/sync \d+ +\d+ dirty pages/);
+      expect(output.includes("\x1b[")).toBe(false);
+    }
+  });
+});
+
+it("is never written when stdout is not a terminal", async () => {
+  const r = await cli(["track", "--host", "sim", "--duration", "1s", "--interval", "250ms"]);
+  expect(r.code).toBe(0);
+  expect(r.stdout).not.toMatch(/sync \d+ +\d+ dirty pages/);
+  expect(r.stdout.includes("\x1b[") || r.stdout.includes("\r")).toBe(false);
+});
+
+describe("stopping a running track", () => {
+  for (const signal of ["SIGINT", "SIGTERM"] as const) {
+    it(`${signal} stops tracking cleanly and still writes the report and the picture`, async () => {
+      const report = join(tmp.dir, `${signal}.json`);
+      const svg = join(tmp.dir, `${signal}.svg`);
+      const child = startCli([
+        "track",
+        "--host",
+        "sim",
+        "--duration",
+        "60s",
+        "--interval",
+        "200ms",
+        "--report",
+        report,
+        "--svg",
+        svg,
+      ]);
+      let out = "";
+      child.stdout!.on("data", (d) => {
+        out += d;
+      });
+      // Wait until tracking has started (the second line says so), then interrupt.
+      await new Promise<void>((resolve) => {
+        const check = () => (out.includes("tracking ") ? resolve() : setTimeout(check, 20));
+        check();
+      });
+      await new Promise((r) => setTimeout(r, 700));
+      child.kill(signal);
+      const code = await new Promise<number | null>((resolve) => child.on("exit", (c) => resolve(c)));
+      expect(code).toBe(0);
+      const doc = JSON.parse(readFileSync(report, "utf8"));
+      expectShape("track-report", doc);
+      expect(doc.interrupted).toBe(true);
+      expect(doc.trackingStopped).toBe(true);
+      expect(doc.durationMs).toBeLessThan(10_000);
+      expect(doc.groundTruth.pagesLost).toBe(0);
+      expect(readFileSync(svg, "utf8")).toMatch(/<\/svg>\n$/);
+      expect(out).toMatch(/interrupted: tracking stopped cleanly/);
+    });
+  }
+});
