@@ -42,9 +42,9 @@ export function convertInto(
   if (dBase > sBase) iLo = min<u64>(sBits, (dBase - sBase + (lowMask(sLog))) >> sLog);
   let iHi: u64 = 0;
   if (dEnd > sBase) iHi = min<u64>(sBits, (dEnd - sBase) >> sLog);
-  const total = countRange(src, 0, sBits);
-  if (iHi <= iLo) return total;
-  return total - countRange(src, iLo, iHi - iLo);
+  // Count only the parts outside [iLo, iHi): when dst covers src this reads nothing.
+  if (iHi <= iLo) return countRange(src, 0, sBits);
+  return countRange(src, 0, iLo) + countRange(src, iHi, sBits - iHi);
 }
 
 // --- Internal helpers ---
@@ -59,6 +59,10 @@ function coarsen(src: usize, sBase: u64, sLog: u64, dst: usize, dBase: u64, dLog
   const j1 = (b - dBase + lowMask(dLog)) >> dLog;
   // Fine bit (in src numbering) where coarse bit j0 starts; may precede i0 (partial first page).
   const f0 = i0 - <i64>((((a - dBase) >> sLog)) - (j0 << k));
+  if (k >= 6 && (f0 & 63) == 0) {
+    coarsenWordAligned(src, dst, f0, i0, i1, j0, j1, k);
+    return;
+  }
   if (k >= 6) {
     const nw = <usize>(r >> 6);
     let j = j0;
@@ -111,7 +115,25 @@ function expand(src: usize, sBase: u64, sLog: u64, dst: usize, dBase: u64, dLog:
   const vHi = vLo + <i64>(j1 - j0);
   const wFirst = j0 >> 6;
   const wLast = (j1 - 1) >> 6;
-  for (let wi = wFirst; wi <= wLast; wi++) {
+  // Interior destination words (fully inside [j0, j1)) whose 64 fine bits start on a multiple of
+  // 64 in V take their coarse bits from one source word: table or whole-word fast paths.
+  let wA = (j0 + 63) >> 6;
+  const wB = j1 >> 6;
+  if (wA < wB && (((<i64>(wA << 6) - <i64>j0 + vLo) & 63) == 0) && k >= 3) {
+    const v0 = <i64>(wA << 6) - <i64>j0 + vLo;
+    if (k >= 6) expandWholeWords(src, dst, i0, v0, wA, wB, k);
+    else expandByTable(src, dst, i0, v0, wA, wB, k);
+    for (let wi = wFirst; wi < wA; wi++) expandEdgeWord(src, dst, i0, i1, j0, vLo, vHi, wi, k);
+    for (let wi = wB; wi <= wLast; wi++) expandEdgeWord(src, dst, i0, i1, j0, vLo, vHi, wi, k);
+    return;
+  }
+  wA = wFirst;
+  for (let wi = wFirst; wi <= wLast; wi++) expandEdgeWord(src, dst, i0, i1, j0, vLo, vHi, wi, k);
+}
+
+/** One destination word of an expansion through the general (clipping) path. */
+function expandEdgeWord(src: usize, dst: usize, i0: u64, i1: u64, j0: u64, vLo: i64, vHi: i64, wi: u64, k: u64): void {
+  {
     const v = <i64>(wi << 6) - <i64>j0 + vLo;
     let x = expandWindow(src, i0, i1, v, k);
     // Bits of the window outside [vLo, vHi) belong to dst bits outside [j0, j1).
@@ -122,6 +144,101 @@ function expand(src: usize, sBase: u64, sLog: u64, dst: usize, dBase: u64, dLog:
     }
     if (x != 0) setWordAt(dst, wi, wordAt(dst, wi) | x);
   }
+}
+
+/**
+ * Coarsen when every coarse bit starts on a fine word boundary and spans r/64 >= 1 whole words:
+ * OR the words of each coarse bit with v128 and test once (v128.any_true). Edge bits that are only
+ * partly inside the source go through anyInRange.
+ */
+function coarsenWordAligned(src: usize, dst: usize, f0: i64, i0: i64, i1: i64, j0: u64, j1: u64, k: u64): void {
+  const r = <i64>1 << <i64>k;
+  const nw = <usize>(r >> 6);
+  let j = j0;
+  while (j < j1) {
+    const wi = j >> 6;
+    const wEnd = min<u64>((wi + 1) << 6, j1);
+    let acc: u64 = 0;
+    for (; j < wEnd; j++) {
+      const fa = f0 + (<i64>(j - j0) << <i64>k);
+      let dirty: bool;
+      if (fa >= i0 && fa + r <= i1) {
+        const p = src + (<usize>(fa >> 6) << 3);
+        if (nw == 8) {
+          dirty = v128.any_true(
+            v128.or(v128.or(v128.load(p, 0), v128.load(p, 16)), v128.or(v128.load(p, 32), v128.load(p, 48))),
+          );
+        } else if (nw == 1) {
+          dirty = load<u64>(p) != 0;
+        } else if (nw == 2) {
+          dirty = v128.any_true(v128.load(p));
+        } else if (nw == 4) {
+          dirty = v128.any_true(v128.or(v128.load(p, 0), v128.load(p, 16)));
+        } else {
+          dirty = anyWords(p, nw);
+        }
+      } else {
+        const lo = max<i64>(fa, i0);
+        const hi = min<i64>(fa + r, i1);
+        dirty = lo < hi && anyInRange(src, <u64>lo, <u64>hi);
+      }
+      acc |= (<u64>dirty) << (j & 63);
+    }
+    if (acc != 0) setWordAt(dst, wi, wordAt(dst, wi) | acc);
+  }
+}
+
+/**
+ * Expand by 2^k, k in 3..5, into whole destination words [wA, wB): each takes 64 >> k coarse bits
+ * starting at V position v0 + 64 * (wi - wA) (a multiple of 64, so inside one source word) and
+ * looks the fine word up in a table of 2^(64 >> k) entries.
+ */
+function expandByTable(src: usize, dst: usize, i0: u64, v0: i64, wA: u64, wB: u64, k: u64): void {
+  const per = <u64>64 >> k;
+  const mask = lowMask(per);
+  const table = spreadTable(k);
+  let sbit = i0 + (<u64>v0 >> k);
+  let d = dst + (<usize>wA << 3);
+  const dEnd = dst + (<usize>wB << 3);
+  while (d < dEnd) {
+    const bitsIn = (wordAt(src, sbit >> 6) >> (sbit & 63)) & mask;
+    store<u64>(d, load<u64>(d) | load<u64>(table + (<usize>bitsIn << 3)));
+    d += 8;
+    sbit += per;
+  }
+}
+
+/** Expand by 2^k >= 64: every set coarse bit fills r/64 whole destination words with ones. */
+function expandWholeWords(src: usize, dst: usize, i0: u64, v0: i64, wA: u64, wB: u64, k: u64): void {
+  const wordsPer = <u64>1 << (k - 6);
+  // Coarse bit c covers destination words wA + (c - cA) * wordsPer - (v0 >> 6 mod wordsPer) ...
+  // expressed through V: V word index vw = (v0 >> 6) + (wi - wA), coarse bit = i0 + (vw >> (k - 6)).
+  const vw0 = <u64>v0 >> 6;
+  let wi = wA;
+  while (wi < wB) {
+    const vw = vw0 + (wi - wA);
+    const c = i0 + (vw >> (k - 6));
+    // Words of this coarse bit from wi on (the first coarse bit may be entered part way).
+    const n = min<u64>(wordsPer - (vw & (wordsPer - 1)), wB - wi);
+    if (((wordAt(src, c >> 6) >> (c & 63)) & 1) != 0) {
+      memory.fill(dst + (<usize>wi << 3), 0xff, <usize>n << 3);
+    }
+    wi += n;
+  }
+}
+
+// Tables for k = 3, 4, 5: 256 + 16 + 4 fine words, built on first use.
+const SPREAD_TABLES: usize = memory.data(276 * 8, 16);
+let spreadBuilt = false;
+
+function spreadTable(k: u64): usize {
+  if (!spreadBuilt) {
+    for (let x: u64 = 0; x < 256; x++) store<u64>(SPREAD_TABLES + (<usize>x << 3), spreadGroups(x, 3));
+    for (let x: u64 = 0; x < 16; x++) store<u64>(SPREAD_TABLES + 2048 + (<usize>x << 3), spreadGroups(x, 4));
+    for (let x: u64 = 0; x < 4; x++) store<u64>(SPREAD_TABLES + 2176 + (<usize>x << 3), spreadGroups(x, 5));
+    spreadBuilt = true;
+  }
+  return k == 3 ? SPREAD_TABLES : k == 4 ? SPREAD_TABLES + 2048 : SPREAD_TABLES + 2176;
 }
 
 /** 64 bits of V starting at v (v may be negative; out-of-range coarse bits read as 0). */

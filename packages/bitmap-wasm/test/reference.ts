@@ -20,11 +20,19 @@ export function randomBits(nbits: number, seed: number, density: number): Bits {
   return out;
 }
 
-/** An arbitrary bit pattern: sparse, dense, empty, full, or runs. */
+/** An arbitrary bit pattern: empty, full, random at some density, or a few isolated bits. */
 export const bitsArb = (nbits: number): fc.Arbitrary<Bits> =>
-  fc
-    .record({ seed: fc.integer(), density: fc.constantFrom(0, 0.02, 0.3, 0.5, 0.9, 1) })
-    .map(({ seed, density }) => randomBits(nbits, seed, density));
+  fc.oneof(
+    fc
+      .record({ seed: fc.integer(), density: fc.constantFrom(0, 0.003, 0.02, 0.3, 0.5, 0.9, 1) })
+      .map(({ seed, density }) => randomBits(nbits, seed, density)),
+    // One to three lone bits: the case where "any bit in this group?" must look at every word.
+    fc.array(fc.nat(), { minLength: 1, maxLength: 3 }).map((picks) => {
+      const out = new Uint8Array(nbits);
+      if (nbits > 0) for (const p of picks) out[p % nbits] = 1;
+      return out;
+    }),
+  );
 
 /** A bitmap in wasm memory holding exactly `ref`, written through its word view. */
 export function load(core: BitmapCore, ref: Bits, pageSize = 4096n, base = 0n): Bitmap {
