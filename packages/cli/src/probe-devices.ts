@@ -78,20 +78,34 @@ export async function probeDevices(
     caps.push(...opened.devices);
     container = opened.container;
   } else {
+    // Plain vfio-pci implements neither DMA logging nor migration (only variant drivers such as
+    // mlx5_vfio_pci do): certain. A variant driver is assumed to log until --open asks.
     for (const p of probes)
       caps.push({
         id: p.address,
-        dmaLogging: { ok: false, call: "not probed (sysfs only; --open asks the kernel)" },
+        dmaLogging:
+          p.driver === "vfio-pci"
+            ? { ok: false, call: "driver vfio-pci (only variant drivers implement DMA logging)" }
+            : { ok: true },
         iommuDirtyCap: p.iommu?.dirtyTracking
           ? { ok: true }
           : { ok: false, call: `IOMMU ${p.iommu?.name ?? "(none)"}: no dirty-tracking bits in sysfs` },
-        migration: { stopCopy: true, p2p: true, preCopy: true },
+        ...(p.driver === "vfio-pci" ? {} : { migration: { stopCopy: true, p2p: true, preCopy: true } }),
       });
-    // Type1 has offered the migration capability since Linux 5.8; assumed until --open checks it.
-    container = {
-      backend: "type1",
-      type1Migration: { ok: true, pgsizeBitmap: 0x1000n, maxDirtyBitmapSize: 256n << 20n },
-    };
+    // What track would use: iommufd when every device has a cdev, else type1 (whose migration
+    // capability every kernel since 5.8 offers). Both are assumptions until --open asks.
+    const hwDirty = probes.every((p) => p.iommu?.dirtyTracking === true);
+    container = probes.every((p) => p.cdev !== null)
+      ? {
+          backend: "iommufd",
+          hwptDirtyAlloc: hwDirty
+            ? { ok: true }
+            : { ok: false, call: "IOMMU hardware without dirty bits (sysfs)" },
+        }
+      : {
+          backend: "type1",
+          type1Migration: { ok: true, pgsizeBitmap: 0x1000n, maxDirtyBitmapSize: 256n << 20n },
+        };
   }
   const choice = chooseStrategy({ container, devices: caps });
   const blockers: string[] = [];

@@ -126,7 +126,9 @@ function printProbe(ctx: Context, d: ProbeDocument): void {
           ? dev.migration.flags.join(", ") || "none"
           : dev.busy
             ? "-"
-            : yesNo(null, ctx.globals && d.opened ? "not migratable" : "use --open"),
+            : d.opened
+              ? c.red("not migratable")
+              : yesNo(null, "use --open"),
       ]),
     ),
   );
@@ -139,4 +141,8 @@ function printProbe(ctx: Context, d: ProbeDocument): void {
     out.result(c.red(`blockers (${d.blockers.length}):`));
     for (const b of d.blockers) out.result(`  - ${b}`);
   } else out.result(`blockers: ${c.green("none")}`);
+  if (d.possibleBlockers.length) {
+    out.result(c.yellow(`possible blockers (sysfs cannot tell; --open checks):`));
+    for (const b of d.possibleBlockers) out.result(`  - ${b}`);
+  }
 }
