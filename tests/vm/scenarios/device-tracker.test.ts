@@ -3,9 +3,9 @@
 // strategy, and each sync must equal, exactly at the tracking page size, the pages edu wrote:
 // across several syncs, an unmap and remap, a stop and restart, and a tracker at 8 KiB pages.
 import { loadBitmapCoreSync } from "@vfio-dirty/bitmap-wasm/node";
+import { type DirtyReport, openTracker, type Tracker } from "@vfio-dirty/tracker";
 import type { MappedMemory } from "@vfio-dirty/vfio-adapter";
 import { createLinuxHost } from "@vfio-dirty/vfio-adapter/linux";
-import { type DirtyReport, openTracker, type Tracker } from "@vfio-dirty/tracker";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { EDU_BUFFER } from "./support/edu.ts";
 import { openTyped, type TypedSession } from "./support/typed.ts";
@@ -38,7 +38,8 @@ describe.skipIf(process.env.VM_DRIVER !== "edu-log")("tracker with device DMA lo
       { devices: [{ id: s.bdf, device: s.device }], iommu: { kind: "type1", container: s.container } },
       { core, memory, pageSize, ignoreBlockers: true },
     );
-  const write = (page: bigint, offset = 0n, count = 64) => s.edu.dmaToRam(EDU_BUFFER, A + page * PAGE + offset, count);
+  const write = (page: bigint, offset = 0n, count = 64) =>
+    s.edu.dmaToRam(EDU_BUFFER, A + page * PAGE + offset, count);
 
   it("chooses the device strategy", () => {
     const opened = open();

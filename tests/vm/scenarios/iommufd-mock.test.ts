@@ -2,7 +2,9 @@
 // IOMMUFD_TEST mock IOMMU supports dirty tracking, and its self-test command marks page-table
 // entries dirty as a device's writes would, so each read can be checked against that truth:
 // set-tracking, GET_DIRTY_BITMAP with and without NO_CLEAR, at the mock's page size and coarser.
-import { Errno, type MappedMemory, O_CLOEXEC, O_RDWR, uapi } from "@vfio-dirty/vfio-adapter";
+import { loadBitmapCoreSync } from "@vfio-dirty/bitmap-wasm/node";
+import { createTracker, type DirtyReport, IommufdStrategy } from "@vfio-dirty/tracker";
+import { Errno, IommuFd, type MappedMemory, O_CLOEXEC, O_RDWR, uapi } from "@vfio-dirty/vfio-adapter";
 import { createLinuxHost } from "@vfio-dirty/vfio-adapter/linux";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
@@ -34,6 +36,14 @@ let mem: MappedMemory | undefined;
 function write4k(pages: number[], halves: "both" | "second" = "both"): number {
   const marks = pages.flatMap((p) => (halves === "both" ? [2 * p, 2 * p + 1] : [2 * p + 1]));
   return mockMarkDirty(host, iommufd, hwptId, IOVA, LENGTH, MOCK_IO_PAGE_SIZE, marks);
+}
+/** Dirty 4 KiB pages of a tracker report, relative to `base` (GPA). */
+function pages(report: DirtyReport, base = IOVA): number[] {
+  const out: number[] = [];
+  for (const [start, n] of report.bitmap!.runs())
+    for (let i = 0; i < n; i++) out.push(start + i - Number(base / PAGE));
+  expect(out.length).toBe(report.dirtyPages);
+  return out;
 }
 const read = (pageSize: bigint, flags = 0) =>
   getDirtyBitmap(host, iommufd, hwptId, IOVA, LENGTH, pageSize, flags);
@@ -102,5 +112,68 @@ describe.skipIf(!mockOnly)("iommufd dirty tracking on the IOMMUFD_TEST mock IOMM
   it("unaligned ranges are EINVAL and unknown flags EOPNOTSUPP", () => {
     expect(getDirtyBitmap(host, iommufd, hwptId, IOVA + 512n, LENGTH - PAGE, PAGE).errno).toBe(Errno.EINVAL);
     expect(read(PAGE, 0x80).errno).toBe(Errno.EOPNOTSUPP);
+  });
+
+  it("the tracker's iommufd strategy reports exactly the marked pages at each sync", () => {
+    const core = loadBitmapCoreSync();
+    const typed = IommuFd.fromFd(host, iommufd);
+    const tracker = createTracker({
+      core,
+      units: [
+        {
+          id: "iommu",
+          devices: ["mock"],
+          strategy: new IommufdStrategy(typed, [hwptId], ioasId, core, PAGE),
+        },
+      ],
+      memory: [{ iova: IOVA, length: LENGTH, kind: "ram" }],
+    });
+    try {
+      write4k([4]); // before start: enabling tracking clears it
+      tracker.start();
+      tracker.setPhase("precopy");
+      write4k([0, 33]);
+      write4k([63], "second");
+      expect(pages(tracker.sync())).toEqual([0, 33, 63]);
+      expect(pages(tracker.sync())).toEqual([]);
+      write4k([12]);
+      expect(pages(tracker.sync())).toEqual([12]);
+    } finally {
+      tracker.close();
+    }
+    // stop() switched tracking off: the mock refuses to mark pages of an untracked HWPT.
+    expect(() => write4k([1])).toThrow(/EINVAL/);
+  });
+
+  it("with a vIOMMU, an unmap keeps the range's dirty bits (NO_CLEAR read, then IOAS unmap)", () => {
+    const core = loadBitmapCoreSync();
+    const typed = IommuFd.fromFd(host, iommufd);
+    const GPA = 1n << 32n;
+    const tracker = createTracker({
+      core,
+      units: [
+        {
+          id: "iommu",
+          devices: ["mock"],
+          strategy: new IommufdStrategy(typed, [hwptId], ioasId, core, PAGE),
+        },
+      ],
+      memory: [{ iova: GPA, length: LENGTH, kind: "ram" }],
+      viommu: { aperture: [{ iova: IOVA, length: LENGTH }] },
+    });
+    try {
+      tracker.map(IOVA, GPA, LENGTH);
+      tracker.start();
+      tracker.setPhase("precopy");
+      write4k([2, 50]);
+      tracker.unmap(IOVA, LENGTH);
+      // The IOAS mapping is gone: a second unmap of the range finds nothing.
+      const again = uapi.encodeIoasUnmap({ ioasId, iova: IOVA, length: LENGTH });
+      expect(host.ioctl(iommufd, uapi.IOMMU_IOAS_UNMAP, again)).toBe(-Errno.ENOENT);
+      const report = tracker.sync();
+      expect(pages(report, GPA)).toEqual([2, 50]);
+    } finally {
+      tracker.close();
+    }
   });
 });

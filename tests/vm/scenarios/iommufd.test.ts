@@ -1,9 +1,19 @@
 // iommufd with the emulated VT-d on the 6.12 test kernel (intel_iommu=on): the VFIO cdev path
 // (bind the device to an iommufd, attach it to an IOAS, real DMA through it), the IOMMU's
 // hardware info, and the answer an IOMMU without dirty tracking gives to a DIRTY_TRACKING HWPT.
-import { Errno, type MappedMemory, O_CLOEXEC, O_RDWR, uapi } from "@vfio-dirty/vfio-adapter";
+import { loadBitmapCoreSync } from "@vfio-dirty/bitmap-wasm/node";
+import { MigrationBlockedError, openTracker } from "@vfio-dirty/tracker";
+import {
+  DeviceCdev,
+  Errno,
+  IommuFd,
+  type MappedMemory,
+  O_CLOEXEC,
+  O_RDWR,
+  uapi,
+} from "@vfio-dirty/vfio-adapter";
 import { createLinuxHost } from "@vfio-dirty/vfio-adapter/linux";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, onTestFinished } from "vitest";
 import { EDU_BUFFER, Edu } from "./support/edu.ts";
 import { hwInfo, hwptAlloc, ioasAlloc, ioasMapFixed } from "./support/iommufd.ts";
 import { eduBdf, enableBusMaster, ioctlErrno, ioctlOk, regionOffset } from "./support/vfio.ts";
@@ -82,6 +92,55 @@ describe.skipIf(!onVtd)("iommufd: VFIO cdev path on the emulated VT-d", () => {
   it("detaches the device from its page table", () => {
     const detach = uapi.encodeDetachIommufdPt({});
     expect(ioctlErrno(host, device, uapi.VFIO_DEVICE_DETACH_IOMMUFD_PT, detach)).toBe(0);
+  });
+});
+
+describe.skipIf(!onVtd)("iommufd: the tracker on an IOMMU without dirty tracking", () => {
+  it("falls back to all-dirty, says why (HWPT alloc EOPNOTSUPP), and reports every page", () => {
+    const core = loadBitmapCoreSync();
+    using iommu = IommuFd.open(host);
+    const cdev = host.sysfs.readdir(`bus/pci/devices/${eduBdf()}/vfio-dev`)?.[0];
+    using device = DeviceCdev.open(host, `/dev/vfio/devices/${cdev}`, eduBdf());
+    const id = device.bindIommufd(iommu);
+    const ioas = iommu.ioasAlloc();
+    device.attachIommufdPt(ioas);
+    const target = host.mmapAnonymous(4n * PAGE);
+    onTestFinished(() => void host.munmap(target));
+    iommu.ioasMap({ ioasId: ioas, userVa: target.address, length: 4n * PAGE, iova: IOVA });
+    const tracking = {
+      devices: [{ id: eduBdf(), device }],
+      iommu: { kind: "iommufd" as const, iommufd: iommu, ioasId: ioas, devIds: { [eduBdf()]: id } },
+    };
+    const memory = [{ iova: IOVA, length: 4n * PAGE, kind: "ram" as const }];
+    // Default policy (QEMU's enable-migration=auto): nothing tracks, so migration is blocked.
+    let blocked: unknown;
+    try {
+      openTracker(tracking, { core, memory });
+    } catch (e) {
+      blocked = e;
+    }
+    expect(blocked).toBeInstanceOf(MigrationBlockedError);
+    expect((blocked as MigrationBlockedError).choice.blockers.map((b) => b.kind)).toContain("no-tracking");
+
+    // edu cannot migrate (no VFIO_MIGRATION_STOP_COPY), which is a blocker of its own: ignore
+    // blockers to look at the tracking decision.
+    const { tracker, choice } = openTracker(tracking, {
+      core,
+      memory,
+      enableMigration: "on",
+      ignoreBlockers: true,
+    });
+    try {
+      expect(choice.strategy).toBe("all-dirty");
+      const why = choice.reasons.find((r) => r.strategy === "iommufd" && r.errno === Errno.EOPNOTSUPP);
+      expect(why, JSON.stringify(choice.reasons)).toBeDefined();
+      expect(why?.call).toMatch(/HWPT_ALLOC/);
+      tracker.start();
+      tracker.setPhase("precopy");
+      expect(tracker.sync().dirtyPages).toBe(4);
+    } finally {
+      tracker.close();
+    }
   });
 });
 
