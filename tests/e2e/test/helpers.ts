@@ -6,7 +6,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 
-export const REPO = fileURLToPath(new URL("../..", import.meta.url));
+export const REPO = fileURLToPath(new URL("../../..", import.meta.url));
 export const CLI = join(REPO, "packages/cli/dist/bin.js");
 
 export interface CliResult {
