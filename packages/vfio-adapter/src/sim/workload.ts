@@ -21,7 +21,7 @@ export interface DmaWrite {
 }
 
 export interface Workload {
-  /** Writes due in (from, to], in time order. */
+  /** Writes due in [from, to), in time order. */
   writesBetween(from: SimTime, to: SimTime): Generator<DmaWrite>;
 }
 
@@ -72,24 +72,30 @@ export function createWorkload(spec: WorkloadJson | undefined, region: Range[], 
     const full = Math.floor(t / periodNs);
     return full * onNs + Math.min(t - full * periodNs, onNs);
   };
+  // Active time a lies in burst ceil(a / on) - 1: a write due exactly at the end of a burst
+  // belongs to that burst, not to the start of the next one.
   const timeOfActive = (a: number): SimTime => {
-    if (spec.kind !== "bursts" || onNs === 0) return a;
-    const full = Math.floor(a / onNs);
+    if (spec.kind !== "bursts" || onNs === 0 || a === 0) return a;
+    const full = Math.ceil(a / onNs) - 1;
     return full * periodNs + (a - full * onNs);
   };
 
   return {
     *writesBetween(_from, to) {
-      // Writes are numbered from the start of time; `issued` remembers how many already ran.
-      const due = Math.floor((activeTime(to) * perSecond) / NS_PER_S);
+      // Writes are numbered from the start of time; `issued` remembers how many already ran. An
+      // interval runs the writes due in [from, to): one due exactly at `to` runs in the next
+      // interval, after whatever the caller does at `to` (a tracker's sync), so "written since T"
+      // is exact at interval edges.
+      const due = Math.ceil((activeTime(to) * perSecond) / NS_PER_S) - 1;
       while (issued < due) {
         issued++;
-        const t = timeOfActive(Math.ceil((issued * NS_PER_S) / perSecond));
+        // floor: never later than the interval's end, so the time does not depend on chopping.
+        const t = timeOfActive(Math.floor((issued * NS_PER_S) / perSecond));
         const addr = pick();
         // A sub-page write lands at a pseudo-random offset inside the chosen page (it may cross it).
         const offset =
           writeBytes < PAGE ? BigInt(Math.floor(rng() * Number(PAGE / writeBytes))) * writeBytes : 0n;
-        yield { iova: addr + offset, length: writeBytes, t: Math.min(t, to) };
+        yield { iova: addr + offset, length: writeBytes, t };
       }
     },
   };
@@ -156,9 +162,8 @@ function traceWorkload(spec: WorkloadJson): Workload {
         const base = loopNs ? k * loopNs : 0;
         for (const e of events) {
           const t = base + e.t;
-          if (t > from && t <= to) yield { iova: e.iova, length: e.length, t };
-          // The very first event at time 0 is due on the first advance.
-          else if (t === 0 && from === 0 && k === 0) yield { iova: e.iova, length: e.length, t };
+          // Loops start at k * loopMs; an event beyond loopMs would overlap the next loop.
+          if (t >= from && t < to && (!loopNs || e.t < loopNs)) yield { iova: e.iova, length: e.length, t };
         }
       }
     },

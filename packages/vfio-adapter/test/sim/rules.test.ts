@@ -262,7 +262,7 @@ describe("migration state machine", () => {
     expect(h.writtenSince(0)).toEqual([]);
     device.setMigState(VFIO_DEVICE_STATE_RUNNING);
     h.run(10);
-    expect(h.writtenSince(0).length).toBe(200); // 20000 pages/s for 10 ms
+    expect(h.writtenSince(0).length).toBe(200); // 20000 pages/s for 10 ms (writes 200..399)
   });
 });
 
