@@ -72,11 +72,11 @@ export function createWorkload(spec: WorkloadJson | undefined, region: Range[], 
     const full = Math.floor(t / periodNs);
     return full * onNs + Math.min(t - full * periodNs, onNs);
   };
-  // Active time a lies in burst ceil(a / on) - 1: a write due exactly at the end of a burst
-  // belongs to that burst, not to the start of the next one.
+  // Bursts are half-open, [k * period, k * period + on): active time exactly k * on is the start
+  // of burst k, which keeps write times inside the interval that runs them.
   const timeOfActive = (a: number): SimTime => {
-    if (spec.kind !== "bursts" || onNs === 0 || a === 0) return a;
-    const full = Math.ceil(a / onNs) - 1;
+    if (spec.kind !== "bursts" || onNs === 0) return a;
+    const full = Math.floor(a / onNs);
     return full * periodNs + (a - full * onNs);
   };
 
