@@ -231,12 +231,14 @@ export function runScenario(s: Scenario): ScenarioResult {
           sim.run(o.ms);
           break;
         case "write": {
-          sim.run(1); // a write strictly after the last sync's instant
           // With a vIOMMU, aim at the slots (mapped or not) rather than anywhere in the aperture.
           const iova = s.viommu
             ? SLOT_BASE + BigInt(o.page % 16) * SLOT_STRIDE + BigInt(Math.floor(o.page / 16) % 256) * 4096n
             : BigInt(o.page % (s.lowMiB * 256)) * 4096n;
+          // Write now, then let time pass: a sync at this same instant would otherwise be
+          // ambiguous (the sim's workloads write in [from, to), i.e. after a sync at `to`).
           sim.dmaWrite(bdfOf(o.dev), iova, BigInt(o.npages) * 4096n);
+          sim.run(1);
           break;
         }
         case "phase":
@@ -284,7 +286,7 @@ export function runScenario(s: Scenario): ScenarioResult {
             const unit = unitOf(bdf);
             if (!r.perDevice[unit]?.queried) continue;
             const since = lastRead.get(bdf)!;
-            const truth = sim.writtenSince(since + 1, { device: bdf });
+            const truth = sim.writtenSince(since, { device: bdf });
             result.written += truth.length;
             for (const page of truth) {
               if (!covers(got, page))

@@ -98,9 +98,11 @@ export function openSim(sim: SimHost, backend: "type1" | "iommufd"): SimSession 
       };
       target = { devices, iommu: { kind: "iommufd", iommufd, ioasId, devIds, hwptIds } };
     }
-    const viommu = sim.viommuMappings();
-    if (viommu) for (const m of viommu) mapper.map(m.iova, m.gpa, m.length);
-    else for (const m of memory) if (m.kind === "ram") mapper.map(m.iova, m.iova, m.length);
+    // Without a vIOMMU, guest RAM is mapped at its GPA. With one, the caller maps the vIOMMU's
+    // mappings through tracker.map() (which calls `mapper`), so the tracker's table and the
+    // kernel's agree.
+    if (!sim.viommuMappings())
+      for (const m of memory) if (m.kind === "ram") mapper.map(m.iova, m.iova, m.length);
     return { sim, target, memory, mapper, close };
   } catch (e) {
     close();

@@ -31,7 +31,10 @@ describe("never lose a dirty page (simulated host)", () => {
     console.log(
       [...by]
         .sort()
-        .map(([k, e]) => `${k}: ${e.n} scenarios, ${e.syncs} syncs, ${e.written} pages written, ${e.reported} reported`)
+        .map(
+          ([k, e]) =>
+            `${k}: ${e.n} scenarios, ${e.syncs} syncs, ${e.written} pages written, ${e.reported} reported`,
+        )
         .join("\n"),
     );
     // The scenarios really covered every strategy, with and without a vIOMMU.
