@@ -131,6 +131,8 @@ function writeOutputs(report: TrackReport, opts: TrackOptions): void {
 function printSummary(ctx: Context, report: TrackReport, opts: TrackOptions): void {
   const { out } = ctx;
   const c = out.color;
+  // What the tracker had to do to stay safe (degraded, restarted, over-reported) is never quiet.
+  for (const e of report.events) out.warn(`${e.kind}: ${e.message}`);
   out.result(keyValueTable(summaryLines(report)));
   for (const r of report.reasons) out.info(c.dim(`  ${r}`));
   if (report.groundTruth)

@@ -20,6 +20,8 @@ export interface TrackerLike {
   };
   stop(): void;
   close(): void;
+  /** Every event since the tracker was created (start-time degradations included). */
+  readonly events: readonly { atMs: number; kind: string; unit: string; message: string }[];
 }
 
 export interface TrackBackend {

@@ -202,6 +202,9 @@ function wrapTracker(tracker: Tracker, viommu: boolean, onStart: () => void): Tr
     },
     stop: () => tracker.stop(),
     close: () => tracker.close(),
+    get events() {
+      return tracker.events;
+    },
   };
 }
 
