@@ -76,6 +76,11 @@ export interface SimHost extends Host {
   guestMemory(): { name: string; kind: "ram" | "bar"; gpa: bigint; length: bigint; hva: bigint }[];
   /** The vIOMMU's IOVA -> GPA mappings, when the profile has one. */
   viommuMappings(): { iova: bigint; gpa: bigint; length: bigint }[] | undefined;
+  /**
+   * The DMA mappings QEMU would make for this guest: every RAM and BAR section at IOVA = GPA, or
+   * with a vIOMMU the guest's IOVA mappings, each with the user address (hva) to map.
+   */
+  dmaMappings(): { iova: bigint; gpa: bigint; length: bigint; hva: bigint }[];
   /** Arms a fault (see FaultSpec). */
   injectFault(spec: FaultSpec): void;
   /** Shorthand: the next call of `op` fails with `errno` ("EIO"). */
@@ -192,6 +197,15 @@ export function createSimHost(profile: Profile | string, opts: SimHostOptions = 
     },
     viommuMappings() {
       return p.viommu?.map((m) => ({ ...m }));
+    },
+    dmaMappings() {
+      const sections = k.guestMemory;
+      const hvaOf = (gpa: bigint) => {
+        const m = sections.find((s) => gpa >= s.gpa && gpa < s.gpa + s.length)!;
+        return m.hva + (gpa - m.gpa);
+      };
+      if (p.viommu) return p.viommu.map((m) => ({ ...m, hva: hvaOf(m.gpa) }));
+      return sections.map((m) => ({ iova: m.gpa, gpa: m.gpa, length: m.length, hva: m.hva }));
     },
     injectFault(spec) {
       k.faults.add(spec);

@@ -185,6 +185,25 @@ describe("device DMA logging: the device's own limits", () => {
   });
 });
 
+describe("vIOMMU", () => {
+  it("the device writes guest IOVAs; the ground truth records the GPA behind them", () => {
+    const h = createSimHost("viommu");
+    const c = Container.open(h);
+    const g = Group.open(h, 12);
+    g.setContainer(c);
+    c.setIommu(3);
+    for (const m of h.dmaMappings()) c.mapDma({ vaddr: m.hva, iova: m.iova, length: m.length });
+    g.getDevice(BDF);
+    h.dmaWrite(BDF, 0x100000000n + 3n * PAGE, 1n);
+    expect(h.writtenSince(0, { space: "iova" })).toEqual([Number(0x100003000n / PAGE)]);
+    expect(h.writtenSince(0)).toEqual([Number(0x150003000n / PAGE)]);
+    h.run(10); // the default workload writes inside the vIOMMU's IOVA windows only
+    expect(h.devices()[0]!.iommuFaults).toBe(0);
+    const gpas = h.writtenSince(0).map((p) => BigInt(p) * PAGE);
+    expect(gpas.every((a) => h.viommuMappings()!.some((m) => a >= m.gpa && a < m.gpa + m.length))).toBe(true);
+  });
+});
+
 describe("kernel version: features newer than the imitated kernel", () => {
   it("MIG_DATA_SIZE is ENOTTY on 6.1 and the state size on 6.2+", () => {
     const old = sim(
