@@ -121,7 +121,9 @@ function printProbe(ctx: Context, d: ProbeDocument): void {
           : "-",
         dev.busy
           ? c.yellow("busy (held by another process)")
-          : yesNo(dev.dmaLogging.supported, dev.dmaLogging.why),
+          : dev.dmaLogging.supported === false
+            ? c.red("no") // the call and errno are in the reasons below
+            : yesNo(dev.dmaLogging.supported, dev.dmaLogging.why),
         dev.migration
           ? dev.migration.flags.join(", ") || "none"
           : dev.busy

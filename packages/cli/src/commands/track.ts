@@ -132,9 +132,11 @@ function printSummary(ctx: Context, report: TrackReport, opts: TrackOptions): vo
   const { out } = ctx;
   const c = out.color;
   // What the tracker had to do to stay safe (degraded, restarted, over-reported) is never quiet.
-  for (const e of report.events) out.warn(`${e.kind}: ${e.message}`);
+  for (const e of report.events)
+    if (e.kind === "start-notes") out.info(c.dim(`note: ${e.message}`));
+    else out.warn(`${e.kind}: ${e.message}`);
+  for (const r of report.reasons) out.info(c.dim(`why ${report.strategy}: ${r}`));
   out.result(keyValueTable(summaryLines(report)));
-  for (const r of report.reasons) out.info(c.dim(`  ${r}`));
   if (report.groundTruth)
     out.result(
       report.groundTruth.ok

@@ -139,7 +139,8 @@ export function summaryLines(r: TrackReport): [string, string][] {
       `written ${g.pagesWritten}, reported ${g.pagesReported}, lost ${g.pagesLost}, over-report ${g.overReportRatio === null ? "n/a" : `${g.overReportRatio.toFixed(2)}x`}`,
     ]);
   }
-  if (r.events.length) lines.push(["events", `${r.events.length} (listed above; details in the report)`]);
+  const serious = r.events.filter((e) => e.kind !== "start-notes").length;
+  if (serious) lines.push(["events", `${serious} (listed above; details in the report)`]);
   return lines;
 }
 
