@@ -106,6 +106,8 @@ const ESPIPE = 29;
 /** Migration flags and states that exist before 6.2 (no PRE_COPY). */
 const KERNEL_DMA_LOGGING = 6001;
 const KERNEL_MIGRATION_V2 = 5018;
+/** vfio_info_cap_add aligns capabilities to 8 bytes from v6.6 on. */
+const KERNEL_ALIGNED_CAPS = 6006;
 
 // ---------------------------------------------------------------------------------------------
 // Container (/dev/vfio/vfio)
@@ -191,11 +193,15 @@ function type1GetInfo(k: SimKernel, t1: Type1Iommu, arg: Uint8Array): number {
     iv.setBigUint64(16 + i * 16, r.start + r.length - 1n, true);
   });
   const fixed = new Uint8Array(SIZEOF_VFIO_IOMMU_TYPE1_INFO);
-  const { bytes: full, first } = buildCapChain(fixed, [
+  const specs = [
     { id: VFIO_IOMMU_TYPE1_INFO_CAP_MIGRATION, version: 1, body: mig },
     { id: VFIO_IOMMU_TYPE1_INFO_DMA_AVAIL, version: 1, body: avail },
     { id: VFIO_IOMMU_TYPE1_INFO_CAP_IOVA_RANGE, version: 1, body: iova },
-  ]);
+  ];
+  // vfio_info_cap_add pads each capability to 8 bytes since "vfio: align capability structures"
+  // (v6.6); before, the 12-byte DMA-avail capability left the IOVA ranges at offset 68.
+  const { bytes: full, first } =
+    k.profile.kernel >= KERNEL_ALIGNED_CAPS ? buildCapChain(fixed, specs) : packedCapChain(fixed, specs);
   const fv = new DataView(full.buffer);
   fv.setUint32(0, full.byteLength, true);
   fv.setUint32(4, VFIO_IOMMU_INFO_PGSIZES | VFIO_IOMMU_INFO_CAPS, true);
@@ -262,6 +268,27 @@ function type1DirtyPages(t1: Type1Iommu, arg: Uint8Array): number {
     size: d.bitmap.bitmapLength,
     data: d.bitmap.data,
   });
+}
+
+/** The capability chain of kernels before v6.6: capabilities back to back, no padding. */
+function packedCapChain(
+  fixed: Uint8Array,
+  specs: { id: number; version: number; body: Uint8Array }[],
+): { bytes: Uint8Array; first: number } {
+  const total = fixed.byteLength + specs.reduce((n, c) => n + 8 + c.body.byteLength, 0);
+  const bytes = new Uint8Array(total);
+  bytes.set(fixed);
+  const v = new DataView(bytes.buffer);
+  let at = fixed.byteLength;
+  specs.forEach((c, i) => {
+    const next = at + 8 + c.body.byteLength;
+    v.setUint16(at, c.id, true);
+    v.setUint16(at + 2, c.version, true);
+    v.setUint32(at + 4, i === specs.length - 1 ? 0 : next, true);
+    bytes.set(c.body, at + 8);
+    at = next;
+  });
+  return { bytes, first: fixed.byteLength };
 }
 
 /** verify_bitmap_size(size >> __ffs(pgsize), bitmap_size). A zero pgsize has no __ffs: EINVAL. */

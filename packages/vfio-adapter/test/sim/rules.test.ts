@@ -333,6 +333,30 @@ describe("type1 details", () => {
     ]);
   });
 
+  it("packs the capability chain before 6.6 and aligns it to 8 bytes from 6.6 on", () => {
+    const offsets = (kernel: string) => {
+      const h = sim(
+        { kernel, iommu: { vendor: "intel", iommufd: false } },
+        { migration: { flags: ["stop-copy"] } },
+      );
+      const { container } = type1Device(h);
+      const buf = encodeIommuType1InfoRequest(512);
+      expect(h.ioctl(container.fd, VFIO_IOMMU_GET_INFO, buf)).toBe(0);
+      const v = new DataView(buf.buffer);
+      const out: number[] = [];
+      for (let at = v.getUint32(16, true); at; at = v.getUint32(at + 4, true)) out.push(at);
+      return out;
+    };
+    expect(offsets("6.1")).toEqual([24, 56, 68]);
+    expect(offsets("6.8")).toEqual([24, 56, 72]);
+    // Both decode the same way.
+    const h = sim(
+      { kernel: "6.1", iommu: { vendor: "intel", iommufd: false } },
+      { migration: { flags: ["stop-copy"] } },
+    );
+    expect(type1Device(h).container.getInfo().caps.migration?.pgsizeBitmap).toBe(4096n);
+  });
+
   it("SET_CONTAINER: EBADF for a closed fd, EINVAL for a non-container, EBUSY for a non-viable group", () => {
     const h = sim({ groups: [{ id: 12, members: [{ bdf: "0000:3b:00.0", driver: "mlx5_core" }] }] });
     const g = Group.open(h, 12);
