@@ -58,6 +58,8 @@ export interface SimGroup {
   readonly viable: boolean;
   /** The open group fd (a group opens once at a time). */
   openFd: number | undefined;
+  /** The group fd was closed while device fds still hold it. */
+  releasePending: boolean;
   container: SimContainer | undefined;
 }
 
@@ -114,7 +116,14 @@ export class SimKernel {
         const viable = others.every(
           (drv) => drv === undefined || drv === "pci-stub" || drv === "pcieport" || /vfio/.test(drv),
         );
-        group = { id: d.group, devices: [], viable, openFd: undefined, container: undefined };
+        group = {
+          id: d.group,
+          devices: [],
+          viable,
+          openFd: undefined,
+          releasePending: false,
+          container: undefined,
+        };
         this.groups.set(d.group, group);
       }
       const migFlags = migrationFlags(d);
@@ -191,13 +200,16 @@ export class SimKernel {
     this.files.delete(fd);
     switch (f.kind) {
       case "group":
-        f.group.openFd = undefined;
-        // vfio_group_fops_release: the group leaves its container when no device fd remains.
-        if (f.group.devices.every((d) => d.groupFds === 0)) this.unsetContainer(f.group);
+        // Device fds hold a reference to the group file: the group is released (and leaves its
+        // container, and may open again) only once the last of them closes.
+        if (f.group.devices.every((d) => d.groupFds === 0)) this.releaseGroup(f.group);
+        else f.group.releasePending = true;
         break;
       case "device":
         f.device.groupFds--;
         if (f.device.groupFds === 0) this.lastClose(f.device);
+        if (f.device.group.releasePending && f.device.group.devices.every((d) => d.groupFds === 0))
+          this.releaseGroup(f.device.group);
         break;
       case "cdev":
         if (f.bound) {
@@ -210,6 +222,13 @@ export class SimKernel {
         break;
     }
     return 0;
+  }
+
+  /** vfio_group_fops_release: the group leaves its container and can be opened again. */
+  releaseGroup(group: SimGroup): void {
+    group.releasePending = false;
+    group.openFd = undefined;
+    this.unsetContainer(group);
   }
 
   /** Removes a group from its container; the last group out tears the IOMMU down (mappings, tracking). */

@@ -314,10 +314,10 @@ export function groupIoctl(k: SimKernel, g: SimGroup, request: number, arg: Ioct
       if (typeof arg === "number" || arg.byteLength < 8) return -Errno.EFAULT;
       const v = new DataView(arg.buffer, arg.byteOffset, arg.byteLength);
       if (v.getUint32(0, true) < 8) return -Errno.EINVAL;
+      // vfio_group_ioctl_get_status: a group with a container is viable by construction.
       let flags = 0;
-      if (g.container?.iommu) flags = VFIO_GROUP_FLAGS_CONTAINER_SET | VFIO_GROUP_FLAGS_VIABLE;
+      if (g.container) flags = VFIO_GROUP_FLAGS_CONTAINER_SET | VFIO_GROUP_FLAGS_VIABLE;
       else if (g.viable) flags = VFIO_GROUP_FLAGS_VIABLE;
-      if (g.container && !g.container.iommu) flags |= VFIO_GROUP_FLAGS_CONTAINER_SET;
       v.setUint32(4, flags, true);
       return 0;
     }
@@ -327,7 +327,9 @@ export function groupIoctl(k: SimKernel, g: SimGroup, request: number, arg: Ioct
       const f = k.files.get(fd);
       if (!f) return -Errno.EBADF;
       if (g.container) return -Errno.EINVAL;
-      if (f.kind !== "container") return -Errno.EINVAL;
+      // 6.2 added iommufd compat here and answers EBADFD for an fd it does not recognise. The
+      // sim does not model the iommufd compat container, so an iommufd fd is unrecognised too.
+      if (f.kind !== "container") return k.profile.kernel >= KERNEL.IOMMUFD ? -EBADFD : -Errno.EINVAL;
       // iommu_group_claim_dma_owner fails while a member is bound to a DMA-using host driver.
       if (!g.viable) return -Errno.EBUSY;
       f.container.groups.add(g);
@@ -447,7 +449,8 @@ function bind(k: SimKernel, file: CdevFile, arg: IoctlArg): number {
   const d = file.device;
   if (d.group.openFd !== undefined) return -Errno.EBUSY;
   if (file.bound) return -Errno.EINVAL;
-  if (d.cdev || d.groupFds > 0) return -Errno.EBUSY;
+  // vfio_df_open: only the group path may open a device more than once.
+  if (d.cdev) return -Errno.EINVAL;
   const f = k.files.get(b.iommufd);
   if (!f) return -Errno.EBADF;
   if (f.kind !== "iommufd") return -EBADFD;

@@ -357,15 +357,32 @@ describe("type1 details", () => {
     expect(type1Device(h).container.getInfo().caps.migration?.pgsizeBitmap).toBe(4096n);
   });
 
-  it("SET_CONTAINER: EBADF for a closed fd, EINVAL for a non-container, EBUSY for a non-viable group", () => {
+  it("SET_CONTAINER: EBADF for a closed fd, EBADFD (EINVAL before 6.2) for a non-container, EBUSY for a non-viable group", () => {
+    const old = sim(
+      { kernel: "6.1", iommu: { vendor: "intel", iommufd: false } },
+      { migration: { flags: ["stop-copy"] } },
+    );
+    const og = Group.open(old, 12);
+    expect(old.ioctl(og.fd, VFIO_GROUP_SET_CONTAINER, encodeFdArg(og.fd))).toBe(-Errno.EINVAL);
     const h = sim({ groups: [{ id: 12, members: [{ bdf: "0000:3b:00.0", driver: "mlx5_core" }] }] });
     const g = Group.open(h, 12);
     expect(h.ioctl(g.fd, VFIO_GROUP_SET_CONTAINER, encodeFdArg(999))).toBe(-Errno.EBADF);
-    expect(h.ioctl(g.fd, VFIO_GROUP_SET_CONTAINER, encodeFdArg(g.fd))).toBe(-Errno.EINVAL);
+    expect(h.ioctl(g.fd, VFIO_GROUP_SET_CONTAINER, encodeFdArg(g.fd))).toBe(-77); // EBADFD
     const c = Container.open(h);
     expect(g.getStatus().viable).toBe(false);
     expect(h.ioctl(g.fd, VFIO_GROUP_SET_CONTAINER, encodeFdArg(c.fd))).toBe(-Errno.EBUSY);
     expect(h.open("/dev/vfio/12", 2)).toBe(-Errno.EBUSY); // a group opens once
+  });
+
+  it("a group closed while a device fd is open stays held until the device closes", () => {
+    const h = sim();
+    const { group, device } = type1Device(h);
+    group.close();
+    expect(h.open("/dev/vfio/12", 2)).toBe(-Errno.EBUSY);
+    expect(device.getInfo().numRegions).toBe(9); // the device still works through its container
+    device.close();
+    const fd = h.open("/dev/vfio/12", 2);
+    expect(fd).toBeGreaterThan(2);
   });
 
   it("closing the last group tears the container's IOMMU down (mappings and tracking)", () => {
@@ -474,5 +491,8 @@ describe("iommufd details", () => {
     g.close();
     expect(cdev.bindIommufd(iommufd)).toBeGreaterThan(0);
     expect(errnoOf(() => cdev.bindIommufd(iommufd))).toBe(Errno.EINVAL);
+    // A second cdev file of the same device: only the group path opens a device twice.
+    const other = DeviceCdev.open(h, "/dev/vfio/devices/vfio0", BDF);
+    expect(errnoOf(() => other.bindIommufd(iommufd))).toBe(Errno.EINVAL);
   });
 });
