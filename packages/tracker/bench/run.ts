@@ -17,16 +17,17 @@ import { loadBitmapCoreSync } from "@vfio-dirty/bitmap-wasm/node";
 import type { ProfileJson, SimHost } from "@vfio-dirty/vfio-adapter/sim";
 import { createSimHost, listProfiles, loadProfile } from "@vfio-dirty/vfio-adapter/sim";
 import { openTracker } from "../src/open.ts";
+import type { StrategyName } from "../src/select.ts";
 import { DeviceLoggingStrategy } from "../src/strategies/device.ts";
 import { createTracker } from "../src/tracker.ts";
-import type { StrategyName } from "../src/select.ts";
 import { openSim, simProfile } from "../test/sim-helpers.ts";
 
 const args = process.argv.slice(2);
 const QUICK = args.includes("--quick");
 const ONLY = args.includes("--only") ? args[args.indexOf("--only") + 1] : undefined;
 const want = (name: string) => ONLY === undefined || name.startsWith(ONLY);
-const ROUNDS = (args.includes("--rounds") ? Number(args[args.indexOf("--rounds") + 1]) : 0) || (QUICK ? 3 : 7);
+const ROUNDS =
+  (args.includes("--rounds") ? Number(args[args.indexOf("--rounds") + 1]) : 0) || (QUICK ? 3 : 7);
 const GIB = 1n << 30n;
 const TIB = 1n << 40n;
 
@@ -55,7 +56,12 @@ function timeKernel(sim: SimHost): { ms: () => number; reset: () => void } {
       total += performance.now() - t;
     }
   };
-  return { ms: () => total, reset: () => void (total = 0) };
+  return {
+    ms: () => total,
+    reset: () => {
+      total = 0;
+    },
+  };
 }
 
 /** memcpy of `bytes` bytes between two buffers in wasm memory (the native copy V8 uses for set()). */
@@ -85,7 +91,12 @@ function median(xs: number[]): number {
   return s[Math.floor(s.length / 2)]!;
 }
 
-function guestProfile(name: string, ramEnd: bigint, devices: number, opts: { viommu?: ProfileJson["viommu"]; spanLog2?: number } = {}): ProfileJson {
+function guestProfile(
+  name: string,
+  ramEnd: bigint,
+  devices: number,
+  opts: { viommu?: ProfileJson["viommu"]; spanLog2?: number } = {},
+): ProfileJson {
   return {
     name,
     kernel: "6.12",
@@ -120,11 +131,21 @@ function benchFullSync(scenario: string, viommu: boolean): Row {
     const ram0 = 4n * GIB;
     mappings = Array.from({ length: n }, (_, i) => {
       const j = (i * 7919) % n; // a permutation (7919 is prime, coprime with n)
-      return { iova: `0x${(ram0 + BigInt(i) * chunk).toString(16)}`, gpa: `0x${(ram0 + BigInt(j) * chunk).toString(16)}`, length: `0x${chunk.toString(16)}` };
+      return {
+        iova: `0x${(ram0 + BigInt(i) * chunk).toString(16)}`,
+        gpa: `0x${(ram0 + BigInt(j) * chunk).toString(16)}`,
+        length: `0x${chunk.toString(16)}`,
+      };
     });
   }
   const profile = guestProfile(scenario, ramEnd, 4, viommu ? { viommu: { mappings: mappings! } } : {});
-  if (viommu) for (const d of profile.devices) d.workload = { ...d.workload!, kind: "uniform", region: [{ iova: "4GiB", length: `0x${(10_000n * (104n << 20n)).toString(16)}` }] };
+  if (viommu)
+    for (const d of profile.devices)
+      d.workload = {
+        ...d.workload!,
+        kind: "uniform",
+        region: [{ iova: "4GiB", length: `0x${(10_000n * (104n << 20n)).toString(16)}` }],
+      };
   const sim = simProfile(profile);
   const session = openSim(sim, "type1");
   const kernel = timeKernel(sim);
@@ -132,7 +153,11 @@ function benchFullSync(scenario: string, viommu: boolean): Row {
     core,
     memory: session.memory,
     ...(viommu
-      ? { viommu: true, viommuAperture: [{ iova: 4n * GIB, length: 10_000n * (104n << 20n) }], mapper: session.mapper }
+      ? {
+          viommu: true,
+          viommuAperture: [{ iova: 4n * GIB, length: 10_000n * (104n << 20n) }],
+          mapper: session.mapper,
+        }
       : {}),
   });
   try {
@@ -204,7 +229,9 @@ function benchTrackerOnly(scenario: string, viommu: boolean): Row {
     ...(viommu ? { viommu: { aperture: [{ iova: ram0, length: 10_000n * chunk }] } } : {}),
   });
   try {
-    if (viommu) for (let i = 0; i < 10_000; i++) tracker.map(ram0 + BigInt(i) * chunk, ram0 + BigInt((i * 7919) % 10_000) * chunk, chunk);
+    if (viommu)
+      for (let i = 0; i < 10_000; i++)
+        tracker.map(ram0 + BigInt(i) * chunk, ram0 + BigInt((i * 7919) % 10_000) * chunk, chunk);
     tracker.start();
     tracker.setPhase("precopy");
     const times: number[] = [];
@@ -283,7 +310,7 @@ interface Precision {
   strategy: StrategyName | "mixed";
   written: number;
   reported: number;
-  over_report_ratio: number;
+  over_report_ratio: number | null;
 }
 
 /** Over-report ratio (reported / truly written, per sync interval) of each strategy on each shipped profile. */
@@ -291,7 +318,8 @@ function benchPrecision(): Precision[] {
   const out: Precision[] = [];
   for (const { name } of listProfiles()) {
     const p = loadProfile(name);
-    const span = p.memory.reduce((m, s) => (m > s.gpa + s.length ? m : s.gpa + s.length), 0n);
+    let span = 0n;
+    for (const s of p.memory) if (s.gpa + s.length > span) span = s.gpa + s.length;
     if (span > 64n * GIB) continue; // the 16 TiB profile is covered by windowed-16tib
     const backends: ("type1" | "iommufd")[] = [];
     if (p.iommu.type1) backends.push("type1");
@@ -302,20 +330,32 @@ function benchPrecision(): Precision[] {
         let session: ReturnType<typeof openSim>;
         try {
           session = openSim(sim, backend);
-        } catch {
+        } catch (e) {
+          console.warn(`${name}/${backend}: cannot open (${(e as Error).message})`);
           continue;
         }
         try {
           const viommu = sim.viommuMappings();
-          const { tracker } = openTracker(session.target, {
-            core,
-            memory: session.memory,
-            enableMigration: "on",
-            ignoreBlockers: true,
-            forceStrategy: force,
-            ...(viommu ? { viommu: true, mapper: session.mapper, viommuAperture: viommu.map((m) => ({ iova: m.iova, length: m.length })) } : {}),
-          });
-          using t = tracker;
+          let opened: ReturnType<typeof openTracker>;
+          try {
+            opened = openTracker(session.target, {
+              core,
+              memory: session.memory,
+              enableMigration: "on",
+              ignoreBlockers: true,
+              forceStrategy: force,
+              ...(viommu
+                ? {
+                    viommu: true,
+                    mapper: session.mapper,
+                    viommuAperture: viommu.map((m) => ({ iova: m.iova, length: m.length })),
+                  }
+                : {}),
+            });
+          } catch {
+            continue; // this strategy cannot be built on this host (no dirty-tracking HWPT)
+          }
+          using t = opened.tracker;
           if (viommu) for (const m of viommu) t.map(m.iova, m.gpa, m.length);
           t.start();
           if (Object.values(t.strategies).some((s) => s !== force)) continue; // not possible here
@@ -336,7 +376,8 @@ function benchPrecision(): Precision[] {
             strategy: force,
             written,
             reported,
-            over_report_ratio: written === 0 ? (reported === 0 ? 1 : Number.POSITIVE_INFINITY) : round(reported / written),
+            over_report_ratio:
+              written === 0 ? (reported === 0 ? 1 : Number.POSITIVE_INFINITY) : round(reported / written),
           });
         } finally {
           session.close();

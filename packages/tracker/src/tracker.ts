@@ -44,7 +44,10 @@ export interface UnitConfig {
 export interface TrackerConfig {
   readonly core: BitmapCore;
   readonly units: readonly UnitConfig[];
-  /** Guest memory in GPA space. */
+  /**
+   * Guest memory in GPA space. RAM sections are tracked and reported; "pci-bar" sections are
+   * only part of what device logging is started on (QEMU's 64-bit PCI range).
+   */
   readonly memory: readonly MemorySection[];
   /** Tracking page size in bytes; default 4096. */
   readonly pageSize?: bigint;
@@ -224,11 +227,14 @@ class TrackerImpl implements Tracker {
     this.#pageSize = pageSize;
     this.#windowBytes = (windowBytes / wordBytes) * wordBytes;
     this.#now = c.now ?? (() => performance.now());
-    this.#memory = [...c.memory].sort((a, b) => cmp(a.iova, b.iova));
+    // Reports cover guest RAM: that is what migration copies. PCI BAR sections (P2P targets) are
+    // logged, as QEMU's pci64 range is, but their contents move with their device's own state.
+    this.#memory = sorted.filter((m) => m.kind === "ram");
+    if (this.#memory.length === 0) throw new RangeError("createTracker: no RAM section");
     this.#gpaEnd = this.#memory.reduce((m, s) => max(m, s.iova + s.length), 0n);
     this.#viommu = c.viommu;
     this.#perDeviceCounts = c.perDeviceCounts ?? true;
-    this.#startRanges = c.viommu?.aperture ?? this.#memory; // sections keep their kind for range planning
+    this.#startRanges = c.viommu?.aperture ?? sorted; // sections keep their kind for range planning
     this.#units = c.units.map((u) => ({
       id: u.id,
       devices: u.devices,
@@ -490,7 +496,7 @@ class TrackerImpl implements Tracker {
     const xlat = this.#requireViommu("map");
     checkAligned("map", this.#pageSize, iova, gpa, length);
     if (!this.#memory.some((m) => gpa >= m.iova && gpa + length <= m.iova + m.length))
-      throw new RangeError("map: the gpa range is not inside one guest memory section");
+      throw new RangeError("map: the gpa range is not inside one guest RAM section");
     xlat.map(iova, gpa, length); // throws on overlap with an active mapping, before the kernel sees it
     try {
       this.#viommu?.mapper?.map(iova, gpa, length);

@@ -196,7 +196,7 @@ function runScenario(
           const gpa = BigInt(o.gpaPage) * P;
           if (gpa + length > gpaEnd) break;
           if (!memory.some((m) => gpa >= m.iova && gpa + length <= m.iova + m.length)) {
-            expect(() => tracker.map(iova, gpa, length)).toThrow(/inside one guest memory section/);
+            expect(() => tracker.map(iova, gpa, length)).toThrow(/inside one guest RAM section/);
             break;
           }
           if (mappings.some((m) => m.iova < iova + length && iova < m.iova + m.length)) {
