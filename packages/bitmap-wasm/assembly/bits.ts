@@ -108,6 +108,21 @@ export function windowClipped(w: usize, p: i64, lo: i64, hi: i64): u64 {
   return v << <u64>(a - p);
 }
 
+/**
+ * The 64 bits [p, p + 64) for -64 < p, reading the words that hold them even if they lie one word
+ * before or after the bitmap: every bitmap has its header before word 0 and a slack word after
+ * the last (index.ts), so those reads stay inside its own block. Callers mask the bits outside
+ * their range. Saves the clipping branches on the head and tail words of every merge, which
+ * dominate when translation merges thousands of short mappings.
+ */
+// @ts-ignore: decorator
+@inline export function windowSlack(w: usize, p: i64): u64 {
+  const at = w + ((<usize>(<i32>(p >> 6))) << 3);
+  const sh = <u64>p & 63;
+  const lo = load<u64>(at);
+  return sh == 0 ? lo : (lo >> sh) | (load<u64>(at, 8) << (64 - sh));
+}
+
 /** The 64 bits [p, p + 64); every bit is inside the range the caller validated. */
 // @ts-ignore: decorator
 @inline export function windowInside(w: usize, p: i64): u64 {
@@ -122,6 +137,7 @@ export const OP_ANDNOT: i32 = 1;
 
 /**
  * dst[dstStart + i] (op)= src[srcStart + i] for i < n: OR or AND-NOT at any two bit offsets.
+ * Both must be bitmaps from bitmap_new (header before, slack word after: see windowSlack).
  * Walks destination words; each gets the 64 source bits aligned to it (two overlapping loads and
  * a shift when the offsets differ mod 64), so the inner loop is word-wise and vectorised.
  */
@@ -216,6 +232,7 @@ export function listRuns(w: usize, from: u64, hi: u64, out: usize, maxRuns: i32)
   let start: u64 = 0;
   let i = from >> 6;
   let v = wordAt(w, i) & ~lowMask(from & 63);
+  const pLast = w + (<usize>last << 3);
   for (;;) {
     if (i == last) v &= lastMask;
     let t = v ^ ((v << 1) | carry);
@@ -235,19 +252,19 @@ export function listRuns(w: usize, from: u64, hi: u64, out: usize, maxRuns: i32)
       }
     }
     if (++i > last) break;
-    if (inRun) {
-      while (i < last && wordAt(w, i) == 0xffffffffffffffff) i++;
-    } else {
-      while (i + 8 <= last) {
-        const p = w + (<usize>i << 3);
-        const o = v128.or(v128.or(v128.load(p, 0), v128.load(p, 16)), v128.or(v128.load(p, 32), v128.load(p, 48)));
-        if (v128.any_true(o)) break;
-        i += 8;
-      }
-      while (i < last && wordAt(w, i) == 0) i++;
+    // Skip words without a boundary; a skipped word leaves the carry unchanged. Check one word
+    // first: on a dense bitmap the next word almost always has a boundary.
+    // Pointer loops: a u64 word index would need a wrap and a shift per step in wasm32.
+    let p = w + (<usize>i << 3);
+    v = load<u64>(p);
+    const skip: u64 = inRun ? 0xffffffffffffffff : 0;
+    if (v == skip && p < pLast) {
+      do {
+        p += 8;
+        v = load<u64>(p);
+      } while (v == skip && p < pLast);
+      i = <u64>((p - w) >> 3);
     }
-    // A skipped word had no boundary, so the carry into the next one is unchanged.
-    v = wordAt(w, i);
   }
   if (inRun) {
     store<u64>(out, start, 0);
@@ -312,20 +329,18 @@ export function anyInRange(w: usize, a: u64, b: u64): bool {
   const last = (dEnd - 1) >> 6;
   // Source bit aligned with destination bit 0 of word k is delta + 64k.
   const delta = <i64>srcStart - <i64>dstStart;
-  const sLo = <i64>srcStart;
-  const sHi = <i64>(srcStart + n);
   if (first == last) {
     const m = bitsMask(dstStart & 63, dEnd - (first << 6));
-    const s = windowClipped(src, delta + <i64>(first << 6), sLo, sHi) & m;
+    const s = windowSlack(src, delta + <i64>(first << 6)) & m;
     setWordAt(dst, first, applyOp(wordAt(dst, first), s, op));
     return;
   }
-  // Head and tail words through the clipping reader (they may need source words outside the range).
+  // Head and tail words may need the source word before or after the range (slack reads, masked).
   const mh = ~lowMask(dstStart & 63);
-  const sh0 = windowClipped(src, delta + <i64>(first << 6), sLo, sHi) & mh;
+  const sh0 = windowSlack(src, delta + <i64>(first << 6)) & mh;
   setWordAt(dst, first, applyOp(wordAt(dst, first), sh0, op));
   const mt = lowMask(dEnd - (last << 6));
-  const st = windowClipped(src, delta + <i64>(last << 6), sLo, sHi) & mt;
+  const st = windowSlack(src, delta + <i64>(last << 6)) & mt;
   setWordAt(dst, last, applyOp(wordAt(dst, last), st, op));
   // Middle words: every source bit they need is inside the range.
   const k0 = first + 1;
@@ -355,6 +370,18 @@ export function anyInRange(w: usize, a: u64, b: u64): bool {
   const back = 64 - shift;
   // Word j of the output is (s[j] >> shift) | (s[j + 1] << back): two overlapping v128 loads.
   // The last middle word reads s[j + 1], which still holds bits of the range because shift != 0.
+  while (d + 64 <= dend) {
+    const v0 = v128.or(i64x2.shr_u(v128.load(s, 0), shift), i64x2.shl(v128.load(s, 8), back));
+    const v1 = v128.or(i64x2.shr_u(v128.load(s, 16), shift), i64x2.shl(v128.load(s, 24), back));
+    const v2 = v128.or(i64x2.shr_u(v128.load(s, 32), shift), i64x2.shl(v128.load(s, 40), back));
+    const v3 = v128.or(i64x2.shr_u(v128.load(s, 48), shift), i64x2.shl(v128.load(s, 56), back));
+    v128.store(d, applyOpV(v128.load(d, 0), v0, op), 0);
+    v128.store(d, applyOpV(v128.load(d, 16), v1, op), 16);
+    v128.store(d, applyOpV(v128.load(d, 32), v2, op), 32);
+    v128.store(d, applyOpV(v128.load(d, 48), v3, op), 48);
+    d += 64;
+    s += 64;
+  }
   while (d + 32 <= dend) {
     const a0 = v128.load(s, 0);
     const b0 = v128.load(s, 8);

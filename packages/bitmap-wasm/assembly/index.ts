@@ -7,7 +7,7 @@
 //   +4  u32 reserved                   +40 word 1: pages 64..127
 //   +8  u64 nbits                      ...
 //   +16 u64 page size (bytes)          bits of the last word past nbits stay 0
-//   +24 u64 base (address of bit 0)
+//   +24 u64 base (address of bit 0)   one slack u64 after the last word (never part of a range)
 //
 // Usage sketch (JS, no glue):
 //   const { instance } = await WebAssembly.instantiate(bytes, {});
@@ -84,7 +84,8 @@ export function bitmap_new(nbits: i64, page_size: i64, base: i64): usize {
     pointerError = err;
     return 0;
   }
-  const h = memAlloc(<u64>BITMAP_HEADER + (wordsFor(<u64>nbits) << 3), OWNER_MODULE);
+  // One slack word after the last lets merges read the word past a range without a bounds branch.
+  const h = memAlloc(<u64>BITMAP_HEADER + (wordsFor(<u64>nbits) << 3) + 8, OWNER_MODULE);
   if (h == 0) {
     pointerError = lastError;
     return 0;
