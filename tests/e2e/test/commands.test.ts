@@ -212,7 +212,9 @@ describe("bitmap --json shapes", () => {
 describe("basics", () => {
   it("--version prints the package version", async () => {
     const r = await cli(["--version"]);
-    const pkg = JSON.parse(readFileSync(new URL("../../../packages/cli/package.json", import.meta.url), "utf8"));
+    const pkg = JSON.parse(
+      readFileSync(new URL("../../../packages/cli/package.json", import.meta.url), "utf8"),
+    );
     expect(r).toMatchObject({ code: 0, stdout: `${pkg.version}\n` });
   });
 
