@@ -10,13 +10,14 @@
 // (pinned-scope devices only). A write with no translation is an IOMMU fault and dirties nothing.
 
 import { Errno } from "../errors.ts";
+import { VFIO_MIGRATION_P2P, VFIO_MIGRATION_PRE_COPY, VFIO_MIGRATION_STOP_COPY } from "../uapi/index.ts";
 import { AddressSpace } from "./address-space.ts";
 import { SimClock, type SimTime } from "./clock.ts";
 import { DmaLog } from "./dma-log.ts";
 import { FaultInjector } from "./faults.ts";
 import { GroundTruth } from "./ground-truth.ts";
 import type { BoundDevice, IommufdContext } from "./iommufd.ts";
-import { MIGRATION_P2P, MIGRATION_PRE_COPY, MIGRATION_STOP_COPY, MigrationFsm } from "./migration.ts";
+import { MigrationFsm } from "./migration.ts";
 import type { DeviceJson, Profile, Range } from "./profile.ts";
 import { u64 } from "./profile.ts";
 import { buildSysfs, type SimSysfs } from "./sysfs-tree.ts";
@@ -306,7 +307,7 @@ export class SimKernel {
   /** The device's last close: its driver stops logging and resets migration (mlx5 close_device). */
   private lastClose(device: SimDevice): void {
     device.log?.stop();
-    if (device.fsm) device.fsm.state = 2; // RUNNING
+    device.fsm?.reset();
   }
 }
 
@@ -314,7 +315,12 @@ function migrationFlags(d: DeviceJson): number {
   if (!d.migration) return 0;
   let f = 0;
   for (const name of d.migration.flags)
-    f |= name === "stop-copy" ? MIGRATION_STOP_COPY : name === "p2p" ? MIGRATION_P2P : MIGRATION_PRE_COPY;
+    f |=
+      name === "stop-copy"
+        ? VFIO_MIGRATION_STOP_COPY
+        : name === "p2p"
+          ? VFIO_MIGRATION_P2P
+          : VFIO_MIGRATION_PRE_COPY;
   return f;
 }
 

@@ -24,7 +24,6 @@ import type { TruthQuery } from "./ground-truth.ts";
 import { IommufdContext } from "./iommufd.ts";
 import { iommufdIoctl } from "./iommufd-ioctl.ts";
 import { REGION_SHIFT, type SimFile, SimKernel } from "./kernel.ts";
-import { STATE } from "./migration.ts";
 import type { FaultSpec, Profile } from "./profile.ts";
 import { loadProfile, parseProfile } from "./profile.ts";
 import {
@@ -132,7 +131,7 @@ export function createSimHost(profile: Profile | string, opts: SimHostOptions = 
         if (hit.effect === "log-reset") device?.log?.reset();
         else {
           if (hit.effect === "error-state" && device) {
-            if (device.fsm) device.fsm.state = STATE.ERROR;
+            device.fsm?.fail();
             device.logBroken = true;
           }
           return hit.rc;
@@ -221,7 +220,7 @@ export function createSimHost(profile: Profile | string, opts: SimHostOptions = 
     },
     setDeviceError(bdf) {
       const d = devByBdf(bdf);
-      if (d.fsm) d.fsm.state = STATE.ERROR;
+      d.fsm?.fail();
       d.logBroken = true;
     },
     resetDeviceLog(bdf) {
