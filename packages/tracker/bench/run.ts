@@ -203,7 +203,7 @@ function benchFullSync(scenario: string, viommu: boolean): Row {
  * own work (clearing, counting, windows, translation) without the simulated kernel's garbage
  * collection landing in between.
  */
-function benchTrackerOnly(scenario: string, viommu: boolean): Row {
+function benchTrackerOnly(scenario: string, viommu: boolean, perDeviceCounts = true): Row {
   const host = createSimHost("mlx5-vf");
   const device = {
     label: "no-op device",
@@ -227,6 +227,7 @@ function benchTrackerOnly(scenario: string, viommu: boolean): Row {
       { iova: ram0, length: TIB - 3n * GIB, kind: "ram" },
     ],
     ...(viommu ? { viommu: { aperture: [{ iova: ram0, length: 10_000n * chunk }] } } : {}),
+    perDeviceCounts,
   });
   try {
     if (viommu)
@@ -249,7 +250,7 @@ function benchTrackerOnly(scenario: string, viommu: boolean): Row {
       kernel_ms: 0,
       memcpy_ms: round(memcpy),
       ratio_to_memcpy: round(trackerMs / memcpy),
-      note: "kernel replaced by devices that report nothing: the tracker's own work only",
+      note: `kernel replaced by devices that report nothing: the tracker's own work only${perDeviceCounts ? "" : "; perDeviceCounts: false"}`,
     };
   } finally {
     tracker.close();
@@ -400,6 +401,7 @@ if (want("sync-1tib-4dev-viommu")) rows.push(benchFullSync("sync-1tib-4dev-viomm
 if (want("tracker-only")) {
   rows.push(benchTrackerOnly("tracker-only-1tib-4dev", false));
   rows.push(benchTrackerOnly("tracker-only-1tib-4dev-viommu", true));
+  rows.push(benchTrackerOnly("tracker-only-1tib-4dev-viommu-no-per-device-counts", true, false));
 }
 console.table(rows.map(({ note: _n, ...r }) => r));
 const precision = want("precision") ? benchPrecision() : [];
