@@ -12,18 +12,15 @@
 //   ctx.map(ioas.id, { flags: FIXED|WRITEABLE|READABLE, userVa, length, iova });
 
 import { Errno } from "../errors.ts";
+import {
+  IOMMU_HWPT_ALLOC_DIRTY_TRACKING,
+  IOMMU_IOAS_MAP_FIXED_IOVA,
+  IOMMU_IOAS_MAP_WRITEABLE,
+} from "../uapi/index.ts";
 import type { AddressSpace } from "./address-space.ts";
 import { PageSet } from "./page-set.ts";
 import type { Range } from "./profile.ts";
 import { bigMax, bigMin, orRange } from "./user-bits.ts";
-
-export const IOAS_MAP_FIXED_IOVA = 1;
-export const IOAS_MAP_WRITEABLE = 2;
-export const IOAS_MAP_READABLE = 4;
-export const HWPT_ALLOC_NEST_PARENT = 1;
-export const HWPT_ALLOC_DIRTY_TRACKING = 2;
-export const HWPT_DIRTY_TRACKING_ENABLE = 1;
-export const HWPT_GET_DIRTY_BITMAP_NO_CLEAR = 1;
 
 const PAGE = 4096n;
 const ULONG_MAX = 0xffff_ffff_ffff_ffffn;
@@ -134,7 +131,7 @@ export class IommufdContext {
     if (a.length === 0n) return -Errno.EINVAL;
     if (a.userVa & (PAGE - 1n) || a.length & (PAGE - 1n)) return -Errno.EINVAL;
     let iova: bigint;
-    if (a.flags & IOAS_MAP_FIXED_IOVA) {
+    if (a.flags & IOMMU_IOAS_MAP_FIXED_IOVA) {
       if (a.iova & (PAGE - 1n)) return -Errno.EINVAL;
       if (a.iova + a.length - 1n > ULONG_MAX) return -Errno.EOVERFLOW;
       if (!this.allowed(a.iova, a.length)) return -Errno.EINVAL;
@@ -150,7 +147,7 @@ export class IommufdContext {
       iova,
       length: a.length,
       userVa: a.userVa,
-      writable: (a.flags & IOAS_MAP_WRITEABLE) !== 0,
+      writable: (a.flags & IOMMU_IOAS_MAP_WRITEABLE) !== 0,
     };
     const at = ioas.areas.findIndex((x) => x.iova > iova);
     ioas.areas.splice(at === -1 ? ioas.areas.length : at, 0, area);
@@ -180,7 +177,7 @@ export class IommufdContext {
 
   /** IOMMU_HWPT_ALLOC on an IOAS for a device. Returns the HWPT or -errno. */
   allocHwpt(dev: BoundDevice, ioas: Ioas, flags: number, auto = false): Hwpt | number {
-    const dirtyCapable = (flags & HWPT_ALLOC_DIRTY_TRACKING) !== 0;
+    const dirtyCapable = (flags & IOMMU_HWPT_ALLOC_DIRTY_TRACKING) !== 0;
     if (dirtyCapable && !dev.dirtyCapable) return -Errno.EOPNOTSUPP;
     const hwpt: Hwpt = {
       kind: "hwpt",

@@ -14,6 +14,14 @@
 //   t1.dirtyStart(); t1.getBitmap(iova, size, pgsize, data, bitmapSize);
 
 import { Errno } from "../errors.ts";
+import {
+  VFIO_DMA_MAP_FLAG_READ,
+  VFIO_DMA_MAP_FLAG_VADDR,
+  VFIO_DMA_MAP_FLAG_WRITE,
+  VFIO_DMA_UNMAP_FLAG_ALL,
+  VFIO_DMA_UNMAP_FLAG_GET_DIRTY_BITMAP,
+  VFIO_DMA_UNMAP_FLAG_VADDR,
+} from "../uapi/index.ts";
 import type { AddressSpace } from "./address-space.ts";
 import type { PageSet } from "./page-set.ts";
 import { PageSet as PageSetImpl } from "./page-set.ts";
@@ -24,13 +32,6 @@ import { bitmapBytes, setBitRange } from "./user-bits.ts";
 export const DIRTY_BITMAP_SIZE_MAX = bitmapBytes(0x7fff_ffffn);
 const U64_MAX = 0xffff_ffff_ffff_ffffn;
 const PAGE_SHIFT = 12n;
-
-export const DMA_MAP_FLAG_READ = 1;
-export const DMA_MAP_FLAG_WRITE = 2;
-export const DMA_MAP_FLAG_VADDR = 4;
-export const DMA_UNMAP_FLAG_GET_DIRTY_BITMAP = 1;
-export const DMA_UNMAP_FLAG_ALL = 2;
-export const DMA_UNMAP_FLAG_VADDR = 4;
 
 /** One vfio_dma: a contiguous IOVA range mapped to user memory. */
 export interface DmaMapping {
@@ -83,8 +84,8 @@ export class Type1Iommu {
 
   /** VFIO_IOMMU_MAP_DMA after the argsz/flags checks (vfio_dma_do_map). Returns 0 or -errno. */
   map(a: { flags: number; vaddr: bigint; iova: bigint; size: bigint }): number {
-    const setVaddr = (a.flags & DMA_MAP_FLAG_VADDR) !== 0;
-    const prot = a.flags & (DMA_MAP_FLAG_READ | DMA_MAP_FLAG_WRITE);
+    const setVaddr = (a.flags & VFIO_DMA_MAP_FLAG_VADDR) !== 0;
+    const prot = a.flags & (VFIO_DMA_MAP_FLAG_READ | VFIO_DMA_MAP_FLAG_WRITE);
     if (a.size === 0n) return -Errno.EINVAL;
     if ((prot && setVaddr) || (!prot && !setVaddr)) return -Errno.EINVAL;
     const pgsize = this.minPageSize;
@@ -111,8 +112,8 @@ export class Type1Iommu {
       iova: a.iova,
       length: a.size,
       vaddr: a.vaddr,
-      readable: (a.flags & DMA_MAP_FLAG_READ) !== 0,
-      writable: (a.flags & DMA_MAP_FLAG_WRITE) !== 0,
+      readable: (a.flags & VFIO_DMA_MAP_FLAG_READ) !== 0,
+      writable: (a.flags & VFIO_DMA_MAP_FLAG_WRITE) !== 0,
       vaddrInvalid: false,
       dirty: new PageSetImpl(),
     };
@@ -130,8 +131,8 @@ export class Type1Iommu {
     unmapped: bigint;
   } {
     const pgsize = this.minPageSize;
-    const unmapAll = (a.flags & DMA_UNMAP_FLAG_ALL) !== 0;
-    const invalidateVaddr = (a.flags & DMA_UNMAP_FLAG_VADDR) !== 0;
+    const unmapAll = (a.flags & VFIO_DMA_UNMAP_FLAG_ALL) !== 0;
+    const invalidateVaddr = (a.flags & VFIO_DMA_UNMAP_FLAG_VADDR) !== 0;
     let size = a.size;
     const fail = { rc: -Errno.EINVAL, unmapped: 0n };
     if (a.iova & (pgsize - 1n)) return fail;
@@ -139,7 +140,7 @@ export class Type1Iommu {
       if (a.iova || a.size) return fail;
       size = U64_MAX;
     } else if (!size || size & (pgsize - 1n) || a.iova + size - 1n > U64_MAX) return fail;
-    const wantBitmap = (a.flags & DMA_UNMAP_FLAG_GET_DIRTY_BITMAP) !== 0;
+    const wantBitmap = (a.flags & VFIO_DMA_UNMAP_FLAG_GET_DIRTY_BITMAP) !== 0;
     if (wantBitmap && (!this.dirtyTracking || a.bitmap?.pgsize !== pgsize)) return fail;
     if (this.v2 && !unmapAll) {
       const first = this.findOverlap(a.iova, 1n);
