@@ -75,15 +75,30 @@ function memcpyMs(nbytes: number): number {
     for (let i = 0; i < 23; i++) {
       const src = a.bytes;
       const dst = b.bytes;
-      const t = performance.now();
-      dst.set(src);
-      times.push(performance.now() - t);
+      times.push(timed(() => dst.set(src)));
     }
     return median(times.slice(2));
   } finally {
     a.free();
     b.free();
   }
+}
+
+/**
+ * Time `f` on a shared machine: a sample during which this process got well under the wall
+ * time in CPU (another job ran) is taken again, up to 5 times, as the bitmap-wasm bench does.
+ */
+function timed(f: () => void): number {
+  let wall = 0;
+  for (let attempt = 0; attempt < 6; attempt++) {
+    const cpu0 = process.cpuUsage();
+    const t = performance.now();
+    f();
+    wall = performance.now() - t;
+    const cpu = process.cpuUsage(cpu0);
+    if ((cpu.user + cpu.system) / 1000 >= 0.8 * wall || wall < 1) return wall;
+  }
+  return wall;
 }
 
 function median(xs: number[]): number {
@@ -167,16 +182,21 @@ function benchFullSync(scenario: string, viommu: boolean): Row {
     const totals: number[] = [];
     const kernels: number[] = [];
     let dirty = 0;
-    for (let i = 0; i < ROUNDS + 1; i++) {
+    // A sync cannot be retaken (it consumes the logs), so a sample during which another job had
+    // the CPU is dropped and another round run, up to three times the rounds.
+    for (let i = 0; i < 3 * ROUNDS + 1 && totals.length < ROUNDS; i++) {
       sim.run(50); // 4 devices x 200k pages/s x 50 ms = 40k pages
       // Collect the simulated kernel's garbage first, so its GC pauses do not land in our share.
       global.gc?.();
       kernel.reset();
+      const cpu0 = process.cpuUsage();
       const t = performance.now();
       const r = tracker.sync();
       const total = performance.now() - t;
+      const cpu = process.cpuUsage(cpu0);
       dirty = r.dirtyPages;
       if (i === 0) continue; // warm-up
+      if ((cpu.user + cpu.system) / 1000 < 0.8 * total) continue; // preempted
       totals.push(total);
       kernels.push(kernel.ms());
     }
@@ -238,9 +258,8 @@ function benchTrackerOnly(scenario: string, viommu: boolean, perDeviceCounts = t
     const times: number[] = [];
     for (let i = 0; i < ROUNDS + 1; i++) {
       global.gc?.();
-      const t = performance.now();
-      tracker.sync();
-      if (i > 0) times.push(performance.now() - t);
+      const ms = timed(() => tracker.sync());
+      if (i > 0) times.push(ms);
     }
     const trackerMs = median(times);
     const memcpy = memcpyMs(Number((TIB + GIB) / 4096n / 8n));
@@ -377,8 +396,8 @@ function benchPrecision(): Precision[] {
             strategy: force,
             written,
             reported,
-            over_report_ratio:
-              written === 0 ? (reported === 0 ? 1 : Number.POSITIVE_INFINITY) : round(reported / written),
+            // null: nothing was written (the edu profiles are driven by a workload plugin, not the sim).
+            over_report_ratio: written === 0 ? null : round(reported / written),
           });
         } finally {
           session.close();
@@ -407,7 +426,8 @@ console.table(rows.map(({ note: _n, ...r }) => r));
 const precision = want("precision") ? benchPrecision() : [];
 console.table(precision);
 if (ONLY !== undefined) process.exit(0); // a partial run does not overwrite results.json
-const file = new URL("./results.json", import.meta.url);
+// Compiled to node_modules/.cache/tracker-bench/bench/run.js: the package root is four levels up.
+const file = new URL("../../../../bench/results.json", import.meta.url);
 writeFileSync(
   file,
   `${JSON.stringify({ date: new Date().toISOString(), node: process.version, rounds: ROUNDS, rows, precision }, null, 2)}\n`,

@@ -6,7 +6,7 @@ export { MigrationBlockedError, openTracker } from "./open.ts";
 export type { DirtyTraceSample, PrecopyInput, PrecopyPrediction, PrecopyRound } from "./predict.ts";
 export { predictPrecopy } from "./predict.ts";
 export type { IommuTarget, ProbedDevice, TrackingTarget } from "./probe.ts";
-export { probeCaps } from "./probe.ts";
+export { probeCaps, readDeviceStateBytes } from "./probe.ts";
 export type { IovaRange, LoggingAttempt, LoggingPlan, MemorySection, RetryResult } from "./ranges.ts";
 export { combineRanges, planLogging, startWithRetry } from "./ranges.ts";
 export type { Rate, RateReading, RateSample } from "./rate.ts";

@@ -16,6 +16,7 @@ import type { Type1Container } from "./strategies/type1.ts";
 export interface ProbedDevice extends LoggingDevice {
   featureProbe(feature: number, ops?: number): boolean;
   getMigrationFlags(): number;
+  getMigDataSize(): bigint;
 }
 
 export type IommuTarget =
@@ -142,6 +143,30 @@ export function probeCaps(target: TrackingTarget): { container: ContainerCaps; d
     container: { backend: "iommufd", hwptDirtyAlloc, ...(iovaRanges ? { iovaRanges } : {}) },
     devices,
   };
+}
+
+/**
+ * Device state still to send at stop-copy, for predictPrecopy's `deviceStateBytes`: the sum of
+ * each device's VFIO_DEVICE_FEATURE MIG_DATA_SIZE (Linux 6.2+). Devices that cannot answer
+ * (ENOTTY on older kernels) are listed in `unknown` rather than counted as 0 silently.
+ */
+export function readDeviceStateBytes(
+  devices: readonly { readonly id: string; readonly device: { getMigDataSize(): bigint } }[],
+): {
+  bytes: bigint;
+  unknown: string[];
+} {
+  let bytes = 0n;
+  const unknown: string[] = [];
+  for (const { id, device } of devices) {
+    try {
+      bytes += device.getMigDataSize();
+    } catch (e) {
+      if (!(e instanceof IoctlError)) throw e;
+      unknown.push(id);
+    }
+  }
+  return { bytes, unknown };
 }
 
 // --- Internal helpers ---

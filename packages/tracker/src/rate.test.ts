@@ -20,6 +20,18 @@ describe("DirtyRateMeter", () => {
     expect(r.average.pagesPerSecond).toBeCloseTo(300 / 3, 9);
   });
 
+  it("records tracker reports", () => {
+    const m = new DirtyRateMeter();
+    m.start(0);
+    m.recordReport(
+      { dirtyPages: 20, pageSize: 4096n, perDevice: { a: { pages: 15 }, b: { pages: undefined } } },
+      2000,
+    );
+    const r = m.current()!;
+    expect(r.last.pagesPerSecond).toBe(10);
+    expect(Object.keys(r.perDevice)).toEqual(["a"]);
+  });
+
   it("uses the first sample to start the clock and rejects bad samples", () => {
     const m = new DirtyRateMeter();
     m.record({ atMs: 500, pages: 7, pageSize: 4096n });

@@ -7,7 +7,7 @@
 //
 //   const meter = new DirtyRateMeter({ window: 5 });
 //   meter.record({ atMs: 1000, pages: 512, pageSize: 4096n, perDevice: { a: 500, b: 12 } });
-//   meter.current().total.bytesPerSecond;
+//   meter.current()?.average.bytesPerSecond;   // also .last and .perDevice[id]
 
 export interface RateSample {
   /** When the sync finished, in ms on any monotonic clock. */
@@ -67,6 +67,20 @@ export class DirtyRateMeter {
       if (this.#intervals.length > this.#window) this.#intervals.shift();
     }
     this.#lastAt = s.atMs;
+  }
+
+  /** Record a tracker's sync report (skipped syncs count as an interval with nothing dirty). */
+  recordReport(
+    r: {
+      dirtyPages: number;
+      pageSize: bigint;
+      perDevice: Readonly<Record<string, { pages?: number | undefined }>>;
+    },
+    atMs: number,
+  ): void {
+    const perDevice: Record<string, number> = {};
+    for (const [id, u] of Object.entries(r.perDevice)) if (u.pages !== undefined) perDevice[id] = u.pages;
+    this.record({ atMs, pages: r.dirtyPages, pageSize: r.pageSize, perDevice });
   }
 
   /** The rates, or undefined before the first full interval. */

@@ -9,6 +9,8 @@ import { loadProfile } from "@vfio-dirty/vfio-adapter/sim";
 import { describe, expect, it } from "vitest";
 import type { Bitmap } from "../src/bitmap.ts";
 import { MigrationBlockedError, openTracker } from "../src/open.ts";
+import { predictPrecopy } from "../src/predict.ts";
+import { readDeviceStateBytes } from "../src/probe.ts";
 import type { Tracker } from "../src/tracker.ts";
 import { bdfOf, profileOf, type Scenario } from "./scenario.ts";
 import { openSim, type SimSession, simProfile } from "./sim-helpers.ts";
@@ -68,6 +70,19 @@ describe("shipped profiles", () => {
         // Reports cover RAM only: the bitmap ends with the RAM above 4 GiB, not at the BARs.
         expect(BigInt(r.bitmap!.nbits) * 4096n).toBe(18n << 30n);
       }
+    });
+  });
+
+  it("mlx5-vf: MIG_DATA_SIZE feeds the pre-copy prediction", () => {
+    const sim = simProfile(loadProfile("mlx5-vf").json);
+    withSession(sim, "type1", (s) => {
+      const { bytes, unknown } = readDeviceStateBytes(s.target.devices);
+      expect(unknown).toEqual([]);
+      expect(bytes).toBe(256n * MIB);
+      // 256 MiB of device state at 1 GB/s needs 268 ms: inside the 300 ms limit, just.
+      const p = predictPrecopy({ bandwidth: 1e9, ramBytes: 2 ** 30, dirtyRate: 0, deviceStateBytes: Number(bytes) });
+      expect(p.converges).toBe(true);
+      expect(p.expectedDowntimeMs).toBeCloseTo(268.435456, 3);
     });
   });
 
