@@ -118,6 +118,7 @@ export function createSimHost(profile: Profile | string, opts: SimHostOptions = 
       return openPath(k, path);
     },
     close(fd) {
+      k.clock.catchUp();
       return k.close(fd);
     },
     ioctl(fd, request, arg) {
@@ -128,13 +129,14 @@ export function createSimHost(profile: Profile | string, opts: SimHostOptions = 
       const device = "device" in f ? f.device : undefined;
       const hit = k.faults.check(op, device?.bdf, k.clock.now());
       if (hit) {
+        if (hit.effect === "errno") return hit.rc;
         if (hit.effect === "log-reset") device?.log?.reset();
-        else {
-          if (hit.effect === "error-state" && device) {
-            device.fsm?.fail();
-            device.logBroken = true;
-          }
-          return hit.rc;
+        if (hit.effect === "error-state" && device) {
+          // The device broke before this call: the call itself sees it (REPORT answers EIO,
+          // GET MIG_DEVICE_STATE answers ERROR) unless the spec names an errno to fail with.
+          device.fsm?.fail();
+          device.logBroken = true;
+          if (hit.spec.errno !== undefined) return hit.rc;
         }
       }
       try {
@@ -146,9 +148,11 @@ export function createSimHost(profile: Profile | string, opts: SimHostOptions = 
       }
     },
     pread(fd, buf, offset) {
+      k.clock.catchUp();
       return regionAccess(k, fd, buf, offset, false);
     },
     pwrite(fd, buf, offset) {
+      k.clock.catchUp();
       return regionAccess(k, fd, buf, offset, true);
     },
     addressOf(view) {
@@ -172,6 +176,7 @@ export function createSimHost(profile: Profile | string, opts: SimHostOptions = 
       return k.dmaWrite(devByBdf(bdf), iova, length);
     },
     writtenSince(since, query) {
+      k.clock.catchUp();
       return k.truth.writtenSince(since, query);
     },
     devices() {

@@ -91,6 +91,15 @@ describe("fault injection", () => {
     expect(h.writtenSince(0)).toEqual([7]);
   });
 
+  it("error-state without an errno: the call itself observes the broken device", () => {
+    const { h, device } = logging();
+    h.injectFault({ op: "*", effect: "error-state", device: BDF, fromMs: 2, times: 1 });
+    expect(device.getMigState()).toBe(2); // before 2 ms: RUNNING
+    h.clock.advanceMs(2);
+    expect(device.getMigState()).toBe(0); // the first call from 2 ms on sees ERROR
+    expect(report(h, device)).toBe(`errno ${Errno.EIO}`);
+  });
+
   it("a REPORT can fail with EIO in the middle of a migration (PRE_COPY)", () => {
     const { h, device } = logging();
     device.setMigState(6); // PRE_COPY
