@@ -80,10 +80,20 @@ describe("shipped profiles", () => {
       expect(unknown).toEqual([]);
       expect(bytes).toBe(64n * MIB); // the profile's stateBytes
       // 64 MiB of device state at 1 GB/s: 67 ms of downtime; at 0.2 GB/s, 336 ms: over the limit.
-      const p = predictPrecopy({ bandwidth: 1e9, ramBytes: 2 ** 30, dirtyRate: 0, deviceStateBytes: Number(bytes) });
+      const p = predictPrecopy({
+        bandwidth: 1e9,
+        ramBytes: 2 ** 30,
+        dirtyRate: 0,
+        deviceStateBytes: Number(bytes),
+      });
       expect(p.converges).toBe(true);
       expect(p.expectedDowntimeMs).toBeCloseTo(67.108864, 3);
-      const q = predictPrecopy({ bandwidth: 2e8, ramBytes: 2 ** 30, dirtyRate: 0, deviceStateBytes: Number(bytes) });
+      const q = predictPrecopy({
+        bandwidth: 2e8,
+        ramBytes: 2 ** 30,
+        dirtyRate: 0,
+        deviceStateBytes: Number(bytes),
+      });
       expect(q.converges).toBe(false);
       expect(q.maxDirtyRate).toBeNull();
     });
