@@ -107,6 +107,20 @@ describe("track output", () => {
     expect(r.stdout).toMatch(/ground truth: no page lost/);
   });
 
+  it.each([
+    ["8K", 8192],
+    ["2M", 2 << 20],
+    ["1K", 4096],
+  ])("tracks at page size %s without losing a page", async (pageSize, checkPageSize) => {
+    const { code, doc } = await cliJson<
+      Report & { pageSize: number; groundTruth: { checkPageSize: number } }
+    >(["track", "--host", "sim", "--duration", "2s", "--fast", "--page-size", pageSize]);
+    expect(code).toBe(0);
+    expectShape("track-report", doc);
+    expect(doc.groundTruth).toMatchObject({ pagesLost: 0, checkPageSize });
+    expect(doc.groundTruth!.pagesWritten).toBeGreaterThan(0);
+  });
+
   it("--quiet prints the summary only", async () => {
     const r = await cli(["track", "--host", "sim", "--duration", "1s", "--fast", "--quiet"]);
     expect(r.code).toBe(0);
