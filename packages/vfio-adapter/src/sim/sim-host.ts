@@ -350,7 +350,7 @@ function regionAccess(k: SimKernel, fd: number, buf: Uint8Array, offset: bigint,
   if (f.kind !== "device" && f.kind !== "cdev") return -Errno.EINVAL;
   const index = Number(offset >> REGION_SHIFT);
   const at = offset & ((1n << REGION_SHIFT) - 1n);
-  const r = regionOf(f.device, index);
+  const r = regionOf(index);
   if (!r || r.length === 0n || at >= r.length) return -Errno.EINVAL;
   const n = Number(at + BigInt(buf.byteLength) > r.length ? r.length - at : BigInt(buf.byteLength));
   if (index === 7) {

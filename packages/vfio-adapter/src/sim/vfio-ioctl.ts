@@ -410,7 +410,7 @@ export function deviceIoctl(
       const v = new DataView(arg.buffer, arg.byteOffset, arg.byteLength);
       if (v.getUint32(0, true) < 32) return -Errno.EINVAL;
       const index = v.getUint32(8, true);
-      const r = regionOf(d, index);
+      const r = regionOf(index);
       if (!r) return -Errno.EINVAL;
       v.setUint32(4, r.flags, true);
       v.setUint32(12, 0, true);
@@ -428,8 +428,7 @@ export function deviceIoctl(
 }
 
 /** Region layout: BAR0 (1 MiB, mmap-able), config space (4 KiB); the rest are absent (size 0). */
-export function regionOf(d: SimDevice, index: number): { flags: number; length: bigint } | undefined {
-  void d;
+export function regionOf(index: number): { flags: number; length: bigint } | undefined {
   if (index >= VFIO_PCI_NUM_REGIONS || index === 8) return undefined; // no VGA region
   if (index === VFIO_PCI_CONFIG_REGION_INDEX)
     return { flags: VFIO_REGION_INFO_FLAG_READ | VFIO_REGION_INFO_FLAG_WRITE, length: 4096n };
