@@ -1,0 +1,150 @@
+import { loadBitmapCoreSync } from "@vfio-dirty/bitmap-wasm/node";
+import type { Bitmap, BitmapCore } from "@vfio-dirty/tracker";
+import { describe, expect, it } from "vitest";
+import type { TrackBackend } from "../src/track/backend.ts";
+import { runTrack } from "../src/track/loop.ts";
+
+const core = loadBitmapCoreSync() as unknown as BitmapCore;
+const MiB = 1n << 20n;
+
+/**
+ * A backend whose "tracker" reports `reportPages` (4 KiB pages) on every sync while the "host"
+ * says `writtenPages` were written: the loop's ground-truth check must catch any difference.
+ */
+function fakeBackend(
+  reportPages: number[],
+  writtenPages: number[],
+  opts: { abortAfter?: AbortController } = {},
+) {
+  let now = 0;
+  let closed = 0;
+  let syncs = 0;
+  const backend: TrackBackend = {
+    host: {} as TrackBackend["host"],
+    hostName: "fake",
+    simulated: true,
+    devices: ["0000:00:01.0"],
+    strategy: "device",
+    reasons: [],
+    pageSize: 4096n,
+    ramBytes: 4n * MiB,
+    gpaEnd: 4n * MiB,
+    workload: "test",
+    core,
+    tracker: {
+      start() {},
+      setPhase() {},
+      sync({ onWindow }) {
+        syncs++;
+        // Two windows of 2 MiB, as the tracker hands out for big guests.
+        for (const base of [0n, 2n * MiB]) {
+          const w: Bitmap = core.bitmap({ nbits: 512, pageSize: 4096n, base });
+          for (const p of reportPages) {
+            const off = p - Number(base / 4096n);
+            if (off >= 0 && off < 512) w.set(off, 1);
+          }
+          onWindow(w);
+          w.free();
+        }
+        if (opts.abortAfter) opts.abortAfter.abort();
+        return {
+          seq: syncs,
+          phase: "precopy",
+          strategy: "device",
+          dirtyPages: reportPages.length,
+          durationMs: 1,
+          kernelBytes: 128,
+          events: [],
+        };
+      },
+      stop() {},
+      close() {},
+      events: [{ atMs: 1, kind: "restarted", unit: "0000:00:01.0", message: "log reset" }],
+    },
+    async advance(ms) {
+      now += ms;
+    },
+    nowMs: () => now,
+    writtenSinceStart: () => writtenPages,
+    close() {
+      closed++;
+      return true;
+    },
+  };
+  return { backend, closed: () => closed, syncs: () => syncs };
+}
+
+describe("runTrack", () => {
+  it("passes the ground-truth check when every written page was reported, across windows", async () => {
+    const f = fakeBackend([1, 2, 600, 1000], [1, 600, 1000]);
+    const r = await runTrack(
+      f.backend,
+      { durationMs: 3000, intervalMs: 1000, phaseSwitchMs: null, seed: 1 },
+      { signal: new AbortController().signal },
+    );
+    expect(r.syncs).toBe(3);
+    expect(r.groundTruth).toEqual({
+      checkPageSize: 4096,
+      pagesWritten: 3,
+      pagesReported: 4,
+      pagesLost: 0,
+      overReportRatio: 4 / 3,
+      ok: true,
+    });
+    expect(r.heatmap.rows).toHaveLength(3);
+    expect(r.heatmap.rows[0]!.reduce((a, b) => a + b, 0)).toBe(4);
+    expect(r.events).toEqual([{ tMs: 1, kind: "restarted", message: "0000:00:01.0: log reset" }]);
+    expect(r.trackingStopped).toBe(true);
+    expect(f.closed()).toBe(1);
+  });
+
+  it("counts a written page no sync reported as lost", async () => {
+    const f = fakeBackend([1], [1, 700]);
+    const r = await runTrack(
+      f.backend,
+      { durationMs: 1000, intervalMs: 1000, phaseSwitchMs: null, seed: 1 },
+      { signal: new AbortController().signal },
+    );
+    expect(r.groundTruth).toMatchObject({ pagesWritten: 2, pagesLost: 1, ok: false });
+  });
+
+  it("counts writes beyond tracked memory as lost", async () => {
+    const f = fakeBackend([1], [1, 5000]);
+    const r = await runTrack(
+      f.backend,
+      { durationMs: 1000, intervalMs: 1000, phaseSwitchMs: null, seed: 1 },
+      { signal: new AbortController().signal },
+    );
+    expect(r.groundTruth).toMatchObject({ pagesLost: 1, ok: false });
+  });
+
+  it("after an interrupt does one final sync, then closes and still reports", async () => {
+    const ac = new AbortController();
+    const f = fakeBackend([3], [3], { abortAfter: ac });
+    const r = await runTrack(
+      f.backend,
+      { durationMs: 60_000, intervalMs: 1000, phaseSwitchMs: null, seed: 1 },
+      { signal: ac.signal },
+    );
+    expect(r.interrupted).toBe(true);
+    // The interrupt landed during sync 1; the loop then reads the log once more and stops.
+    expect(r.syncs).toBe(2);
+    expect(f.closed()).toBe(1);
+    expect(r.groundTruth?.ok).toBe(true);
+  });
+
+  it("closes the backend even when a sync throws", async () => {
+    const f = fakeBackend([], []);
+    f.backend.tracker.sync = () => {
+      throw new Error("boom");
+    };
+    await expect(
+      runTrack(
+        f.backend,
+        { durationMs: 1000, intervalMs: 1000, phaseSwitchMs: null, seed: 1 },
+        { signal: new AbortController().signal },
+      ),
+    ).rejects.toThrow("boom");
+    expect(f.closed()).toBe(1);
+  });
+});
