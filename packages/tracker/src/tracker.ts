@@ -55,8 +55,9 @@ export interface TrackerConfig {
   readonly windowBytes?: bigint;
   /**
    * A vIOMMU: devices DMA in IOVA space. `aperture` is the IOVA space devices may use (device
-   * logging is started over it; default: the guest memory's span). `mapper` makes the kernel's
-   * DMA mappings (omit it when the caller maps by itself).
+   * logging is started over it; default: the IOVA ranges mapped when start() is called, or the
+   * guest memory when none is). `mapper` makes the kernel's DMA mappings (omit it when the
+   * caller maps by itself).
    */
   readonly viommu?: { readonly aperture?: readonly IovaRange[]; readonly mapper?: DmaMapper };
   /** Milliseconds, monotonic; default performance.now. */
@@ -182,7 +183,10 @@ class TrackerImpl implements Tracker {
   readonly #viommu: TrackerConfig["viommu"];
   readonly #perDeviceCounts: boolean;
   /** IOVA ranges every unit was started on. */
-  readonly #startRanges: readonly IovaRange[];
+  /** What tracking is started on (and restarted on); fixed at the first start(). */
+  #startRanges: readonly IovaRange[];
+  /** With a vIOMMU and no aperture given: derive it from the mappings at start(). */
+  #apertureFromMappings: boolean;
   /** GPA span of the report bitmap: [0, #gpaEnd). */
   readonly #gpaEnd: bigint;
   readonly #events: TrackerEvent[] = [];
@@ -240,6 +244,7 @@ class TrackerImpl implements Tracker {
     this.#viommu = c.viommu;
     this.#perDeviceCounts = c.perDeviceCounts ?? true;
     this.#startRanges = c.viommu?.aperture ?? sorted; // sections keep their kind for range planning
+    this.#apertureFromMappings = c.viommu !== undefined && c.viommu.aperture === undefined;
     this.#units = c.units.map((u) => ({
       id: u.id,
       devices: u.devices,
@@ -270,6 +275,18 @@ class TrackerImpl implements Tracker {
   start(): void {
     this.#assertOpen();
     if (this.#started) return; // like dirty_pages_started in QEMU: a second start does nothing
+    if (this.#apertureFromMappings && this.#mappings.length > 0) {
+      // No aperture given: log the IOVA space mapped now. Later mappings outside it are reported
+      // dirty on every sync (event untracked-mapping), never missed.
+      this.#startRanges = mergeRanges(this.#mappings);
+      this.#apertureFromMappings = false;
+      this.#mappings.splice(
+        0,
+        this.#mappings.length,
+        ...this.#mappings.map((m) => ({ ...m, untracked: false })),
+      );
+      this.#untracked = 0;
+    }
     const done: Unit[] = [];
     try {
       for (const u of this.#units) {
@@ -510,7 +527,8 @@ class TrackerImpl implements Tracker {
       xlat.unmap(iova, length);
       throw e;
     }
-    const untracked = !covers(this.#startRanges, { iova, length });
+    // Before start() without an aperture, the aperture is still to be derived from the mappings.
+    const untracked = !this.#apertureFromMappings && !covers(this.#startRanges, { iova, length });
     if (untracked)
       this.#event(
         "untracked-mapping",

@@ -76,3 +76,29 @@ describe.each([
     expect(sim.trackingActive()).toBe(false);
   });
 });
+
+describe("vIOMMU without an aperture", () => {
+  it("device logging starts on the IOVA ranges mapped at start(); a later mapping outside them is always dirty", () => {
+    const sim = simProfile(profileOf(scenario(true, false), "viommu-noaperture"));
+    const s = openSim(sim, "type1");
+    try {
+      const { tracker } = openTracker(s.target, { core, memory: s.memory, viommu: true, mapper: s.mapper });
+      using t = tracker;
+      t.map(IOVA, 8n * MIB, 2n * MIB);
+      t.start();
+      expect(sim.devices()[0]!.dmaLogging.ranges).toEqual([{ start: IOVA, last: IOVA + 2n * MIB - 1n }]);
+      t.setPhase("precopy");
+      t.map(IOVA + 16n * MIB, 2n * MIB, MIB); // outside what the device logs
+      expect(t.events.some((e) => e.kind === "untracked-mapping")).toBe(true);
+      sim.dmaWrite(bdfOf(0), IOVA + 0x1000n, 0x1000n);
+      sim.dmaWrite(bdfOf(0), IOVA + 16n * MIB, 0x1000n);
+      sim.run(1);
+      const r = t.sync();
+      expect(r.bitmap!.test(Number((8n * MIB + 0x1000n) / 4096n))).toBe(true);
+      // The untracked mapping: all of its 256 pages, every sync.
+      expect(r.dirtyPages).toBe(1 + 256);
+    } finally {
+      s.close();
+    }
+  });
+});
