@@ -26,8 +26,13 @@ export interface Interval {
 export interface DmaLogLimits {
   /** Ranges the device can track at once; more are combined. Unlimited when undefined. */
   maxRanges?: number;
-  /** log2 of the largest address span (last - first + 1, rounded up to a power of two). */
+  /**
+   * log2 of the largest address space the device tracks: mlx5 sums the lengths of the ranges
+   * after combining (gaps swallowed by combining count) and rounds up to a power of two.
+   */
   maxSpanLog2?: number;
+  /** What START answers while logging: mlx5 says EINVAL, the real-kernel test driver EBUSY. */
+  restartErrno?: "EBUSY" | "EINVAL";
   minPageSize?: bigint;
   maxPageSize?: bigint;
 }
@@ -45,12 +50,12 @@ export class DmaLog {
 
   /** log_start: returns the errno and the page size written back to the caller. */
   start(ranges: Interval[], requestedPageSize: bigint): { rc: number; pageSize: bigint } {
-    if (this.active) return { rc: -Errno.EBUSY, pageSize: requestedPageSize };
+    if (this.active) return { rc: -Errno[this.limits.restartErrno ?? "EBUSY"], pageSize: requestedPageSize };
     const sorted = [...ranges].sort((a, b) => (a.start < b.start ? -1 : 1));
     const combined = combineIovaRanges(sorted, this.limits.maxRanges ?? sorted.length);
-    const first = combined[0]!.start;
-    const last = combined[combined.length - 1]!.last;
-    if (this.limits.maxSpanLog2 !== undefined && log2RoundUp(last - first + 1n) > this.limits.maxSpanLog2)
+    // mlx5vf_create_tracker: ilog2(roundup_pow_of_two(total_ranges_len)) against the device's limit.
+    const total = combined.reduce((n, r) => n + (r.last - r.start + 1n), 0n);
+    if (this.limits.maxSpanLog2 !== undefined && log2RoundUp(total) > this.limits.maxSpanLog2)
       return { rc: -Errno.EOPNOTSUPP, pageSize: requestedPageSize };
     // mlx5: log2 of the requested size, clamped to the device's range, written back.
     let shift = ilog2(requestedPageSize > 0n ? requestedPageSize : 1n);

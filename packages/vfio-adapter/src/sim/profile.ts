@@ -55,7 +55,13 @@ export interface DeviceJson {
     precopyInitialBytes?: U64Json;
     precopyDirtyBytes?: U64Json;
   };
-  dmaLogging?: { maxRanges?: number; maxSpanLog2?: number; minPageSize?: U64Json; maxPageSize?: U64Json };
+  dmaLogging?: {
+    maxRanges?: number;
+    maxSpanLog2?: number;
+    minPageSize?: U64Json;
+    maxPageSize?: U64Json;
+    restartErrno?: "EBUSY" | "EINVAL";
+  };
   iommuDirty?: boolean;
   pinnedPageScope?: boolean;
   workload?: WorkloadJson;

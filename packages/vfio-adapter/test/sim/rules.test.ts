@@ -75,15 +75,43 @@ describe("device DMA logging: the device's own limits", () => {
     expect(combineIovaRanges([r(0, 9), r(30, 39), r(50, 59)], 1)).toEqual([r(0, 59)]);
   });
 
-  it("refuses a span above maxSpanLog2 with EOPNOTSUPP and accepts one within it", () => {
+  it("refuses more tracked address space than 2^maxSpanLog2 with EOPNOTSUPP (mlx5's total length rule)", () => {
     const h = sim({}, { dmaLogging: { maxSpanLog2: 30 } });
+    const { device } = type1Device(h);
+    // Two far-apart small ranges: only their lengths count while they stay separate ranges.
+    const far = [
+      { iova: 0n, length: PAGE },
+      { iova: 1n << 30n, length: PAGE },
+    ];
+    expect(device.dmaLoggingStart(far, PAGE)).toBe(PAGE);
+    device.dmaLoggingStop();
+    // 1 GiB + 4 KiB rounds up to 2^31.
+    const big = [
+      { iova: 0n, length: 1n << 30n },
+      { iova: 2n << 30n, length: PAGE },
+    ];
+    expect(errnoOf(() => device.dmaLoggingStart(big, PAGE))).toBe(Errno.EOPNOTSUPP);
+    expect(device.dmaLoggingStart([{ iova: 0n, length: 1n << 30n }], PAGE)).toBe(PAGE);
+  });
+
+  it("counts the gaps that combining swallows: one range over two far pages spans the gap", () => {
+    const h = sim({}, { dmaLogging: { maxSpanLog2: 30, maxRanges: 1 } });
     const { device } = type1Device(h);
     const far = [
       { iova: 0n, length: PAGE },
       { iova: 1n << 30n, length: PAGE },
     ];
     expect(errnoOf(() => device.dmaLoggingStart(far, PAGE))).toBe(Errno.EOPNOTSUPP);
-    expect(errnoOf(() => device.dmaLoggingStart([{ iova: 0n, length: 1n << 30n }], PAGE))).toBe(0);
+  });
+
+  it("a second START while logging: EINVAL on mlx5 (log_active), EBUSY on the default driver", () => {
+    const mlx5 = createSimHost("mlx5-vf");
+    const a = type1Device(mlx5).device;
+    a.dmaLoggingStart([{ iova: 0n, length: 1n << 20n }], PAGE);
+    expect(errnoOf(() => a.dmaLoggingStart([{ iova: 0n, length: 1n << 20n }], PAGE))).toBe(Errno.EINVAL);
+    const b = type1Device(sim()).device;
+    b.dmaLoggingStart([{ iova: 0n, length: 1n << 20n }], PAGE);
+    expect(errnoOf(() => b.dmaLoggingStart([{ iova: 0n, length: 1n << 20n }], PAGE))).toBe(Errno.EBUSY);
   });
 
   it("the 16 TiB guest's device cannot log the whole guest (span 2^44 > 2^42) but can log 4 TiB", () => {
