@@ -146,13 +146,9 @@ export function containerIoctl(k: SimKernel, c: SimContainer, request: number, a
 }
 
 function type1Ioctl(k: SimKernel, t1: Type1Iommu, request: number, arg: IoctlArg): number {
-  if (typeof arg === "number")
-    return request === VFIO_IOMMU_GET_INFO ||
-      request === VFIO_IOMMU_MAP_DMA ||
-      request === VFIO_IOMMU_UNMAP_DMA ||
-      request === VFIO_IOMMU_DIRTY_PAGES
-      ? -Errno.EFAULT
-      : -Errno.ENOTTY;
+  const known = [VFIO_IOMMU_GET_INFO, VFIO_IOMMU_MAP_DMA, VFIO_IOMMU_UNMAP_DMA, VFIO_IOMMU_DIRTY_PAGES];
+  // An integer where a struct pointer belongs is an address the process does not own.
+  if (typeof arg === "number") return known.includes(request) ? -Errno.EFAULT : -Errno.ENOTTY;
   switch (request) {
     case VFIO_IOMMU_GET_INFO:
       return type1GetInfo(k, t1, arg);
