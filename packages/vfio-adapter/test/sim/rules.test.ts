@@ -328,6 +328,27 @@ describe("type1 details", () => {
     expect(setBits(bm)).toEqual([9]);
   });
 
+  it("type1 copies whole u64 words: it overwrites the caller's bits except the low ones of a shared first word", () => {
+    const h = sim();
+    const c = Container.open(h);
+    const g = Group.open(h, 12);
+    g.setContainer(c);
+    c.setIommu(3);
+    const ram = h.guestMemory()[0]!;
+    c.mapDma({ vaddr: ram.hva, iova: 0n, length: 3n * PAGE });
+    c.mapDma({ vaddr: ram.hva + 70n * PAGE, iova: 70n * PAGE, length: 3n * PAGE });
+    c.startDirtyTracking();
+    const bm = new Uint8Array(24).fill(0xff);
+    c.getDirtyBitmap({ iova: 0n, length: 128n * PAGE, pageSize: PAGE, bitmap: bm.subarray(0, 16) });
+    const v = new DataView(bm.buffer);
+    // Word 0: the first mapping alone (shift 0), the caller's 1s beyond it are gone.
+    expect(v.getBigUint64(0, true)).toBe(0x7n);
+    // Word 1: the second mapping starts at bit 6 of it: the caller's low 6 bits stay.
+    expect(v.getBigUint64(8, true)).toBe(0x1ffn);
+    // Word 2 is beyond the request: untouched.
+    expect(v.getBigUint64(16, true)).toBe(0xffff_ffff_ffff_ffffn);
+  });
+
   it("a device DMA to an unmapped IOVA is an IOMMU fault and dirties nothing", () => {
     const h = sim();
     const c = Container.open(h);
