@@ -85,7 +85,7 @@ describe("track output", () => {
           "--host",
           "sim",
           "--duration",
-          "2s",
+          "1s",
           "--fast",
           "--workload",
           "uniform",
