@@ -37,10 +37,12 @@ export class GroundTruth {
       d = { gpa: new Map(), iova: new Map() };
       this.perDevice.set(device, d);
     }
-    d.iova.set(iovaPage, t);
+    // Devices run one after the other within an advance, so a page can be recorded with an older
+    // time after a newer one: keep the latest, or "written since T" would lose the newer write.
+    setLatest(d.iova, iovaPage, t);
     if (gpaPage !== undefined) {
-      d.gpa.set(gpaPage, t);
-      this.gpa.set(gpaPage, t);
+      setLatest(d.gpa, gpaPage, t);
+      setLatest(this.gpa, gpaPage, t);
     }
   }
 
@@ -73,4 +75,11 @@ export class GroundTruth {
   lastWrite(gpaPage: number): SimTime | undefined {
     return this.gpa.get(gpaPage);
   }
+}
+
+// --- Internal helpers ---
+
+function setLatest(map: Map<number, SimTime>, page: number, t: SimTime): void {
+  const prev = map.get(page);
+  if (prev === undefined || t > prev) map.set(page, t);
 }
