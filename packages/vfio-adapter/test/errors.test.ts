@@ -24,3 +24,10 @@ describe("errors", () => {
     expect(errnoName(4242)).toBe("errno 4242");
   });
 });
+
+describe("errno names", () => {
+  it("names the errnos the group and region paths answer (EBADFD from SET_CONTAINER, ESPIPE from a seek-less read)", () => {
+    expect(errnoName(Errno.EBADFD)).toBe("EBADFD (77)");
+    expect(errnoName(29)).toBe("ESPIPE (29)");
+  });
+});
