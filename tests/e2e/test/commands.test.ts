@@ -5,7 +5,7 @@ import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { bitmapBytes } from "./bitmap-reference.ts";
-import { cli, cliJson, expectShape, shippedProfiles, tempDir } from "./helpers.ts";
+import { cli, cliJson, expectShape, REPO, shippedProfiles, tempDir } from "./helpers.ts";
 
 const tmp = tempDir();
 afterAll(tmp.cleanup);
@@ -156,6 +156,20 @@ describe("track output", () => {
     expect(t.code, t.stderr).toBe(0);
     expect(t.doc.groundTruth!.pagesWritten).toBe(2);
     expect(t.doc.samples[0]!.dirtyPages).toBe(2);
+  });
+});
+
+describe("profiles by path", () => {
+  it("--host sim:<path> loads a profile file (here a shipped one, copied and renamed)", async () => {
+    const src = JSON.parse(
+      readFileSync(join(REPO, "packages/vfio-adapter/sim/profiles/mlx5-vf.json"), "utf8"),
+    );
+    const path = join(tmp.dir, "my-host.json");
+    writeFileSync(path, JSON.stringify({ ...src, name: "my-host" }));
+    const r = await cli(["probe", "--host", `sim:${path}`, "--quiet"]);
+    expect(r.code, r.stderr).toBe(0);
+    const j = await cliJson<{ host: string }>(["probe", "--host", `sim:${path}`]);
+    expect(j.doc.host).toBe("sim:my-host");
   });
 });
 
