@@ -22,7 +22,7 @@ function fakeEdu(busyReads = 2) {
     writeBar32(_bar, off, v) {
       regs.set(off, v);
       if (off === 0x98 && v & 1) {
-        const lo = BigInt(regs.get(0x88) ?? 0) | (BigInt(regs.get(0x8c) ?? 0) << 32n);
+        const lo = BigInt(regs.get(0x88) ?? 0);
         dmas.push({ src: regs.get(0x80) ?? 0, dst: lo, count: regs.get(0x90) ?? 0, cmd: v });
         pending = busyReads;
       }

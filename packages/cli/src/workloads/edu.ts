@@ -60,10 +60,10 @@ class EduSession implements WorkloadSession {
       const page = BigInt(Math.floor(this.#random() * pages));
       const iova = this.buffer.iova + page * this.pageSize;
       const length = Math.min(MAX_TRANSFER, Number(this.pageSize));
+      // edu takes a 4-byte write at 0x80/0x88 as the whole (zero-extended) 64-bit register and
+      // ignores 0x84/0x8c; IOVAs are below 2^28 anyway.
       this.device.writeBar32(0, REG_DMA_SRC, EDU_BUFFER);
-      this.device.writeBar32(0, REG_DMA_SRC + 4, 0);
-      this.device.writeBar32(0, REG_DMA_DST, Number(iova & 0xffffffffn));
-      this.device.writeBar32(0, REG_DMA_DST + 4, Number(iova >> 32n));
+      this.device.writeBar32(0, REG_DMA_DST, Number(iova));
       this.device.writeBar32(0, REG_DMA_COUNT, length);
       this.device.writeBar32(0, REG_DMA_CMD, CMD_START | CMD_TO_RAM);
       // Recorded before completion: a DMA that started may have written, so it counts.
