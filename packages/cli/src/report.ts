@@ -69,7 +69,10 @@ export interface TrackReport {
   host: string;
   simulated: boolean;
   devices: string[];
+  /** The strategy chosen at start. */
   strategy: string;
+  /** The strategy of the last sync ("mixed" when some unit degraded to all-dirty). */
+  strategyAtEnd: string;
   reasons: string[];
   pageSize: number;
   ramBytes: number;

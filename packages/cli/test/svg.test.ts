@@ -13,6 +13,7 @@ function report(over: Partial<TrackReport> = {}): TrackReport {
     simulated: true,
     devices: ["0000:3b:00.1"],
     strategy: "device",
+    strategyAtEnd: "device",
     reasons: [],
     pageSize: 4096,
     ramBytes: 1 << 30,

@@ -49,6 +49,7 @@ export async function runTrack(
   const checkSize = checkPageSize(backend.gpaEnd, backend.pageSize);
   const reported = core.bitmap({ nbits: nbitsFor(backend.gpaEnd, checkSize), pageSize: checkSize, base: 0n });
   let interrupted = false;
+  let lastStrategy: string | undefined;
   let phaseSwitchMs: number | null = null;
   let t0 = 0;
   let report: Omit<TrackReport, "trackingStopped">;
@@ -70,7 +71,9 @@ export async function runTrack(
         stopCopy = true;
         phaseSwitchMs = backend.nowMs() - t0;
       }
-      last = syncOnce(backend, reported, samples, rows, columns, t0, last);
+      last = syncOnce(backend, reported, samples, rows, columns, t0, last, (st) => {
+        lastStrategy = st;
+      });
       hooks.onSample?.(samples.at(-1)!, backend.nowMs() - t0);
       if (interrupted) break;
     }
@@ -85,6 +88,8 @@ export async function runTrack(
       simulated: backend.simulated,
       devices: [...backend.devices],
       strategy: backend.strategy,
+      // What the last sync really used: "mixed" or "all-dirty" after a unit degraded.
+      strategyAtEnd: lastStrategy ?? backend.strategy,
       reasons: [...backend.reasons],
       pageSize: Number(backend.pageSize),
       ramBytes: Number(backend.ramBytes),
@@ -122,7 +127,10 @@ export async function runTrack(
 /** One line of human summary per fact, for the end of a run. */
 export function summaryLines(r: TrackReport): [string, string][] {
   const lines: [string, string][] = [
-    ["strategy", r.strategy],
+    [
+      "strategy",
+      r.strategyAtEnd === r.strategy ? r.strategy : `${r.strategy} (at the end: ${r.strategyAtEnd})`,
+    ],
     ["devices", r.devices.join(", ") || "(none)"],
     ["syncs", `${r.syncs} in ${formatMs(r.durationMs)}${r.interrupted ? " (interrupted)" : ""}`],
     [
@@ -154,6 +162,7 @@ function syncOnce(
   columns: number,
   t0: number,
   last: number,
+  onStrategy: (strategy: string) => void,
 ): number {
   const perBucket = bucketBytes(backend.gpaEnd, backend.pageSize, columns) / backend.pageSize;
   const row = new Array<number>(columns).fill(0);
@@ -166,6 +175,7 @@ function syncOnce(
     },
   });
   rows.push(row);
+  onStrategy(r.strategy);
   const now = backend.nowMs();
   const intervalMs = now - last;
   const dirtyBytes = r.dirtyPages * Number(backend.pageSize);
