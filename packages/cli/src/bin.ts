@@ -14,6 +14,11 @@ const onSignal = (sig: NodeJS.Signals) => {
 };
 process.on("SIGINT", onSignal);
 process.on("SIGTERM", onSignal);
+// `vfio-dirty ... | head` closes the pipe early: that is the reader's choice, not an error.
+process.stdout.on("error", (err: NodeJS.ErrnoException) => {
+  if (err.code === "EPIPE") process.exit(process.exitCode ?? 0);
+  throw err;
+});
 
 const code = await run(process.argv.slice(2), {
   stdout: process.stdout,
