@@ -14,7 +14,9 @@
 // Expanding builds each fine destination word from the coarse bits it needs (a spread and a
 // multiply for r < 64; whole words of ones for r >= 64).
 
-import { anyInRange, anyWords, bitsMask, lowMask, wordAt, setWordAt, windowClipped, mergeRange, OP_OR, countRange } from "./bits";
+import {
+  anyInRange, anyWords, bitsMask, countRange, lowMask, mergeRange, OP_OR, setWordAt, windowClipped, windowSlack, wordAt,
+} from "./bits";
 
 /**
  * OR src into dst by address (see the header). Returns the number of dirty src pages not entirely
@@ -121,8 +123,13 @@ function expand(src: usize, sBase: u64, sLog: u64, dst: usize, dBase: u64, dLog:
   const wB = j1 >> 6;
   if (wA < wB && (((<i64>(wA << 6) - <i64>j0 + vLo) & 63) == 0) && k >= 3) {
     const v0 = <i64>(wA << 6) - <i64>j0 + vLo;
-    if (k >= 6) expandWholeWords(src, dst, i0, v0, wA, wB, k);
-    else expandByTable(src, dst, i0, v0, wA, wB, k);
+    if (k >= 6) {
+      expandWholeWords(src, dst, i0, v0, wA, wB, k);
+    } else {
+      // SIMD for whole groups of r words (64 coarse bits each), the table for the rest.
+      const done = expandBySimd(src, dst, i0 + (<u64>v0 >> k), wA, wB, k);
+      expandByTable(src, dst, i0, v0 + (<i64>(done - wA) << 6), done, wB, k);
+    }
     for (let wi = wFirst; wi < wA; wi++) expandEdgeWord(src, dst, i0, i1, j0, vLo, vHi, wi, k);
     for (let wi = wB; wi <= wLast; wi++) expandEdgeWord(src, dst, i0, i1, j0, vLo, vHi, wi, k);
     return;
@@ -206,6 +213,52 @@ function expandByTable(src: usize, dst: usize, i0: u64, v0: i64, wA: u64, wB: u6
     d += 8;
     sbit += per;
   }
+}
+
+/**
+ * Expand by 2^k, k in 3..5, with v128 lane masks: 64 coarse bits from sbit on become 2^k whole
+ * destination words from wA on. A lane of 2^k bits is splatted from its coarse bit, ANDed with
+ * its own bit's mask and compared with zero, giving all-ones or zero (i16x8 for 16x, i8x16 for
+ * 8x, i32x4 for 32x). Returns the first destination word not written (groups of 2^k words only).
+ */
+function expandBySimd(src: usize, dst: usize, sbit: u64, wA: u64, wB: u64, k: u64): u64 {
+  const group: u64 = <u64>1 << k;
+  let wi = wA;
+  const zero = i64x2.splat(0);
+  while (wi + group <= wB) {
+    const x = windowSlack(src, <i64>sbit);
+    const d = dst + (<usize>wi << 3);
+    if (k == 4) {
+      const m = i16x8(1, 2, 4, 8, 16, 32, 64, 128);
+      v128.store(d, v128.or(v128.load(d, 0), i16x8.ne(v128.and(i16x8.splat(<i16>x), m), zero)), 0);
+      v128.store(d, v128.or(v128.load(d, 16), i16x8.ne(v128.and(i16x8.splat(<i16>(x >> 8)), m), zero)), 16);
+      v128.store(d, v128.or(v128.load(d, 32), i16x8.ne(v128.and(i16x8.splat(<i16>(x >> 16)), m), zero)), 32);
+      v128.store(d, v128.or(v128.load(d, 48), i16x8.ne(v128.and(i16x8.splat(<i16>(x >> 24)), m), zero)), 48);
+      v128.store(d, v128.or(v128.load(d, 64), i16x8.ne(v128.and(i16x8.splat(<i16>(x >> 32)), m), zero)), 64);
+      v128.store(d, v128.or(v128.load(d, 80), i16x8.ne(v128.and(i16x8.splat(<i16>(x >> 40)), m), zero)), 80);
+      v128.store(d, v128.or(v128.load(d, 96), i16x8.ne(v128.and(i16x8.splat(<i16>(x >> 48)), m), zero)), 96);
+      v128.store(d, v128.or(v128.load(d, 112), i16x8.ne(v128.and(i16x8.splat(<i16>(x >> 56)), m), zero)), 112);
+    } else if (k == 3) {
+      // Bytes 0-7 of the lane vector take coarse bits 0-7 of a 16-bit group, bytes 8-15 bits 8-15.
+      const m = i8x16(1, 2, 4, 8, 16, 32, 64, -128, 1, 2, 4, 8, 16, 32, 64, -128);
+      const sel = i8x16(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1);
+      for (let b: usize = 0; b < 4; b++) {
+        const h = i8x16.swizzle(i16x8.splat(<i16>(x >> (<u64>b << 4))), sel);
+        const q = d + (b << 4);
+        v128.store(q, v128.or(v128.load(q), i8x16.ne(v128.and(h, m), zero)));
+      }
+    } else {
+      const m = i32x4(1, 2, 4, 8);
+      for (let b: usize = 0; b < 16; b++) {
+        const q = d + (b << 4);
+        const lanes = i32x4.splat(<i32>(x >> (<u64>b << 2)));
+        v128.store(q, v128.or(v128.load(q), i32x4.ne(v128.and(lanes, m), zero)));
+      }
+    }
+    wi += group;
+    sbit += 64;
+  }
+  return wi;
 }
 
 /** Expand by 2^k >= 64: every set coarse bit fills r/64 whole destination words with ones. */

@@ -153,7 +153,11 @@ describe("next set / next clear / runs", () => {
 });
 
 describe("merge: OR and AND-NOT at differing offsets", () => {
-  const mergeCase = fc.tuple(withBits, withBits).chain(([[sn, sref], [dn, dref]]) =>
+  // Longer bitmaps too, so the 4 x v128 middle loops run several iterations plus their tails.
+  const mergeBits = fc
+    .oneof(nbitsArb, fc.integer({ min: 600, max: 3000 }))
+    .chain((nbits) => fc.tuple(fc.constant(nbits), bitsArb(nbits)));
+  const mergeCase = fc.tuple(mergeBits, mergeBits).chain(([[sn, sref], [dn, dref]]) =>
     fc
       .tuple(
         fc.constant(sref),
@@ -162,10 +166,17 @@ describe("merge: OR and AND-NOT at differing offsets", () => {
         fc.nat(),
         fc.nat(),
         fc.constantFrom("any", "toEnd", "empty", "max"),
+        fc.boolean(),
       )
-      .map(([s, d, sa, da, na, mode]) => {
+      .map(([s, d, sa, da, na, mode, sameShift]) => {
         const srcStart = sa % (sn + 1);
-        const dstStart = da % (dn + 1);
+        let dstStart = da % (dn + 1);
+        // Offsets equal mod 64 take the unshifted word path; others the two-load shifted one.
+        if (sameShift) {
+          dstStart = dstStart - (dstStart % 64) + (srcStart % 64);
+          if (dstStart > dn) dstStart -= 64;
+          if (dstStart < 0) dstStart = Math.min(srcStart, dn);
+        }
         const room = Math.min(sn - srcStart, dn - dstStart);
         const n = mode === "empty" ? 0 : mode === "any" ? na % (room + 1) : room;
         return { sref: s, dref: d, srcStart, dstStart, n };
@@ -233,9 +244,11 @@ describe("take-and-clear", () => {
   it("copies the range out (overwriting) and zeroes it in the source", () => {
     fc.assert(
       fc.property(
-        nbitsArb.chain((nbits) =>
-          fc.tuple(bitsArb(nbits), bitsArb(nbits), rangeArb(nbits), fc.integer({ min: 0, max: 130 })),
-        ),
+        fc
+          .oneof(nbitsArb, fc.integer({ min: 600, max: 3000 }))
+          .chain((nbits) =>
+            fc.tuple(bitsArb(nbits), bitsArb(nbits), rangeArb(nbits), fc.integer({ min: 0, max: 130 })),
+          ),
         ([sref, dref0, { start, n }, extra]) => {
           // The destination may be longer than the source.
           const dref = new Uint8Array(sref.length + extra);
