@@ -11,7 +11,7 @@ const SEED = process.env.TRACKER_SEED !== undefined ? Number(process.env.TRACKER
 const PATH = process.env.TRACKER_PATH;
 
 describe("never lose a dirty page (simulated host)", () => {
-  it(`${RUNS} random scenarios: every sync reports every page written since the last read`, () => {
+  it(`${RUNS} random scenarios: every page written is reported by the first sync that reads its unit`, () => {
     const by = new Map<string, { n: number; syncs: number; written: number; reported: number }>();
     let events = 0;
     fc.assert(
@@ -37,7 +37,8 @@ describe("never lose a dirty page (simulated host)", () => {
         )
         .join("\n"),
     );
-    // The scenarios really covered every strategy, with and without a vIOMMU.
+    // The scenarios really covered every strategy, with and without a vIOMMU (not when replaying one).
+    if (PATH !== undefined || RUNS < 500) return;
     for (const k of [
       "type1/device",
       "type1/type1",
