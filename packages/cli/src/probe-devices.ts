@@ -90,7 +90,7 @@ export async function probeDevices(
         iommuDirtyCap: p.iommu?.dirtyTracking
           ? { ok: true }
           : { ok: false, call: `IOMMU ${p.iommu?.name ?? "(none)"}: no dirty-tracking bits in sysfs` },
-        ...(p.driver === "vfio-pci" ? {} : { migration: { stopCopy: true, p2p: true, preCopy: true } }),
+        // Migration flags are not in sysfs: left unknown, so they show up as a possible blocker.
       });
     // What track would use: iommufd when every device has a cdev, else type1 (whose migration
     // capability every kernel since 5.8 offers). Both are assumptions until --open asks.
@@ -123,7 +123,13 @@ export async function probeDevices(
     if (opts.open) {
       blockers.push(line);
       blockerDetails.push(b);
-    } else possibleBlockers.push(line);
+    } else if (
+      b.kind === "no-migration" &&
+      b.device &&
+      probes.find((p) => p.address === b.device)?.driver !== "vfio-pci"
+    )
+      possibleBlockers.push(`${b.device}: migration support is not visible in sysfs; --open asks the device`);
+    else possibleBlockers.push(line);
   }
   return {
     devices: probes,
