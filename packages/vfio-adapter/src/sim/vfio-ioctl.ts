@@ -12,7 +12,6 @@
 import { Errno } from "../errors.ts";
 import type { IoctlArg } from "../host.ts";
 import {
-  buildCapChain,
   decodeBindIommufd,
   decodeDeviceName,
   decodeDirtyBitmap,
@@ -26,6 +25,7 @@ import {
   encodeFeatureMigDataSize,
   encodeFeatureMigration,
   encodeFeatureMigState,
+  encodeIommuType1Info,
   encodePrecopyInfo,
   fitInfoToArgsz,
   SIZEOF_VFIO_DEVICE_FEATURE_DMA_LOGGING_CONTROL,
@@ -71,11 +71,7 @@ import {
   VFIO_IOMMU_DIRTY_PAGES_FLAG_STOP,
   VFIO_IOMMU_GET_INFO,
   VFIO_IOMMU_INFO_CAPS,
-  VFIO_IOMMU_INFO_PGSIZES,
   VFIO_IOMMU_MAP_DMA,
-  VFIO_IOMMU_TYPE1_INFO_CAP_IOVA_RANGE,
-  VFIO_IOMMU_TYPE1_INFO_CAP_MIGRATION,
-  VFIO_IOMMU_TYPE1_INFO_DMA_AVAIL,
   VFIO_IOMMU_UNMAP_DMA,
   VFIO_MIG_GET_PRECOPY_INFO,
   VFIO_PCI_CONFIG_REGION_INDEX,
@@ -172,37 +168,18 @@ function type1GetInfo(k: SimKernel, t1: Type1Iommu, arg: Uint8Array): number {
   if (arg.byteLength < minsz) return -Errno.EFAULT;
   const argsz = new DataView(arg.buffer, arg.byteOffset).getUint32(0, true);
   if (argsz < minsz) return -Errno.EINVAL;
-  // vfio_iommu_type1_get_info builds migration, DMA-avail, then IOVA-range capabilities, in that
-  // order (each vfio_info_cap_add appends to the chain).
-  const mig = new Uint8Array(24);
-  const mv = new DataView(mig.buffer);
-  mv.setBigUint64(8, t1.minPageSize, true);
-  mv.setBigUint64(16, DIRTY_BITMAP_SIZE_MAX, true);
-  const avail = new Uint8Array(4);
-  new DataView(avail.buffer).setUint32(0, t1.dmaAvail, true);
-  const ranges = k.profile.iommu.iovaRanges;
-  const iova = new Uint8Array(8 + 16 * ranges.length);
-  const iv = new DataView(iova.buffer);
-  iv.setUint32(0, ranges.length, true);
-  ranges.forEach((r, i) => {
-    iv.setBigUint64(8 + i * 16, r.start, true);
-    iv.setBigUint64(16 + i * 16, r.start + r.length - 1n, true);
+  // The uapi builder lays the capabilities out as vfio_iommu_type1_get_info does (migration with
+  // the smallest IOMMU page size, DMA-avail, IOVA ranges), padded to 8 bytes from v6.6 on and
+  // packed before: the DMA-avail capability then leaves the IOVA ranges at offset 68.
+  const full = encodeIommuType1Info({
+    iovaPgsizes: t1.pgsizeBitmap,
+    caps: {
+      migration: { flags: 0, pgsizeBitmap: t1.minPageSize, maxDirtyBitmapSize: DIRTY_BITMAP_SIZE_MAX },
+      dmaAvail: t1.dmaAvail,
+      iovaRanges: k.profile.iommu.iovaRanges.map((r) => ({ start: r.start, end: r.start + r.length - 1n })),
+    },
+    alignCaps: k.profile.kernel >= KERNEL_ALIGNED_CAPS,
   });
-  const fixed = new Uint8Array(SIZEOF_VFIO_IOMMU_TYPE1_INFO);
-  const specs = [
-    { id: VFIO_IOMMU_TYPE1_INFO_CAP_MIGRATION, version: 1, body: mig },
-    { id: VFIO_IOMMU_TYPE1_INFO_DMA_AVAIL, version: 1, body: avail },
-    { id: VFIO_IOMMU_TYPE1_INFO_CAP_IOVA_RANGE, version: 1, body: iova },
-  ];
-  // vfio_info_cap_add pads each capability to 8 bytes since "vfio: align capability structures"
-  // (v6.6); before, the 12-byte DMA-avail capability left the IOVA ranges at offset 68.
-  const { bytes: full, first } =
-    k.profile.kernel >= KERNEL_ALIGNED_CAPS ? buildCapChain(fixed, specs) : packedCapChain(fixed, specs);
-  const fv = new DataView(full.buffer);
-  fv.setUint32(0, full.byteLength, true);
-  fv.setUint32(4, VFIO_IOMMU_INFO_PGSIZES | VFIO_IOMMU_INFO_CAPS, true);
-  fv.setBigUint64(8, t1.pgsizeBitmap, true);
-  fv.setUint32(16, first, true);
   // Callers older than cap_offset (argsz < 24) get the first 16 bytes only.
   const out =
     argsz < SIZEOF_VFIO_IOMMU_TYPE1_INFO
@@ -264,27 +241,6 @@ function type1DirtyPages(t1: Type1Iommu, arg: Uint8Array): number {
     size: d.bitmap.bitmapLength,
     data: d.bitmap.data,
   });
-}
-
-/** The capability chain of kernels before v6.6: capabilities back to back, no padding. */
-function packedCapChain(
-  fixed: Uint8Array,
-  specs: { id: number; version: number; body: Uint8Array }[],
-): { bytes: Uint8Array; first: number } {
-  const total = fixed.byteLength + specs.reduce((n, c) => n + 8 + c.body.byteLength, 0);
-  const bytes = new Uint8Array(total);
-  bytes.set(fixed);
-  const v = new DataView(bytes.buffer);
-  let at = fixed.byteLength;
-  specs.forEach((c, i) => {
-    const next = at + 8 + c.body.byteLength;
-    v.setUint16(at, c.id, true);
-    v.setUint16(at + 2, c.version, true);
-    v.setUint32(at + 4, i === specs.length - 1 ? 0 : next, true);
-    bytes.set(c.body, at + 8);
-    at = next;
-  });
-  return { bytes, first: fixed.byteLength };
 }
 
 /** verify_bitmap_size(size >> __ffs(pgsize), bitmap_size). A zero pgsize has no __ffs: EINVAL. */

@@ -88,20 +88,25 @@ export interface CapSpec {
 }
 
 /**
- * Appends capabilities after a fixed struct, as the kernel's vfio_info_add_capability() does:
- * each one 8-byte aligned, `next` chaining them in order, 0 on the last. Returns the whole
- * buffer and the offset of the first capability (0 when there are none). The fixed part is copied
- * unchanged; the caller sets argsz, the CAPS flag and cap_offset.
+ * Appends capabilities after a fixed struct, as the kernel's vfio_info_cap_add() and
+ * vfio_info_cap_shift() do: `next` chains them in order, 0 on the last. Since v6.6 ("vfio: align
+ * capability structures", a881b496941f) each capability is padded to 8 bytes, so every one starts
+ * 8-byte aligned; with `aligned` false they are packed back to back as earlier kernels wrote them
+ * (a 12-byte capability leaves the next one at an odd multiple of 4). Returns the whole buffer and
+ * the offset of the first capability (0 when there are none). The fixed part is copied unchanged;
+ * the caller sets argsz, the CAPS flag and cap_offset.
  */
 export function buildCapChain(
   fixed: Uint8Array,
   caps: readonly CapSpec[],
+  aligned = true,
 ): { bytes: Uint8Array; first: number } {
-  let length = align8(fixed.byteLength);
+  const pad = aligned ? align8 : (n: number) => n;
+  let length = pad(fixed.byteLength);
   const offsets: number[] = [];
   for (const c of caps) {
     offsets.push(length);
-    length = align8(length + SIZEOF_VFIO_INFO_CAP_HEADER + c.body.byteLength);
+    length = pad(length + SIZEOF_VFIO_INFO_CAP_HEADER + c.body.byteLength);
   }
   const [b, v] = alloc(caps.length === 0 ? fixed.byteLength : length);
   b.set(fixed, 0);

@@ -552,26 +552,20 @@ export function decodeIommuType1InfoCaps(bytes: Uint8Array): IommuType1Caps {
 
 /**
  * A whole answer as the kernel builds it (vfio_iommu_type1_get_info): fixed part, then the
- * capabilities in the kernel's order (IOVA ranges, migration, DMA avail), argsz = total length,
- * CAPS set when there is a chain. For the simulated kernel and for tests; cut it to the caller's
- * argsz with fitInfoToArgsz().
+ * capabilities in the kernel's order (migration, DMA avail, IOVA ranges: the order of its
+ * vfio_iommu_*_build_caps calls), then any `extra`; argsz = total length, CAPS set when there is a
+ * chain. `alignCaps` (default true) pads each capability to 8 bytes as kernels since v6.6 do;
+ * false gives the packed chain of earlier kernels (see buildCapChain). The one builder of this
+ * answer, for the simulated kernel and for tests; cut it to the caller's argsz with fitInfoToArgsz().
  */
 export function encodeIommuType1Info(a: {
   flags?: number;
   iovaPgsizes: bigint;
   caps?: Omit<IommuType1Caps, "unknown"> & { extra?: CapSpec[] };
+  alignCaps?: boolean;
 }): Uint8Array {
   const specs: CapSpec[] = [];
   const c = a.caps ?? {};
-  if (c.iovaRanges) {
-    const [body, v] = alloc(8 + c.iovaRanges.length * SIZEOF_VFIO_IOVA_RANGE);
-    putU32(v, 0, c.iovaRanges.length, "nr_iovas"); // 4: reserved
-    c.iovaRanges.forEach((r, i) => {
-      putU64(v, 8 + i * 16, r.start, "start");
-      putU64(v, 16 + i * 16, r.end, "end");
-    });
-    specs.push({ id: VFIO_IOMMU_TYPE1_INFO_CAP_IOVA_RANGE, version: 1, body });
-  }
   if (c.migration) {
     const [body, v] = alloc(SIZEOF_VFIO_IOMMU_TYPE1_INFO_CAP_MIGRATION - SIZEOF_VFIO_INFO_CAP_HEADER);
     putU32(v, 0, c.migration.flags, "flags"); // 4: padding before the u64
@@ -584,10 +578,19 @@ export function encodeIommuType1Info(a: {
     putU32(v, 0, c.dmaAvail, "avail");
     specs.push({ id: VFIO_IOMMU_TYPE1_INFO_DMA_AVAIL, version: 1, body });
   }
+  if (c.iovaRanges) {
+    const [body, v] = alloc(8 + c.iovaRanges.length * SIZEOF_VFIO_IOVA_RANGE);
+    putU32(v, 0, c.iovaRanges.length, "nr_iovas"); // 4: reserved
+    c.iovaRanges.forEach((r, i) => {
+      putU64(v, 8 + i * 16, r.start, "start");
+      putU64(v, 16 + i * 16, r.end, "end");
+    });
+    specs.push({ id: VFIO_IOMMU_TYPE1_INFO_CAP_IOVA_RANGE, version: 1, body });
+  }
   specs.push(...(c.extra ?? []));
   const [fixed, fv] = alloc(SIZEOF_VFIO_IOMMU_TYPE1_INFO);
   putU64(fv, 8, a.iovaPgsizes, "iova_pgsizes");
-  const { bytes, first } = buildCapChain(fixed, specs);
+  const { bytes, first } = buildCapChain(fixed, specs, a.alignCaps ?? true);
   const v = new DataView(bytes.buffer);
   putU32(v, 0, bytes.length, "argsz");
   putU32(v, 4, (a.flags ?? VFIO_IOMMU_INFO_PGSIZES) | (first ? VFIO_IOMMU_INFO_CAPS : 0), "flags");

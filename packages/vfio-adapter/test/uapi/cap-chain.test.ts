@@ -16,7 +16,8 @@ import {
   VFIO_IOMMU_TYPE1_INFO_DMA_AVAIL,
 } from "../../src/uapi/vfio.ts";
 
-// What a real 6.1 kernel with an emulated VT-d answered (see shared/README.md).
+// The values a real 6.1 kernel with an emulated VT-d answered (see shared/README.md), laid out as
+// kernels since 6.6 do unless a test says otherwise.
 const REAL_CAPS = {
   iovaRanges: [
     { start: 0n, end: 0xfedfffffn },
@@ -32,8 +33,9 @@ const setU32 = (b: Uint8Array, at: number, x: number) =>
 describe("type1 info capability chain", () => {
   it("builds the chain as the kernel does and decodes it back", () => {
     const b = realInfo();
-    // 24 fixed + iova ranges (8 + 8 + 2*16 = 48) + migration (32) + dma avail (12 -> 16 aligned)
-    expect(b.length).toBe(24 + 48 + 32 + 16);
+    // vfio_iommu_type1_get_info's order: migration (32), dma avail (12 -> 16 aligned), iova ranges
+    // (8 + 8 + 2*16 = 48), after the 24-byte fixed part.
+    expect(b.length).toBe(24 + 32 + 16 + 48);
     const info = decodeIommuType1Info(b);
     expect(info).toEqual({
       argsz: b.length,
@@ -45,10 +47,29 @@ describe("type1 info capability chain", () => {
     expect(
       walkCapChain(b, 24, SIZEOF_VFIO_IOMMU_TYPE1_INFO, "t").map((c) => [c.id, c.offset, c.next]),
     ).toEqual([
-      [VFIO_IOMMU_TYPE1_INFO_CAP_IOVA_RANGE, 24, 72],
-      [VFIO_IOMMU_TYPE1_INFO_CAP_MIGRATION, 72, 104],
-      [VFIO_IOMMU_TYPE1_INFO_DMA_AVAIL, 104, 0],
+      [VFIO_IOMMU_TYPE1_INFO_CAP_MIGRATION, 24, 56],
+      [VFIO_IOMMU_TYPE1_INFO_DMA_AVAIL, 56, 72],
+      [VFIO_IOMMU_TYPE1_INFO_CAP_IOVA_RANGE, 72, 0],
     ]);
+  });
+
+  it("packs the chain without padding as kernels before 6.6 did, and decodes it the same", () => {
+    const b = encodeIommuType1Info({ iovaPgsizes: 0x40201000n, caps: REAL_CAPS, alignCaps: false });
+    // The 12-byte dma avail capability leaves the iova ranges at 68, and nothing pads the end.
+    expect(b.length).toBe(24 + 32 + 12 + 48);
+    expect(decodeIommuType1Info(b)).toMatchObject({ argsz: b.length, capOffset: 24 });
+    expect(
+      walkCapChain(b, 24, SIZEOF_VFIO_IOMMU_TYPE1_INFO, "t").map((c) => [c.id, c.offset, c.next]),
+    ).toEqual([
+      [VFIO_IOMMU_TYPE1_INFO_CAP_MIGRATION, 24, 56],
+      [VFIO_IOMMU_TYPE1_INFO_DMA_AVAIL, 56, 68],
+      [VFIO_IOMMU_TYPE1_INFO_CAP_IOVA_RANGE, 68, 0],
+    ]);
+    expect(decodeIommuType1InfoCaps(b)).toEqual({ ...REAL_CAPS, unknown: [] });
+    // Same capabilities byte for byte; only where the iova ranges start differs.
+    const aligned = realInfo();
+    expect(b.subarray(24, 56)).toEqual(aligned.subarray(24, 56));
+    expect(b.subarray(68)).toEqual(aligned.subarray(72));
   });
 
   it("lists capabilities it does not know instead of failing", () => {
@@ -76,7 +97,7 @@ describe("type1 info capability chain", () => {
     setU32(self, 24 + 4, 24); // first cap's next -> itself
     expect(() => decodeIommuType1InfoCaps(self)).toThrow(/loops back to offset 24/);
     const cycle = realInfo();
-    setU32(cycle, 104 + 4, 72); // dma avail -> migration -> dma avail ...
+    setU32(cycle, 72 + 4, 56); // iova ranges -> dma avail -> iova ranges ...
     expect(() => decodeIommuType1InfoCaps(cycle)).toThrow(CodecError);
   });
 
@@ -85,7 +106,7 @@ describe("type1 info capability chain", () => {
     setU32(inside, VFIO_IOMMU_TYPE1_INFO_CAP_OFFSET_AT, 8);
     expect(() => decodeIommuType1InfoCaps(inside)).toThrow(/overlaps the 24-byte fixed struct/);
     const past = realInfo();
-    setU32(past, 104 + 4, past.length - 4); // header would straddle the end
+    setU32(past, 72 + 4, past.length - 4); // header would straddle the end
     expect(() => decodeIommuType1InfoCaps(past)).toThrow(/runs past/);
     const far = realInfo();
     setU32(far, 24 + 4, 0xffff_fff0);
@@ -94,7 +115,7 @@ describe("type1 info capability chain", () => {
 
   it("rejects capability bodies that overrun the buffer (nr_iovas too large, short migration cap)", () => {
     const many = realInfo();
-    setU32(many, 24 + 8, 1000); // nr_iovas
+    setU32(many, 72 + 8, 1000); // nr_iovas
     expect(() => decodeIommuType1InfoCaps(many)).toThrow(/1000 ranges/);
     const mig = encodeIommuType1Info({ iovaPgsizes: 0n, caps: { migration: REAL_CAPS.migration } });
     const cut = mig.slice(0, mig.length - 8);
@@ -152,5 +173,24 @@ describe("type1 info capability chain", () => {
       { id: 2, version: 3, offset: 40, next: 0 },
     ]);
     expect(buildCapChain(fixed, [])).toEqual({ bytes: fixed, first: 0 });
+  });
+
+  it("builds packed chains (before 6.6): each capability right after the previous one", () => {
+    const fixed = new Uint8Array(20).fill(0xff);
+    const { bytes, first } = buildCapChain(
+      fixed,
+      [
+        { id: 1, version: 1, body: new Uint8Array(1) },
+        { id: 2, version: 3, body: new Uint8Array(0) },
+      ],
+      false,
+    );
+    expect(first).toBe(20);
+    expect(bytes.length).toBe(20 + 9 + 8);
+    expect(walkCapChain(bytes, first, 20, "x")).toEqual([
+      { id: 1, version: 1, offset: 20, next: 29 },
+      { id: 2, version: 3, offset: 29, next: 0 },
+    ]);
+    expect(buildCapChain(fixed, [], false)).toEqual({ bytes: fixed, first: 0 });
   });
 });
