@@ -1,12 +1,16 @@
-// The typed objects over the Linux host on a machine without VFIO: every failure the real kernel
-// gives reaches the caller as a typed error with op, target, errno name and a hint.
+// The typed objects over the Linux host on this machine's real kernel, as far as a machine without
+// VFIO allows: every failure the real kernel gives reaches the caller as a typed error with op,
+// target, errno name and a hint. Opening the VFIO and iommufd nodes fails with a clear ENOENT, and
+// VFIO ioctls on a non-VFIO fd (/dev/null) come back from the real kernel as ENOTTY, named and
+// explained. Real VFIO calls run in tests/vm.
 
 import { existsSync } from "node:fs";
 import { afterAll, describe, expect, it } from "vitest";
 import { Errno, IoctlError, SyscallError } from "../../src/errors.ts";
 import { O_CLOEXEC, O_RDWR } from "../../src/host.ts";
 import { createLinuxHost } from "../../src/linux/index.ts";
-import { Container, DeviceCdev, IommuFd } from "../../src/vfio/index.ts";
+import * as v from "../../src/uapi/vfio.ts";
+import { Container, Device, DeviceCdev, IommuFd } from "../../src/vfio/index.ts";
 
 const host = createLinuxHost();
 afterAll(() => host[Symbol.dispose]());
@@ -32,6 +36,10 @@ describe.skipIf(existsSync("/dev/vfio/vfio"))("typed objects on a host without V
 
   it.skipIf(existsSync("/dev/iommu"))("IommuFd.open: ENOENT that names CONFIG_IOMMUFD", () => {
     expect(() => IommuFd.open(host)).toThrow(/^open \(\/dev\/iommu\): ENOENT \(2\): no iommufd/);
+  });
+
+  it("IommuFd.open reports ENOENT for a missing path as SyscallError", () => {
+    expect(() => IommuFd.open(host, "/dev/iommu-does-not-exist")).toThrow(SyscallError);
   });
 
   it("DeviceCdev.open: ENOENT that names the cdev kernel option", () => {
@@ -61,5 +69,26 @@ describe("typed objects on a non-VFIO fd", () => {
       container.close();
     }
     expect(host.close(fd)).toBe(-Errno.EBADF); // the object closed it exactly once
+  });
+
+  it("a device ioctl is ENOTTY from the real kernel, named with the device and fd; a probe is false", () => {
+    const fd = host.open("/dev/null", O_RDWR);
+    expect(fd).toBeGreaterThanOrEqual(0);
+    const device = Device.fromFd(host, fd, "0000:00:00.0");
+    try {
+      const e = thrown(() => device.getInfo());
+      expect(e).toBeInstanceOf(IoctlError);
+      expect((e as IoctlError).errno).toBe(Errno.ENOTTY);
+      expect((e as IoctlError).message).toBe(
+        `VFIO_DEVICE_GET_INFO (device 0000:00:00.0 fd ${fd}): ENOTTY (25): the kernel or the device's driver does not implement this call`,
+      );
+      // A feature probe on a non-VFIO fd is simply "not supported".
+      expect(device.featureProbe(v.VFIO_DEVICE_FEATURE_DMA_LOGGING_START, v.VFIO_DEVICE_FEATURE_SET)).toBe(
+        false,
+      );
+    } finally {
+      device.close();
+    }
+    expect(device.closed).toBe(true);
   });
 });
