@@ -1,12 +1,15 @@
 // Every command on every shipped profile, each --json document checked against its schema, and
 // exit codes matching what the document says.
 
+import { execFile } from "node:child_process";
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { promisify } from "node:util";
 import { afterAll, describe, expect, it } from "vitest";
 import { bitmapBytes } from "./bitmap-reference.ts";
 import { cli, cliJson, expectShape, REPO, shippedProfiles, tempDir } from "./helpers.ts";
 
+const execFileP = promisify(execFile);
 const tmp = tempDir();
 afterAll(tmp.cleanup);
 const PROFILES = shippedProfiles();
@@ -256,6 +259,13 @@ describe("basics", () => {
       expect(r.stdout).toMatch(/--json/);
     },
   );
+
+  it("is linked at the repository root, so `npx vfio-dirty` works after npm ci", async () => {
+    const { stdout } = await execFileP(join(REPO, "node_modules/.bin/vfio-dirty"), ["--version"], {
+      cwd: REPO,
+    });
+    expect(stdout).toMatch(/^\d+\.\d+\.\d+\n$/);
+  });
 
   it("honours NO_COLOR and colours only when forced", async () => {
     const plain = await cli(["predict", "--dirty-rate", "1M/s", "--ram", "1G", "--bandwidth", "1G/s"]);
