@@ -127,6 +127,7 @@ describe("README typed-object tables", () => {
     "decode",
     "featureFlags",
     "checkRegionAccess",
+    "vfioBitmap",
   ]);
   const CLASSES = {
     Container: root.Container,

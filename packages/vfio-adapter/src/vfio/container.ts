@@ -38,6 +38,7 @@ import {
   VFIO_IOMMU_MAP_DMA,
   VFIO_IOMMU_UNMAP_DMA,
   VFIO_SET_IOMMU,
+  type VfioBitmap,
 } from "../uapi/vfio.ts";
 import { checkBitmapRoom, FdObject, openPath, rangeFields } from "./fd-object.ts";
 
@@ -138,20 +139,9 @@ export class Container extends FdObject {
    */
   unmapDmaWithDirtyBitmap(a: DirtyBitmapRequest): bigint {
     const op = "VFIO_IOMMU_UNMAP_DMA(GET_DIRTY_BITMAP)";
-    const fields = [
-      ...rangeFields(a.iova, a.length),
-      `pgsize ${hex(a.pageSize)}`,
-      `bitmap ${a.bitmap.byteLength} bytes`,
-    ];
-    const need = this.encode(op, () => checkBitmapRoom(op, a.length, a.pageSize, a.bitmap.byteLength));
-    const data = this.host.addressOf(a.bitmap);
+    const { bitmap, fields } = this.vfioBitmap(op, a);
     const buf = this.encode(op, () =>
-      encodeDmaUnmap({
-        flags: VFIO_DMA_UNMAP_FLAG_GET_DIRTY_BITMAP,
-        iova: a.iova,
-        length: a.length,
-        bitmap: { pageSize: a.pageSize, bitmapLength: need, data },
-      }),
+      encodeDmaUnmap({ flags: VFIO_DMA_UNMAP_FLAG_GET_DIRTY_BITMAP, iova: a.iova, length: a.length, bitmap }),
     );
     this.ioctl(op, VFIO_IOMMU_UNMAP_DMA, buf, ...fields);
     return this.decode(op, () => decodeDmaUnmap(buf)).length;
@@ -175,19 +165,31 @@ export class Container extends FdObject {
    */
   getDirtyBitmap(a: DirtyBitmapRequest): void {
     const op = "VFIO_IOMMU_DIRTY_PAGES(GET_BITMAP)";
-    const fields = [
-      ...rangeFields(a.iova, a.length),
-      `pgsize ${hex(a.pageSize)}`,
-      `bitmap ${a.bitmap.byteLength} bytes`,
-    ];
-    const need = this.encode(op, () => checkBitmapRoom(op, a.length, a.pageSize, a.bitmap.byteLength));
-    const data = this.host.addressOf(a.bitmap);
+    const { bitmap, fields } = this.vfioBitmap(op, a);
     const buf = this.encode(op, () =>
       encodeDirtyBitmap({
         flags: VFIO_IOMMU_DIRTY_PAGES_FLAG_GET_BITMAP,
-        get: { iova: a.iova, length: a.length, bitmap: { pageSize: a.pageSize, bitmapLength: need, data } },
+        get: { iova: a.iova, length: a.length, bitmap },
       }),
     );
     this.ioctl(op, VFIO_IOMMU_DIRTY_PAGES, buf, ...fields);
+  }
+
+  // --- Internal helpers ---
+
+  // The struct vfio_bitmap that GET_BITMAP and UNMAP with GET_DIRTY_BITMAP both carry, with the
+  // caller's bitmap checked for room before any syscall, and the fields their errors name.
+  private vfioBitmap(op: string, a: DirtyBitmapRequest): { bitmap: VfioBitmap; fields: string[] } {
+    const bitmapLength = this.encode(op, () =>
+      checkBitmapRoom(op, a.length, a.pageSize, a.bitmap.byteLength),
+    );
+    return {
+      bitmap: { pageSize: a.pageSize, bitmapLength, data: this.host.addressOf(a.bitmap) },
+      fields: [
+        ...rangeFields(a.iova, a.length),
+        `pgsize ${hex(a.pageSize)}`,
+        `bitmap ${a.bitmap.byteLength} bytes`,
+      ],
+    };
   }
 }
