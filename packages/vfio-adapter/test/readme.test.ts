@@ -127,6 +127,7 @@ describe("README typed-object tables", () => {
     "decode",
     "featureFlags",
     "checkRegionAccess",
+    "regionIo",
     "vfioBitmap",
   ]);
   const CLASSES = {

@@ -125,28 +125,12 @@ export class Device extends FdObject {
 
   /** pread(2) from a region at `offset` within it. Returns the bytes read. */
   regionRead(region: RegionInfo, offset: bigint, into: Uint8Array): number {
-    this.checkRegionAccess("region read", region, offset, into.byteLength);
-    const rc = this.host.pread(this.fd, into, region.offset + offset);
-    if (rc < 0)
-      throw new SyscallError(
-        "pread",
-        -rc,
-        this.detail(`region ${region.index}`, `offset ${hex(offset)}`, `${into.byteLength} bytes`),
-      );
-    return rc;
+    return this.regionIo("pread", region, offset, into);
   }
 
   /** pwrite(2) into a region at `offset` within it. Returns the bytes written. */
   regionWrite(region: RegionInfo, offset: bigint, from: Uint8Array): number {
-    this.checkRegionAccess("region write", region, offset, from.byteLength);
-    const rc = this.host.pwrite(this.fd, from, region.offset + offset);
-    if (rc < 0)
-      throw new SyscallError(
-        "pwrite",
-        -rc,
-        this.detail(`region ${region.index}`, `offset ${hex(offset)}`, `${from.byteLength} bytes`),
-      );
-    return rc;
+    return this.regionIo("pwrite", region, offset, from);
   }
 
   /** VFIO_DEVICE_RESET: the way back from the ERROR migration state. */
@@ -301,6 +285,20 @@ export class Device extends FdObject {
         `VFIO_DEVICE_FEATURE (${this.detail()}): feature index ${feature} is out of range`,
       );
     return (feature | ops) >>> 0;
+  }
+
+  // pread and pwrite differ only in direction: one bounds check and one error shape for both.
+  private regionIo(call: "pread" | "pwrite", region: RegionInfo, offset: bigint, buf: Uint8Array): number {
+    const what = call === "pread" ? "region read" : "region write";
+    this.checkRegionAccess(what, region, offset, buf.byteLength);
+    const rc = this.host[call](this.fd, buf, region.offset + offset);
+    if (rc < 0)
+      throw new SyscallError(
+        call,
+        -rc,
+        this.detail(`region ${region.index}`, `offset ${hex(offset)}`, `${buf.byteLength} bytes`),
+      );
+    return rc;
   }
 
   private checkRegionAccess(what: string, region: RegionInfo, offset: bigint, length: number): void {
