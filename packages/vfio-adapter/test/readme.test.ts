@@ -10,6 +10,7 @@ import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { format } from "node:util";
 import { afterAll, describe, expect, it, vi } from "vitest";
+import { Errno, errnoHint } from "../src/errors.ts";
 import * as root from "../src/index.ts";
 import * as linux from "../src/linux/index.ts";
 import * as scenarios from "../src/scenarios/index.ts";
@@ -179,4 +180,35 @@ describe("README typed-object tables", () => {
       ).toEqual([]);
     });
   }
+});
+
+describe("README errno hints", () => {
+  // The operations and open targets whose hints differ from the generic one.
+  const CALLS: [op: string, target?: string][] = [
+    ["VFIO_IOMMU_MAP_DMA"],
+    ["VFIO_DEVICE_FEATURE(SET|DMA_LOGGING_START)"],
+    ["IOMMU_HWPT_ALLOC"],
+    ["open", "/dev/vfio/devices/vfio0"],
+    ["open", "/dev/iommu"],
+    ["open", "/dev/vfio/vfio"],
+    ["open", "/dev/vfio/12"],
+    ["open", "/run/other"],
+  ];
+  const rows = new Map<string, string>();
+  for (const m of section("## Errors (`src/errors.ts`)").matchAll(
+    /^\| ([A-Z0-9, ]+|any other) +\| (.*) \|$/gm,
+  ))
+    for (const name of m[1]!.split(",")) rows.set(name.trim(), m[2]!.replaceAll("`", ""));
+  const fallback = errnoHint("VFIO_IOMMU_MAP_DMA", 0xfff);
+
+  it("gives each errno's hints verbatim, for every operation that has its own", () => {
+    expect(rows.get("any other")).toContain(fallback);
+    for (const [name, errno] of Object.entries(Errno)) {
+      const hints = new Set(CALLS.map(([op, target]) => errnoHint(op, errno, target)));
+      if (hints.size === 1 && hints.has(fallback)) continue; // covered by "any other"
+      const row = rows.get(name);
+      expect(row, `${name} has its own hint but no row`).toBeDefined();
+      for (const h of hints) expect(row, name).toContain(h);
+    }
+  });
 });
