@@ -1,13 +1,18 @@
-// PCI addresses as sysfs spells them: "0000:3b:00.1". The domain may be left out ("3b:00.1").
+// PCI addresses typed by users: the adapter's strict parser (it guards sysfs paths), with the
+// CLI's one-line usage message on failure.
 
+import { InvalidInputError, parsePciAddress as parseStrict } from "@vfio-dirty/vfio-adapter";
 import { UsageError } from "../errors.ts";
 
-/** The canonical sysfs form, lower case with a 4-digit domain. */
+/** The canonical sysfs form ("0000:3b:00.1"); the domain may be left out ("3b:00.1"). */
 export function parsePciAddress(text: string): string {
-  const m = /^(?:([0-9a-f]{4}):)?([0-9a-f]{2}):([0-1][0-9a-f])\.([0-7])$/i.exec(text.trim());
-  if (!m)
+  try {
+    return parseStrict(text).text;
+  } catch (err) {
+    if (!(err instanceof InvalidInputError)) throw err;
     throw new UsageError(
-      `PCI address '${text}': not of the form DDDD:BB:DD.F; use the address 'lspci -D' shows, e.g. 0000:3b:00.1`,
+      `PCI address '${text.slice(0, 64)}': not of the form DDDD:BB:DD.F; use the address 'lspci -D' shows, e.g. 0000:3b:00.1`,
+      { cause: err },
     );
-  return `${m[1] ?? "0000"}:${m[2]}:${m[3]}.${m[4]}`.toLowerCase();
+  }
 }
