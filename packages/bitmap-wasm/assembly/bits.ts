@@ -377,11 +377,23 @@ export function anyInRange(w: usize, a: u64, b: u64): bool {
   const back = 64 - shift;
   // Word j of the output is (s[j] >> shift) | (s[j + 1] << back): two overlapping v128 loads.
   // The last middle word reads s[j + 1], which still holds bits of the range because shift != 0.
+  // Four output vectors per step from five loads: the "next word" vectors [s1,s2], [s3,s4], ...
+  // come from i8x16 shuffles (palignr) of neighbouring loads instead of four more unaligned loads.
+  // The fifth load reads up to two words past this step, never past the slack word.
   while (d + 64 <= dend) {
-    const v0 = v128.or(i64x2.shr_u(v128.load(s, 0), shift), i64x2.shl(v128.load(s, 8), back));
-    const v1 = v128.or(i64x2.shr_u(v128.load(s, 16), shift), i64x2.shl(v128.load(s, 24), back));
-    const v2 = v128.or(i64x2.shr_u(v128.load(s, 32), shift), i64x2.shl(v128.load(s, 40), back));
-    const v3 = v128.or(i64x2.shr_u(v128.load(s, 48), shift), i64x2.shl(v128.load(s, 56), back));
+    const a0 = v128.load(s, 0);
+    const a1 = v128.load(s, 16);
+    const a2 = v128.load(s, 32);
+    const a3 = v128.load(s, 48);
+    const a4 = v128.load(s, 64);
+    const b0 = v128.shuffle<u8>(a0, a1, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23);
+    const b1 = v128.shuffle<u8>(a1, a2, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23);
+    const b2 = v128.shuffle<u8>(a2, a3, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23);
+    const b3 = v128.shuffle<u8>(a3, a4, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23);
+    const v0 = v128.or(i64x2.shr_u(a0, shift), i64x2.shl(b0, back));
+    const v1 = v128.or(i64x2.shr_u(a1, shift), i64x2.shl(b1, back));
+    const v2 = v128.or(i64x2.shr_u(a2, shift), i64x2.shl(b2, back));
+    const v3 = v128.or(i64x2.shr_u(a3, shift), i64x2.shl(b3, back));
     v128.store(d, applyOpV(v128.load(d, 0), v0, op), 0);
     v128.store(d, applyOpV(v128.load(d, 16), v1, op), 16);
     v128.store(d, applyOpV(v128.load(d, 32), v2, op), 32);

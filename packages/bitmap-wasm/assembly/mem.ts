@@ -137,7 +137,8 @@ export function memAlloc(nbytes: u64, owner: u32): usize {
 
 /** True if ptr is the payload of a live block. */
 export function isLiveBlock(ptr: usize): bool {
-  if (ptr < heapStart + HDR || (ptr & ALIGN_MASK) != 0 || <u64>ptr >= top) return false;
+  // `ptr > top`, not `>=`: a zero-byte block at the top has its payload pointer equal to top.
+  if (ptr < heapStart + HDR || (ptr & ALIGN_MASK) != 0 || <u64>ptr > top) return false;
   const b = ptr - HDR;
   if (blockTag(b) != TAG_USED) return false;
   const bs = <u64>blockSize(b);

@@ -198,7 +198,7 @@ describe("merge: OR and AND-NOT at differing offsets", () => {
       }),
       { numRuns: 250 },
     );
-  });
+  }, 30_000);
 
   it("andNotFrom clears in the destination what the source has set", () => {
     fc.assert(
@@ -214,7 +214,7 @@ describe("merge: OR and AND-NOT at differing offsets", () => {
       }),
       { numRuns: 250 },
     );
-  });
+  }, 30_000);
 
   it("orFrom within one bitmap between disjoint ranges", () => {
     fc.assert(
@@ -268,7 +268,7 @@ describe("take-and-clear", () => {
       ),
       { numRuns: 200 },
     );
-  });
+  }, 30_000);
 });
 
 describe("density", () => {
@@ -313,6 +313,18 @@ describe("views and geometry", () => {
       [65, 1],
       [128, 1],
     ]);
+  });
+
+  it("large bitmaps allocated back to back start at different 1 KiB colours of a 4 KiB page", () => {
+    // Keeps streaming merges between them clear of 4K aliasing (see bitmap_new).
+    const bms = [0, 1, 2, 3].map(() => core.bitmap({ nbits: 1 << 20 }));
+    live.push(...bms);
+    const colours = bms.map((b) => b.ptr % 4096);
+    expect(colours.every((c) => c % 1024 === 0)).toBe(true);
+    expect(new Set(colours).size).toBe(4);
+    bms[0]!.set(5, 1);
+    bms[1]!.orFrom(bms[0]!);
+    expect([...bms[1]!.runs()]).toEqual([[5, 1]]);
   });
 
   it("a bitmap of 0 bits supports every operation on the empty range", () => {

@@ -35,6 +35,9 @@ function refConvert(
   return { want, outside };
 }
 
+// Property tests with thousands of bits per case: allow for a loaded 2-core machine.
+const HEAVY = 30_000;
+
 const LOGS = Array.from({ length: 22 }, (_, i) => 9 + i); // 512 B .. 1 GiB
 
 /** Two geometries whose spans overlap partially, bases unaligned to the larger page. */
@@ -51,73 +54,81 @@ const convertCase = fc
   .chain((g) => fc.tuple(fc.constant(g), bitsArb(g.sBits), bitsArb(g.dBits)));
 
 describe("convert", () => {
-  it("never loses a dirty page, for every page-size pair and unaligned bases", () => {
-    fc.assert(
-      fc.property(convertCase, ([g, sref, dref]) => {
-        const sPs = 1n << BigInt(g.sLog);
-        const dPs = 1n << BigInt(g.dLog);
-        // Align the anchor to the finer page; offsets in the finer page keep the bases unaligned
-        // to the larger one, and each base stays aligned to its own page size.
-        const fine = sPs < dPs ? sPs : dPs;
-        const anchor = (g.anchor / fine) * fine;
-        const sBase = roundDown(anchor + BigInt(g.sOff) * fine, sPs);
-        const dBase = roundDown(anchor + BigInt(g.dOff) * fine, dPs);
-        const src = load(core, sref, sPs, sBase);
-        const dst = load(core, dref, dPs, dBase);
-        const { outsidePages } = core.convert(src, dst);
-        const { want, outside } = refConvert(sref, sBase, sPs, dref, dBase, dPs);
-        expect(read(dst)).toEqual(want);
-        expect(outsidePages).toBe(outside);
-        expect(read(src)).toEqual(sref);
-        src.free();
-        dst.free();
-      }),
-      { numRuns: 400 },
-    );
-  });
-
-  it("matches the reference where the word-aligned fast paths apply (bases on 64-page boundaries)", () => {
-    fc.assert(
-      fc.property(
-        fc
-          .record({
-            fineLog: fc.integer({ min: 9, max: 18 }),
-            k: fc.integer({ min: 1, max: 12 }),
-            coarsen: fc.boolean(),
-            // Up to 4000 fine bits: enough for whole 32-word groups of the 32x SIMD expansion.
-            sBits: fc.integer({ min: 0, max: 1500 }),
-            dBits: fc.integer({ min: 0, max: 4000 }),
-            sOff: fc.integer({ min: -3, max: 3 }),
-            dOff: fc.integer({ min: -3, max: 3 }),
-            tweak: fc.constantFrom(0, 0, 0, 1, 64, 65),
-          })
-          .chain((g) => fc.tuple(fc.constant(g), bitsArb(g.sBits), bitsArb(g.dBits))),
-        ([g, sref, dref]) => {
-          const fine = 1n << BigInt(g.fineLog);
-          const big = fine << BigInt(g.k);
-          const [sPs, dPs] = g.coarsen ? [fine, big] : [big, fine];
-          // Offsets in units of 64 fine pages keep destination words aligned to coarse groups;
-          // `tweak` fine pages on top exercise the fall-back next to the fast path.
-          const anchor = (1n << 44n) + big * 4n;
-          const unit = 64n * fine;
-          const sBase = roundDown(
-            anchor + BigInt(g.sOff) * unit + (sPs === fine ? BigInt(g.tweak) * fine : 0n),
-            sPs,
-          );
-          const dBase = roundDown(anchor + BigInt(g.dOff) * unit, dPs);
+  it(
+    "never loses a dirty page, for every page-size pair and unaligned bases",
+    () => {
+      fc.assert(
+        fc.property(convertCase, ([g, sref, dref]) => {
+          const sPs = 1n << BigInt(g.sLog);
+          const dPs = 1n << BigInt(g.dLog);
+          // Align the anchor to the finer page; offsets in the finer page keep the bases unaligned
+          // to the larger one, and each base stays aligned to its own page size.
+          const fine = sPs < dPs ? sPs : dPs;
+          const anchor = (g.anchor / fine) * fine;
+          const sBase = roundDown(anchor + BigInt(g.sOff) * fine, sPs);
+          const dBase = roundDown(anchor + BigInt(g.dOff) * fine, dPs);
           const src = load(core, sref, sPs, sBase);
           const dst = load(core, dref, dPs, dBase);
           const { outsidePages } = core.convert(src, dst);
           const { want, outside } = refConvert(sref, sBase, sPs, dref, dBase, dPs);
           expect(read(dst)).toEqual(want);
           expect(outsidePages).toBe(outside);
+          expect(read(src)).toEqual(sref);
           src.free();
           dst.free();
-        },
-      ),
-      { numRuns: 400 },
-    );
-  });
+        }),
+        { numRuns: 250 },
+      );
+    },
+    HEAVY,
+  );
+
+  it(
+    "matches the reference where the word-aligned fast paths apply (bases on 64-page boundaries)",
+    () => {
+      fc.assert(
+        fc.property(
+          fc
+            .record({
+              fineLog: fc.integer({ min: 9, max: 18 }),
+              k: fc.integer({ min: 1, max: 12 }),
+              coarsen: fc.boolean(),
+              // Up to 4000 fine bits: enough for whole 32-word groups of the 32x SIMD expansion.
+              sBits: fc.integer({ min: 0, max: 1500 }),
+              dBits: fc.integer({ min: 0, max: 4000 }),
+              sOff: fc.integer({ min: -3, max: 3 }),
+              dOff: fc.integer({ min: -3, max: 3 }),
+              tweak: fc.constantFrom(0, 0, 0, 1, 64, 65),
+            })
+            .chain((g) => fc.tuple(fc.constant(g), bitsArb(g.sBits), bitsArb(g.dBits))),
+          ([g, sref, dref]) => {
+            const fine = 1n << BigInt(g.fineLog);
+            const big = fine << BigInt(g.k);
+            const [sPs, dPs] = g.coarsen ? [fine, big] : [big, fine];
+            // Offsets in units of 64 fine pages keep destination words aligned to coarse groups;
+            // `tweak` fine pages on top exercise the fall-back next to the fast path.
+            const anchor = (1n << 44n) + big * 4n;
+            const unit = 64n * fine;
+            const sBase = roundDown(
+              anchor + BigInt(g.sOff) * unit + (sPs === fine ? BigInt(g.tweak) * fine : 0n),
+              sPs,
+            );
+            const dBase = roundDown(anchor + BigInt(g.dOff) * unit, dPs);
+            const src = load(core, sref, sPs, sBase);
+            const dst = load(core, dref, dPs, dBase);
+            const { outsidePages } = core.convert(src, dst);
+            const { want, outside } = refConvert(sref, sBase, sPs, dref, dBase, dPs);
+            expect(read(dst)).toEqual(want);
+            expect(outsidePages).toBe(outside);
+            src.free();
+            dst.free();
+          },
+        ),
+        { numRuns: 250 },
+      );
+    },
+    HEAVY,
+  );
 
   it("covers all 22 x 22 page-size pairs at least once with overlapping unaligned windows", () => {
     for (const sLog of LOGS) {

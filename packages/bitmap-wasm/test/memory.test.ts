@@ -99,6 +99,20 @@ describe("allocator", () => {
     expect(core.usedBytes).toBe(baseline);
   });
 
+  it("zero-byte blocks are real allocations that free cleanly, also at the top of the heap", () => {
+    const core = loadBitmapCoreSync();
+    const x = core.exports;
+    const before = core.usedBytes;
+    const a = x.mem_alloc(0);
+    const b = x.mem_alloc(0);
+    expect(a).not.toBe(0);
+    expect(b).not.toBe(a);
+    expect(x.mem_free(b)).toBe(0); // the topmost block
+    expect(x.mem_free(a)).toBe(0);
+    expect(x.mem_free(a)).toBe(-1); // double free
+    expect(core.usedBytes).toBe(before);
+  });
+
   it("a new bitmap is zeroed even where a freed one had bits set", () => {
     const core = loadBitmapCoreSync();
     const a = core.bitmap({ nbits: 4096 });

@@ -157,7 +157,7 @@ describe("xlat table", () => {
       ),
       { numRuns: 300 },
     );
-  });
+  }, 30_000);
 
   it("a removed mapping keeps translating until retired (late device bits land on the old GPA)", () => {
     const t = core.xlatTable(4096n);
