@@ -237,19 +237,31 @@ export function listRuns(w: usize, from: u64, hi: u64, out: usize, maxRuns: i32)
     if (i == last) v &= lastMask;
     let t = v ^ ((v << 1) | carry);
     carry = v >> 63;
-    while (t != 0) {
-      const pos = (i << 6) + ctz(t);
+    const base = i << 6;
+    // Close a run carried in from earlier words.
+    if (inRun && t != 0) {
+      store<u64>(out, start, 0);
+      store<u64>(out, base + ctz(t) - start, 8);
+      out += 16;
       t &= t - 1;
-      if (!inRun) {
-        start = pos;
-        inRun = true;
-      } else {
-        store<u64>(out, start, 0);
-        store<u64>(out, pos - start, 8);
-        out += 16;
-        inRun = false;
-        if (++count == maxRuns) return count;
-      }
+      inRun = false;
+      if (++count == maxRuns) return count;
+    }
+    // Whole runs inside this word: boundaries come in (start, end) pairs, no state to flip.
+    while ((t & (t - 1)) != 0) {
+      const s0 = ctz(t);
+      t &= t - 1;
+      const e0 = ctz(t);
+      t &= t - 1;
+      store<u64>(out, base + s0, 0);
+      store<u64>(out, e0 - s0, 8);
+      out += 16;
+      if (++count == maxRuns) return count;
+    }
+    // A run that continues into the next word.
+    if (t != 0) {
+      start = base + ctz(t);
+      inRun = true;
     }
     if (++i > last) break;
     // Skip words without a boundary; a skipped word leaves the carry unchanged. Check one word
