@@ -17,6 +17,12 @@ export { Bitmap, XlatTable };
 /** The ABI version this wrapper speaks (abi_version() of the module). */
 export const ABI_VERSION = 1;
 
+/**
+ * Most bits one bitmap can have (BITMAP_MAX_NBITS of the ABI): its words must fit one allocation
+ * below 4 GiB. 128 TiB of guest at 4 KiB pages; cover more in windows (README "Limits").
+ */
+export const BITMAP_MAX_NBITS = 2 ** 35 - 2 ** 20;
+
 /** What loadBitmapCore accepts: the .wasm bytes, a fetch Response, a URL to fetch, or a compiled Module. */
 export type BitmapSource = ArrayBuffer | ArrayBufferView | Response | URL | WebAssembly.Module;
 

@@ -9,6 +9,7 @@
 
 export {
   ABI_VERSION,
+  BITMAP_MAX_NBITS,
   Bitmap,
   BitmapCore,
   type BitmapExports,

@@ -3,7 +3,7 @@
 // BitmapError with a clear message.
 
 import { describe, expect, it } from "vitest";
-import { BitmapError, ErrorCode, errorCodeName } from "../src/index.ts";
+import { BITMAP_MAX_NBITS, BitmapError, ErrorCode, errorCodeName } from "../src/index.ts";
 import { loadBitmapCoreSync } from "../src/node.ts";
 
 const core = loadBitmapCoreSync();
@@ -212,6 +212,9 @@ describe("BitmapError from the typed wrappers", () => {
     );
     expect(() => core.bitmap({ nbits: -1 })).toThrow(expect.objectContaining({ code: E.RANGE }));
     expect(() => core.bitmap({ nbits: 2 ** 36 })).toThrow(expect.objectContaining({ code: E.TOO_LARGE }));
+    expect(() => core.bitmap({ nbits: BITMAP_MAX_NBITS + 1 })).toThrow(
+      expect.objectContaining({ code: E.TOO_LARGE }),
+    );
     expect(() => core.density(b, 0)).toThrow(expect.objectContaining({ code: E.BAD_ARGUMENT }));
     b.free();
     b.free(); // idempotent
