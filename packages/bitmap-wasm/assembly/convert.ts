@@ -119,7 +119,7 @@ function expand(src: usize, sBase: u64, sLog: u64, dst: usize, dBase: u64, dLog:
   const wLast = (j1 - 1) >> 6;
   // Interior destination words (fully inside [j0, j1)) whose 64 fine bits start on a multiple of
   // 64 in V take their coarse bits from one source word: table or whole-word fast paths.
-  let wA = (j0 + 63) >> 6;
+  const wA = (j0 + 63) >> 6;
   const wB = j1 >> 6;
   if (wA < wB && (((<i64>(wA << 6) - <i64>j0 + vLo) & 63) == 0) && k >= 3) {
     const v0 = <i64>(wA << 6) - <i64>j0 + vLo;
@@ -134,8 +134,57 @@ function expand(src: usize, sBase: u64, sLog: u64, dst: usize, dBase: u64, dLog:
     for (let wi = wB; wi <= wLast; wi++) expandEdgeWord(src, dst, i0, i1, j0, vLo, vHi, wi, k);
     return;
   }
-  wA = wFirst;
+  if (k >= 3 && wLast - wFirst >= 4) {
+    expandShifted(src, dst, i0, i1, j0, vLo, vHi, k);
+    return;
+  }
   for (let wi = wFirst; wi <= wLast; wi++) expandEdgeWord(src, dst, i0, i1, j0, vLo, vHi, wi, k);
+}
+
+// Scratch for expandShifted: CHUNK_WORDS words plus one word before and one after, which the
+// merge's head and tail may read (see windowSlack in bits.ts).
+// @ts-ignore: decorator
+@inline const CHUNK_WORDS: u64 = 512;
+const CHUNK: usize = memory.data(<i32>(CHUNK_WORDS + 2) * 8, 16) + 8;
+
+/**
+ * Expansion when destination words do not line up with 64-bit words of V: expand V word-aligned
+ * into a 4 KiB scratch chunk with the fast kernels, then OR the chunk into the destination with
+ * the shifted merge. One extra pass over L1-resident scratch instead of a per-word general path.
+ */
+function expandShifted(src: usize, dst: usize, i0: u64, i1: u64, j0: u64, vLo: i64, vHi: i64, k: u64): void {
+  // V words whose 64 bits all lie in [vLo, vHi) read only coarse bits in [i0, i1).
+  const vA = (vLo + 63) >> 6;
+  const vB = vHi >> 6;
+  for (let cw = vLo >> 6; cw < (vHi + 63) >> 6; cw += <i64>CHUNK_WORDS) {
+    const ce = min<i64>(cw + <i64>CHUNK_WORDS, (vHi + 63) >> 6);
+    memory.fill(CHUNK, 0, <usize>(ce - cw) << 3);
+    const ia = max<i64>(cw, vA);
+    const ib = min<i64>(ce, vB);
+    if (ia < ib) {
+      const wA = <u64>(ia - cw);
+      const wB = <u64>(ib - cw);
+      const v0 = ia << 6;
+      if (k >= 6) {
+        expandWholeWords(src, CHUNK, i0, v0, wA, wB, k);
+      } else {
+        const done = expandBySimd(src, CHUNK, i0 + (<u64>v0 >> k), wA, wB, k);
+        expandByTable(src, CHUNK, i0, v0 + (<i64>(done - wA) << 6), done, wB, k);
+      }
+    }
+    // Partial V words at either end of [vLo, vHi) through the clipping path.
+    for (let vw = cw; vw < ce; vw++) {
+      if (vw >= vA && vw < vB) continue;
+      const v = vw << 6;
+      let x = expandWindow(src, i0, i1, v, k);
+      x &= bitsMask(<u64>max<i64>(vLo - v, 0), <u64>min<i64>(vHi - v, 64));
+      store<u64>(CHUNK + (<usize>(vw - cw) << 3), x);
+    }
+    // V bits [a, b) of this chunk go to destination bits j0 + (v - vLo).
+    const a = max<i64>(cw << 6, vLo);
+    const b = min<i64>(ce << 6, vHi);
+    if (a < b) mergeRange(dst, j0 + <u64>(a - vLo), CHUNK, <u64>(a - (cw << 6)), <u64>(b - a), OP_OR);
+  }
 }
 
 /** One destination word of an expansion through the general (clipping) path. */
@@ -208,7 +257,11 @@ function expandByTable(src: usize, dst: usize, i0: u64, v0: i64, wA: u64, wB: u6
   let d = dst + (<usize>wA << 3);
   const dEnd = dst + (<usize>wB << 3);
   while (d < dEnd) {
-    const bitsIn = (wordAt(src, sbit >> 6) >> (sbit & 63)) & mask;
+    // The 64 >> k coarse bits may straddle two source words when i0 is not a multiple of them.
+    const sh = sbit & 63;
+    let bitsIn = wordAt(src, sbit >> 6) >> sh;
+    if (sh + per > 64) bitsIn |= wordAt(src, (sbit >> 6) + 1) << (64 - sh);
+    bitsIn &= mask;
     store<u64>(d, load<u64>(d) | load<u64>(table + (<usize>bitsIn << 3)));
     d += 8;
     sbit += per;

@@ -5,7 +5,7 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { loadBitmapCoreSync } from "../src/node.ts";
-import { type Bits, bitsArb, load, read } from "./reference.ts";
+import { type Bits, bitsArb, load, randomBits, read } from "./reference.ts";
 
 const core = loadBitmapCoreSync();
 
@@ -98,7 +98,8 @@ describe("convert", () => {
               dBits: fc.integer({ min: 0, max: 4000 }),
               sOff: fc.integer({ min: -3, max: 3 }),
               dOff: fc.integer({ min: -3, max: 3 }),
-              tweak: fc.constantFrom(0, 0, 0, 1, 64, 65),
+              tweak: fc.constantFrom(0, 0, 0, 1, 3, 64, 65, 100),
+              sCoarse: fc.integer({ min: -5, max: 5 }),
             })
             .chain((g) => fc.tuple(fc.constant(g), bitsArb(g.sBits), bitsArb(g.dBits))),
           ([g, sref, dref]) => {
@@ -109,11 +110,15 @@ describe("convert", () => {
             // `tweak` fine pages on top exercise the fall-back next to the fast path.
             const anchor = (1n << 44n) + big * 4n;
             const unit = 64n * fine;
-            const sBase = roundDown(
-              anchor + BigInt(g.sOff) * unit + (sPs === fine ? BigInt(g.tweak) * fine : 0n),
-              sPs,
+            // For expansions, `sCoarse` whole coarse pages more: the first coarse bit used is then any
+            // index, not a multiple of 64 >> k, so fine words may take bits from two source words.
+            const sBase =
+              roundDown(anchor + BigInt(g.sOff) * unit + (sPs === fine ? BigInt(g.tweak) * fine : 0n), sPs) +
+              (g.coarsen ? 0n : BigInt(g.sCoarse) * big);
+            const dBase = roundDown(
+              anchor + BigInt(g.dOff) * unit + (dPs === fine ? BigInt(g.tweak) * fine : 0n),
+              dPs,
             );
-            const dBase = roundDown(anchor + BigInt(g.dOff) * unit, dPs);
             const src = load(core, sref, sPs, sBase);
             const dst = load(core, dref, dPs, dBase);
             const { outsidePages } = core.convert(src, dst);
@@ -174,6 +179,33 @@ describe("convert", () => {
       }
     }
   });
+
+  it(
+    "expands into a long destination window that is not word-aligned with the source pages",
+    () => {
+      // 40000 fine bits: more than one 32768-bit scratch chunk of the shifted expansion.
+      for (const [sLog, off] of [
+        [16, 1],
+        [15, 7],
+        [17, 100],
+        [21, 3],
+      ] as const) {
+        const sPs = 1n << BigInt(sLog);
+        const sref = randomBits(Math.ceil((40_000 * 4096) / Number(sPs)) + 2, sLog, 0.4);
+        const src = load(core, sref, sPs, 0n);
+        const dref = randomBits(40_000, off, 0.05);
+        const dBase = 4096n * BigInt(off);
+        const dst = load(core, dref, 4096n, dBase);
+        const { outsidePages } = core.convert(src, dst);
+        const { want, outside } = refConvert(sref, 0n, sPs, dref, dBase, 4096n);
+        expect(read(dst), `${sPs} -> 4096 at +${off} pages`).toEqual(want);
+        expect(outsidePages).toBe(outside);
+        src.free();
+        dst.free();
+      }
+    },
+    HEAVY,
+  );
 
   it("coarsens a 4 KiB bitmap to 2 MiB pages with a dirty page in each partial end page", () => {
     // src covers [2 MiB - 8 KiB, 6 MiB + 4 KiB): partial coarse pages at both ends.
