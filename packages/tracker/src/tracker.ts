@@ -391,7 +391,8 @@ class TrackerImpl implements Tracker {
         // With a vIOMMU the kernel reports IOVA space: query a window of it, then translate.
         const target = this.#xlat ? this.#windowBitmap(w) : dst;
         try {
-          // Pieces are disjoint and start empty (a cleared report, or a fresh window bitmap).
+          // Pieces are disjoint and start empty (cleared here, or a fresh window bitmap).
+          if (target === this.#report) for (const p of w.pieces) target.clear(...this.#bitSpan(target, p));
           let counts = w.pieces.map(() => 0);
           for (const [ui, u] of eligible.entries()) {
             if (corrupt.has(u)) this.#markAll(w, target);
@@ -670,10 +671,15 @@ class TrackerImpl implements Tracker {
     return names.size === 1 ? this.#units[0]!.strategy.name : "mixed";
   }
 
+  /**
+   * The report bitmap, reused from sync to sync. Without a vIOMMU only the windows' pieces ever
+   * get bits, so each piece is cleared in the window loop, right before its queries, while the
+   * window is in cache; with a vIOMMU translation can land anywhere, so it is cleared whole here.
+   */
   #reportBitmap(): Bitmap {
     const nbits = Number((this.#gpaEnd + this.#pageSize - 1n) / this.#pageSize);
     if (this.#report && this.#report.nbits === nbits) {
-      this.#report.fill(false);
+      if (this.#xlat) this.#report.fill(false);
       return this.#report;
     }
     this.#report?.free();

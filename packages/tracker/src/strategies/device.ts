@@ -15,7 +15,7 @@ import { IoctlError } from "@vfio-dirty/vfio-adapter";
 import type { Bitmap, BitmapCore } from "../bitmap.ts";
 import { type IovaRange, type MemorySection, planLogging, startWithRetry } from "../ranges.ts";
 import type { DirtyStrategy } from "../strategy.ts";
-import { orPlaced } from "./type1.ts";
+import { orPlaced } from "./place.ts";
 
 /** The part of the adapter's Device this strategy uses. */
 export interface LoggingDevice {

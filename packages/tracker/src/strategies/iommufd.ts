@@ -9,7 +9,7 @@
 import type { Bitmap, BitmapCore } from "../bitmap.ts";
 import type { IovaRange } from "../ranges.ts";
 import type { DirtyStrategy } from "../strategy.ts";
-import { orPlaced } from "./type1.ts";
+import { orPlaced } from "./place.ts";
 
 /** The part of the adapter's IommuFd this strategy uses. */
 export interface DirtyIommufd {

@@ -10,6 +10,7 @@
 import type { Bitmap, BitmapCore } from "../bitmap.ts";
 import type { IovaRange } from "../ranges.ts";
 import type { DirtyStrategy } from "../strategy.ts";
+import { orPlaced } from "./place.ts";
 
 /** The part of the adapter's Container this strategy uses. */
 export interface Type1Container {
@@ -71,16 +72,4 @@ export class Type1Strategy implements DirtyStrategy {
       scratch.free();
     }
   }
-}
-
-/** OR `src` into `dst` by address (same page size: a shifted OR; else a conversion). */
-export function orPlaced(core: BitmapCore, src: Bitmap, dst: Bitmap): void {
-  if (src.pageSize === dst.pageSize && src.base >= dst.base) {
-    const at = (src.base - dst.base) / dst.pageSize;
-    if ((src.base - dst.base) % dst.pageSize === 0n && at + BigInt(src.nbits) <= BigInt(dst.nbits)) {
-      dst.orFrom(src, 0, Number(at), src.nbits);
-      return;
-    }
-  }
-  core.convert(src, dst);
 }
