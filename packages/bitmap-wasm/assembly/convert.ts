@@ -65,6 +65,10 @@ function coarsen(src: usize, sBase: u64, sLog: u64, dst: usize, dBase: u64, dLog
     coarsenWordAligned(src, dst, f0, i0, i1, j0, j1, k);
     return;
   }
+  if (k >= 6 && k <= 15) {
+    coarsenShifted(src, dst, f0, i0, i1, j0, j1, k);
+    return;
+  }
   if (k >= 6) {
     const nw = <usize>(r >> 6);
     let j = j0;
@@ -199,6 +203,25 @@ function expandEdgeWord(src: usize, dst: usize, i0: u64, i1: u64, j0: u64, vLo: 
       x &= bitsMask(lo, hi);
     }
     if (x != 0) setWordAt(dst, wi, wordAt(dst, wi) | x);
+  }
+}
+
+/**
+ * Coarsen by 64..32768 when coarse pages do not start on fine word boundaries: shift the fine bits
+ * of a run of coarse pages into the word-aligned scratch chunk with the merge kernel, then
+ * coarsen the chunk with the aligned kernel.
+ */
+function coarsenShifted(src: usize, dst: usize, f0: i64, i0: i64, i1: i64, j0: u64, j1: u64, k: u64): void {
+  const perChunk = (CHUNK_WORDS << 6) >> k; // coarse bits per chunk, >= 1
+  for (let j = j0; j < j1; j += perChunk) {
+    const je = min<u64>(j + perChunk, j1);
+    const fa = f0 + (<i64>(j - j0) << <i64>k);
+    const nfine = <i64>(je - j) << <i64>k;
+    memory.fill(CHUNK, 0, <usize>(nfine >> 3));
+    const lo = max<i64>(fa, i0);
+    const hi = min<i64>(fa + nfine, i1);
+    if (lo < hi) mergeRange(CHUNK, <u64>(lo - fa), src, <u64>lo, <u64>(hi - lo), OP_OR);
+    coarsenWordAligned(CHUNK, dst, 0, 0, nfine, j, je, k);
   }
 }
 

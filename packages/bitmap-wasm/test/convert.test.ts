@@ -207,6 +207,38 @@ describe("convert", () => {
     HEAVY,
   );
 
+  it(
+    "coarsens a long source that is not word-aligned with the coarse pages (several scratch chunks)",
+    () => {
+      for (const [k, off] of [
+        [9, 3],
+        [6, 1],
+        [12, 5000],
+        [15, 77],
+      ] as const) {
+        const r = 1 << k;
+        const nfine = 200_000;
+        const sref = randomBits(nfine, k + off, 0.0005);
+        // The first and the last fine page of some coarse pages, alone in them.
+        const first = (r - (off % r)) % r;
+        for (let c = 0; first + c * r < nfine; c += 3) sref[first + c * r] = 1;
+        for (let c = 1; first + c * r - 1 < nfine; c += 5) sref[first + c * r - 1] = 1;
+        const sBase = 4096n * BigInt(off);
+        const src = load(core, sref, 4096n, sBase);
+        const dPs = 4096n << BigInt(k);
+        const dBits = Math.ceil((off + nfine) / r);
+        const dst = core.bitmap({ nbits: dBits, pageSize: dPs, base: 0n });
+        const { outsidePages } = core.convert(src, dst);
+        const { want, outside } = refConvert(sref, sBase, 4096n, new Uint8Array(dBits), 0n, dPs);
+        expect(read(dst), `k ${k}, +${off} pages`).toEqual(want);
+        expect(outsidePages).toBe(outside);
+        src.free();
+        dst.free();
+      }
+    },
+    HEAVY,
+  );
+
   it("coarsens a 4 KiB bitmap to 2 MiB pages with a dirty page in each partial end page", () => {
     // src covers [2 MiB - 8 KiB, 6 MiB + 4 KiB): partial coarse pages at both ends.
     const sBase = (2n << 20n) - 8192n;
