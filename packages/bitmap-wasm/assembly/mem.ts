@@ -75,14 +75,10 @@ let usedBytes: u64 = 0;
   return (<u64>memory.size()) << 16;
 }
 
-/** First byte callers may use for their own buffers (everything below is static data). */
-export function heapBase(): usize {
-  return heapStart;
-}
-
-/** Zeroed, 16-byte aligned block of nbytes; 0 on failure with the code in lastError. */
+/** Code of the last failed memAlloc (ERR_NOMEM, ERR_TOO_LARGE); OK after a success. */
 export let lastError: i32 = OK;
 
+/** Zeroed, 16-byte aligned block of nbytes owned by `owner`; 0 on failure with the code in lastError. */
 export function memAlloc(nbytes: u64, owner: u32): usize {
   if (nbytes > MEM_MAX_REQUEST) {
     lastError = ERR_TOO_LARGE;
