@@ -9,7 +9,7 @@
 // The bytes go into wasm memory in one copy; no JS loop ever looks at a bit.
 
 import { readFileSync, writeFileSync } from "node:fs";
-import type { Bitmap, BitmapCore } from "@vfio-dirty/bitmap-wasm";
+import { BITMAP_MAX_NBITS, type Bitmap, type BitmapCore } from "@vfio-dirty/bitmap-wasm";
 import { InternalError } from "@vfio-dirty/vfio-adapter";
 import { UsageError } from "./errors.ts";
 import { hex } from "./format/units.ts";
@@ -112,8 +112,8 @@ export function wholeWords(nbits: bigint): number {
   return Number(n === 0n ? 64n : n);
 }
 
-/** Largest bitmap bitmap-wasm holds (BITMAP_MAX_NBITS in its ABI). */
-export const MAX_FILE_NBITS = 2 ** 35 - 2 ** 12;
+/** Largest bitmap bitmap-wasm holds: its own limit, so the two can never disagree. */
+export const MAX_FILE_NBITS = BITMAP_MAX_NBITS;
 
 /** base aligned down to `pageSize`. */
 export function alignDown(value: bigint, pageSize: bigint): bigint {
