@@ -32,7 +32,7 @@ describe.skipIf(driver !== "vfio-pci" && driver !== "edu-log")(
       expect(edu.iommu?.dirtyTracking, "the emulated VT-d has no second-stage dirty bit").toBe(false);
       expect(doc.provisional).toBe(true);
       // Plain vfio-pci never migrates; for a variant driver only --open can tell.
-    if (driver === "vfio-pci") expect(doc.possibleBlockers.join("\n")).toMatch(/migration/);
+      if (driver === "vfio-pci") expect(doc.possibleBlockers.join("\n")).toMatch(/migration/);
       expect(run.status, "exit 3 is for found blockers only").toBe(doc.blockers.length ? 3 : 0);
     });
 

@@ -10,7 +10,7 @@ import { Container, Errno, Group, type MappedMemory, uapi } from "@vfio-dirty/vf
 import { createLinuxHost } from "@vfio-dirty/vfio-adapter/linux";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { EDU_BUFFER } from "./support/edu.ts";
-import { openTyped, type TypedSession } from "./support/typed.ts";
+import { eduWorkload, openTyped, type TypedSession } from "./support/typed.ts";
 import { eduBdf, ioctlErrno } from "./support/vfio.ts";
 
 const PAGE = 4096n;
@@ -91,6 +91,26 @@ describe.skipIf(process.env.VM_DRIVER !== "vfio-pci")("type1 on a real kernel", 
         tracker.close();
       }
       expect(tracker.started).toBe(false);
+    });
+
+    it("every page the CLI's edu workload plugin wrote is reported (the plugin's ground truth)", async () => {
+      const { tracker } = openTracker(
+        { devices: [{ id: s.bdf, device: s.device }], iommu: { kind: "type1", container: s.container } },
+        { core, memory: sections(), ignoreBlockers: true },
+      );
+      const workload = await eduWorkload(host, s, { iova: A, length: A_LENGTH, bytes: memA.bytes });
+      try {
+        tracker.start();
+        tracker.setPhase("precopy");
+        const written = await workload.run(400, new AbortController().signal);
+        expect(written.length).toBeGreaterThan(0);
+        const bits = tracker.sync().bitmap!;
+        const missed = written.filter((w) => !bits.test(Number(w.iova / PAGE)));
+        expect(missed).toEqual([]);
+      } finally {
+        workload.stop();
+        tracker.close();
+      }
     });
 
     it("unmap with GET_DIRTY_BITMAP returns the range's bits and unmaps it", () => {
