@@ -11,7 +11,13 @@ import { UnsupportedError } from "@vfio-dirty/vfio-adapter";
 import type { BitmapCore } from "./bitmap.ts";
 import { probeCaps, type TrackingTarget } from "./probe.ts";
 import type { IovaRange, MemorySection } from "./ranges.ts";
-import { chooseStrategy, type SelectOptions, type StrategyChoice } from "./select.ts";
+import {
+  chooseStrategy,
+  MigrationBlockedError,
+  type SelectOptions,
+  type StrategyChoice,
+  type StrategyName,
+} from "./select.ts";
 import { AllDirtyStrategy } from "./strategies/all-dirty.ts";
 import { DeviceLoggingStrategy } from "./strategies/device.ts";
 import { IommufdStrategy } from "./strategies/iommufd.ts";
@@ -35,14 +41,8 @@ export interface OpenOptions extends SelectOptions {
   readonly now?: () => number;
 }
 
-export class MigrationBlockedError extends Error {
-  override name = "MigrationBlockedError";
-  constructor(readonly choice: StrategyChoice) {
-    super(
-      `migration is blocked: ${choice.blockers.map((b) => (b.device ? `${b.device}: ` : "") + b.message).join("; ")}`,
-    );
-  }
-}
+// Kept here too: callers import it from open.ts (it now lives in select.ts, which start() shares).
+export { MigrationBlockedError };
 
 /** Probe, choose and build. Throws MigrationBlockedError on blockers (unless ignoreBlockers). */
 export function openTracker(
@@ -56,49 +56,20 @@ export function openTracker(
   });
   if (choice.blockers.length > 0 && !opts.ignoreBlockers) throw new MigrationBlockedError(choice);
   const strategy = opts.forceStrategy ?? choice.strategy;
-  const preCopyOf = (id: string) => opts.devices?.[id]?.preCopyDirtyPageTracking !== false;
-  const ids = target.devices.map((d) => d.id);
-  let units: UnitConfig[];
-  switch (strategy) {
-    case "device":
-      units = target.devices.map(({ id, device }) => ({
-        id,
-        devices: [id],
-        strategy: new DeviceLoggingStrategy(device, opts.core, pageSize),
-        preCopy: preCopyOf(id),
-      }));
-      break;
-    case "type1":
-      if (target.iommu.kind !== "type1") throw new UnsupportedError("type1 strategy needs a type1 container");
-      units = [
-        {
-          id: "iommu",
-          devices: ids,
-          strategy: new Type1Strategy(target.iommu.container, opts.core, pageSize),
-          preCopy: ids.every(preCopyOf),
-        },
-      ];
-      break;
-    case "iommufd": {
-      const iommu = target.iommu;
-      if (iommu.kind !== "iommufd") throw new UnsupportedError("iommufd strategy needs an iommufd");
-      if (!iommu.hwptIds?.length)
-        throw new UnsupportedError(
-          "iommufd strategy: attach the devices to a HWPT allocated with DIRTY_TRACKING and pass its id",
-        );
-      units = [
-        {
-          id: "iommu",
-          devices: ids,
-          strategy: new IommufdStrategy(iommu.iommufd, iommu.hwptIds, iommu.ioasId, opts.core, pageSize),
-          preCopy: ids.every(preCopyOf),
-        },
-      ];
-      break;
+  const units = buildUnits(strategy, target, opts, pageSize);
+  // If the strategy cannot START (only START can tell: a device's span limit is not probeable),
+  // the tracker moves the whole container to the next usable one, down to all-dirty.
+  const chain: UnitConfig[][] = [];
+  const fallbackNames = opts.forceStrategy
+    ? choice.fallbacks.filter((n) => ORDER.indexOf(n) > ORDER.indexOf(strategy))
+    : choice.fallbacks;
+  for (const name of fallbackNames) {
+    try {
+      chain.push(buildUnits(name, target, opts, pageSize));
+    } catch (e) {
+      // e.g. iommufd without a dirty-tracking HWPT the devices are attached to: not a fallback.
+      if (!(e instanceof UnsupportedError)) throw e;
     }
-    case "all-dirty":
-      units = [{ id: "all", devices: ids, strategy: new AllDirtyStrategy() }];
-      break;
   }
   const tracker = createTracker({
     core: opts.core,
@@ -115,6 +86,64 @@ export function openTracker(
         }
       : {}),
     ...(opts.now ? { now: opts.now } : {}),
+    startFallback: {
+      chain,
+      enableMigration: opts.enableMigration ?? "auto",
+      ignoreBlockers: opts.ignoreBlockers ?? false,
+      choice,
+    },
   });
   return { tracker, choice };
+}
+
+// --- Internal helpers ---
+
+const ORDER: readonly StrategyName[] = ["device", "iommufd", "type1", "all-dirty"];
+
+/** The tracking units of one strategy: one per device for device logging, else one for all. */
+function buildUnits(
+  strategy: StrategyName,
+  target: TrackingTarget,
+  opts: OpenOptions,
+  pageSize: bigint,
+): UnitConfig[] {
+  const preCopyOf = (id: string) => opts.devices?.[id]?.preCopyDirtyPageTracking !== false;
+  const ids = target.devices.map((d) => d.id);
+  switch (strategy) {
+    case "device":
+      return target.devices.map(({ id, device }) => ({
+        id,
+        devices: [id],
+        strategy: new DeviceLoggingStrategy(device, opts.core, pageSize),
+        preCopy: preCopyOf(id),
+      }));
+    case "type1":
+      if (target.iommu.kind !== "type1") throw new UnsupportedError("type1 strategy needs a type1 container");
+      return [
+        {
+          id: "iommu",
+          devices: ids,
+          strategy: new Type1Strategy(target.iommu.container, opts.core, pageSize),
+          preCopy: ids.every(preCopyOf),
+        },
+      ];
+    case "iommufd": {
+      const iommu = target.iommu;
+      if (iommu.kind !== "iommufd") throw new UnsupportedError("iommufd strategy needs an iommufd");
+      if (!iommu.hwptIds?.length)
+        throw new UnsupportedError(
+          "iommufd strategy: attach the devices to a HWPT allocated with DIRTY_TRACKING and pass its id",
+        );
+      return [
+        {
+          id: "iommu",
+          devices: ids,
+          strategy: new IommufdStrategy(iommu.iommufd, iommu.hwptIds, iommu.ioasId, opts.core, pageSize),
+          preCopy: ids.every(preCopyOf),
+        },
+      ];
+    }
+    case "all-dirty":
+      return [{ id: "all", devices: ids, strategy: new AllDirtyStrategy() }];
+  }
 }

@@ -220,6 +220,19 @@ describe("chooseStrategy", () => {
     expect(choice.warnings.join()).toMatch(/every mapped page/);
   });
 
+  it.each([
+    ["device, then the IOMMU's iommufd", iommufd(), [dev("a", HW_DIRTY)], ["iommufd", "all-dirty"]],
+    ["device, then type1", type1(), [dev("a")], ["type1", "all-dirty"]],
+    ["device with no IOMMU tracking", type1None, [dev("a")], ["all-dirty"]],
+    ["iommufd without a dirty IOMMU", iommufd(), [dev("a")], ["all-dirty"]],
+    ["type1 chosen", type1(), [dev("a", { dmaLogging: LOG_NO })], ["all-dirty"]],
+    ["all-dirty chosen", type1None, [dev("a", { dmaLogging: LOG_NO })], []],
+  ] as const)("fallbacks for a START refusal: %s", (_rule, container, devices, want) => {
+    const choice = chooseStrategy({ container, devices: [...devices] }, { enableMigration: "on" });
+    expect(choice.fallbacks).toEqual(want);
+    expect(choice.fallbacks).not.toContain(choice.strategy);
+  });
+
   it("rejects an empty device set", () => {
     expect(() => chooseStrategy({ container: type1(), devices: [] })).toThrow(/no devices/);
   });

@@ -92,6 +92,12 @@ export interface Blocker {
 
 export interface StrategyChoice {
   readonly strategy: StrategyName;
+  /**
+   * What to move the whole container to if `strategy` cannot START (a device refusing the span,
+   * a HWPT refusing dirty tracking): the other strategies the probe found usable, best first,
+   * always ending with "all-dirty" (which the tracker accepts only as enableMigration allows).
+   */
+  readonly fallbacks: readonly StrategyName[];
   readonly reasons: readonly SelectionReason[];
   readonly blockers: readonly Blocker[];
   readonly warnings: readonly string[];
@@ -186,10 +192,14 @@ export function chooseStrategy(
     }
   }
 
-  let strategy: StrategyName;
-  if (deviceOk) strategy = "device";
-  else if (iommuStrategy !== undefined) strategy = iommuStrategy;
-  else strategy = "all-dirty";
+  // Best first: what the probe found usable, then the always-possible fallback.
+  const usable: StrategyName[] = [
+    ...(deviceOk ? (["device"] as const) : []),
+    ...(iommuStrategy !== undefined ? [iommuStrategy] : []),
+    "all-dirty",
+  ];
+  const strategy = usable[0]!;
+  const fallbacks = usable.slice(1);
 
   if (strategy === "type1")
     warnings.push(
@@ -247,7 +257,17 @@ export function chooseStrategy(
         });
     }
   }
-  return { strategy, reasons, blockers, warnings };
+  return { strategy, fallbacks, reasons, blockers, warnings };
+}
+
+/** Migration cannot proceed: the blockers, each with its reason (thrown by openTracker and start()). */
+export class MigrationBlockedError extends Error {
+  override name = "MigrationBlockedError";
+  constructor(readonly choice: StrategyChoice) {
+    super(
+      `migration is blocked: ${choice.blockers.map((b) => (b.device ? `${b.device}: ` : "") + b.message).join("; ")}`,
+    );
+  }
 }
 
 // --- Internal helpers ---

@@ -54,7 +54,13 @@ export type TrackerEventKind =
   | "stop-failed"
   | "untracked-mapping"
   | "unmapped-dirty"
-  | "start-notes";
+  | "start-notes"
+  // start(): a strategy's START was refused by the kernel (after its own bounded retries).
+  | "start-refused"
+  // start(): every unit moved to the next usable strategy (QEMU decides per container).
+  | "fallback"
+  // start(): only all-dirty is left and enableMigration is "auto" (a blocker, as QEMU's).
+  | "blocked";
 
 /** Something the user must know: every fail-safe path records one. */
 export interface TrackerEvent {
@@ -65,5 +71,7 @@ export interface TrackerEvent {
   readonly unit: string;
   readonly message: string;
   readonly errno?: number;
+  /** The kernel call that failed, when known (an IoctlError's op). */
+  readonly call?: string;
   readonly range?: IovaRange;
 }

@@ -24,7 +24,12 @@
 import { VfioError } from "@vfio-dirty/vfio-adapter";
 import type { Bitmap, BitmapCore, XlatTable } from "./bitmap.ts";
 import type { IovaRange, MemorySection } from "./ranges.ts";
-import type { StrategyName } from "./select.ts";
+import {
+  MigrationBlockedError,
+  type SelectionReason,
+  type StrategyChoice,
+  type StrategyName,
+} from "./select.ts";
 import { AllDirtyStrategy, setRange } from "./strategies/all-dirty.ts";
 import type { DirtyStrategy, DmaMapper, TrackerEvent, TrackerEventKind } from "./strategy.ts";
 
@@ -67,6 +72,28 @@ export interface TrackerConfig {
    * `perDevice[id].pages` undefined and saves those passes (the benchmark shows both).
    */
   readonly perDeviceCounts?: boolean;
+  /**
+   * What start() does when the kernel refuses a unit's START (after the strategy's own bounded
+   * retries). Without it, that unit alone degrades to all-dirty (event "degraded").
+   */
+  readonly startFallback?: StartFallback;
+}
+
+/**
+ * Start-time fallback, decided per container as QEMU does: if one unit cannot start, every unit
+ * is stopped and the whole set moves to the next entry of `chain` (device -> iommufd -> type1 ->
+ * all-dirty, as far as the probe found them usable). Each refusal is an event "start-refused"
+ * naming the call and errno, each move an event "fallback".
+ */
+export interface StartFallback {
+  /** Complete unit sets, best first; the last is normally all-dirty. */
+  readonly chain: readonly (readonly UnitConfig[])[];
+  /** QEMU enable-migration: with "auto", ending up all-dirty is a blocker (event "blocked"). */
+  readonly enableMigration: "auto" | "on";
+  /** With "auto": start all-dirty anyway (the "blocked" event stays) instead of throwing. */
+  readonly ignoreBlockers?: boolean;
+  /** The selection the chain came from; a blocked start() throws it, with the refusals added. */
+  readonly choice?: StrategyChoice;
 }
 
 export interface UnitReport {
@@ -175,13 +202,16 @@ interface Mapping {
 
 class TrackerImpl implements Tracker {
   readonly #core: BitmapCore;
-  readonly #units: Unit[];
+  /** Replaced as a whole when start() falls back to the next strategy. */
+  #units: Unit[];
   readonly #memory: readonly MemorySection[];
   readonly #pageSize: bigint;
   readonly #windowBytes: bigint;
   readonly #now: () => number;
   readonly #viommu: TrackerConfig["viommu"];
   readonly #perDeviceCounts: boolean;
+  readonly #startFallback: StartFallback | undefined;
+  #blocked: MigrationBlockedError | undefined;
   /** IOVA ranges every unit was started on. */
   /** What tracking is started on (and restarted on); fixed at the first start(). */
   #startRanges: readonly IovaRange[];
@@ -245,14 +275,10 @@ class TrackerImpl implements Tracker {
     this.#perDeviceCounts = c.perDeviceCounts ?? true;
     this.#startRanges = c.viommu?.aperture ?? sorted; // sections keep their kind for range planning
     this.#apertureFromMappings = c.viommu !== undefined && c.viommu.aperture === undefined;
-    this.#units = c.units.map((u) => ({
-      id: u.id,
-      devices: u.devices,
-      strategy: u.strategy,
-      preCopy: u.preCopy ?? true,
-      running: false,
-      allDirtyNext: false,
-    }));
+    this.#units = toUnits(c.units);
+    for (const set of c.startFallback?.chain ?? [])
+      if (set.length === 0) throw new RangeError("createTracker: empty fallback unit set");
+    this.#startFallback = c.startFallback;
     if (c.viommu) this.#xlat = c.core.xlatTable(pageSize);
   }
 
@@ -287,32 +313,10 @@ class TrackerImpl implements Tracker {
       );
       this.#untracked = 0;
     }
-    const done: Unit[] = [];
-    try {
-      for (const u of this.#units) {
-        try {
-          u.strategy.start(this.#startRanges);
-        } catch (e) {
-          // The kernel refused (a device that cannot log this span, a HWPT that will not track):
-          // this unit falls back to all-dirty, visibly, rather than the whole migration failing.
-          if (!isKernelError(e)) throw e;
-          this.#event(
-            "degraded",
-            u.id,
-            `start failed (${message(e)}): ${u.strategy.name} degraded to all-dirty for the session`,
-            errnoOf(e),
-          );
-          u.strategy = new AllDirtyStrategy();
-        }
-        u.running = true;
-        done.push(u);
-        if (u.strategy.startNotes?.length) this.#event("start-notes", u.id, u.strategy.startNotes.join("; "));
-      }
-    } catch (e) {
-      // Undo partial work, as vfio_devices_dma_logging_start() does.
-      for (const u of done) this.#stopUnit(u);
-      throw e;
-    }
+    // A start that ended blocked stays blocked: the fallback chain was used up on the way.
+    if (this.#blocked) throw this.#blocked;
+    if (this.#startFallback) this.#startWithFallback(this.#startFallback);
+    else this.#startDegrading();
     this.#started = true;
     this.#phase = "setup";
   }
@@ -615,6 +619,123 @@ class TrackerImpl implements Tracker {
     this.close();
   }
 
+  /** Without a fallback chain: a unit the kernel refuses degrades to all-dirty on its own. */
+  #startDegrading(): void {
+    const done: Unit[] = [];
+    try {
+      for (const u of this.#units) {
+        try {
+          u.strategy.start(this.#startRanges);
+        } catch (e) {
+          if (!isKernelError(e)) throw e;
+          this.#event(
+            "degraded",
+            u.id,
+            `start failed (${message(e)}): ${u.strategy.name} degraded to all-dirty for the session`,
+            errnoOf(e),
+          );
+          u.strategy = new AllDirtyStrategy();
+        }
+        u.running = true;
+        done.push(u);
+        if (u.strategy.startNotes?.length) this.#event("start-notes", u.id, u.strategy.startNotes.join("; "));
+      }
+    } catch (e) {
+      // Undo partial work, as vfio_devices_dma_logging_start() does.
+      for (const u of done) this.#stopUnit(u);
+      throw e;
+    }
+  }
+
+  /**
+   * Start every unit; if the kernel refuses one, stop the ones started (as
+   * vfio_devices_dma_logging_start() does) and move the whole set to the next strategy of the
+   * chain. QEMU would fail the migration here; the next strategy loses no page and over-reports
+   * far less than all-dirty.
+   */
+  #startWithFallback(fb: StartFallback): void {
+    const refusals: SelectionReason[] = [];
+    let next = 0;
+    for (;;) {
+      const refused = this.#tryStartAll();
+      if (!refused) break;
+      const { unit, error } = refused;
+      const from = unit.strategy.name;
+      const call = callOf(error);
+      const errno = errnoOf(error);
+      const notes = unit.strategy.startNotes?.length
+        ? ` (tried: ${unit.strategy.startNotes.join("; ")})`
+        : "";
+      this.#event("start-refused", unit.id, `${from} could not start: ${message(error)}${notes}`, errno, {
+        call,
+      });
+      if (from !== "all-dirty")
+        refusals.push({
+          ...(unit.devices.length === 1 && unit.id === unit.devices[0] ? { device: unit.id } : {}),
+          strategy: from,
+          ...(call !== undefined ? { call } : {}),
+          ...(errno !== undefined ? { errno } : {}),
+          message: `START refused: ${message(error)}`,
+        });
+      const set = fb.chain[next++];
+      if (!set) {
+        // Nothing left in the chain (all-dirty was not offered): the units degrade on their own.
+        this.#startDegrading();
+        break;
+      }
+      this.#units = toUnits(set);
+      this.#windowCache = undefined;
+      this.#event(
+        "fallback",
+        "container",
+        `${from} could not start for ${unit.id}: every unit moves to ${set[0]!.strategy.name} (decided per container)`,
+      );
+    }
+    if (this.#units.some((u) => u.strategy.name === "all-dirty") && refusals.length > 0)
+      this.#checkAllDirtyPolicy(fb, refusals);
+  }
+
+  /** Start every unit, or none: the first kernel refusal undoes the others and is returned. */
+  #tryStartAll(): { unit: Unit; error: unknown } | undefined {
+    const done: Unit[] = [];
+    for (const u of this.#units) {
+      try {
+        u.strategy.start(this.#startRanges);
+      } catch (e) {
+        for (const d of done) this.#stopUnit(d);
+        if (!isKernelError(e)) throw e;
+        return { unit: u, error: e };
+      }
+      u.running = true;
+      done.push(u);
+      if (u.strategy.startNotes?.length) this.#event("start-notes", u.id, u.strategy.startNotes.join("; "));
+    }
+    return undefined;
+  }
+
+  /** Tracking fell back to all-dirty at start: QEMU's enable-migration decides whether that may go on. */
+  #checkAllDirtyPolicy(fb: StartFallback, refusals: readonly SelectionReason[]): void {
+    if (fb.enableMigration === "on") return; // accepted; the fallback event already says so
+    const blocker = {
+      kind: "no-tracking" as const,
+      option: "enableMigration",
+      message:
+        "no dirty tracking could start (see the refusals): every page would be dirty on every sync; set enableMigration=on to accept that",
+    };
+    this.#event("blocked", "container", blocker.message);
+    if (fb.ignoreBlockers) return;
+    for (const u of this.#units) this.#stopUnit(u);
+    const base = fb.choice;
+    this.#blocked = new MigrationBlockedError({
+      strategy: "all-dirty",
+      fallbacks: [],
+      reasons: [...(base?.reasons ?? []), ...refusals],
+      blockers: [...(base?.blockers ?? []), blocker],
+      warnings: base?.warnings ?? [],
+    });
+    throw this.#blocked;
+  }
+
   #assertOpen(): void {
     if (this.#closed) throw new TrackerStateError("tracker is closed");
   }
@@ -624,13 +745,22 @@ class TrackerImpl implements Tracker {
     return this.#xlat;
   }
 
-  #event(kind: TrackerEventKind, unit: string, msg: string, errno?: number, range?: IovaRange): void {
+  #event(
+    kind: TrackerEventKind,
+    unit: string,
+    msg: string,
+    errno?: number,
+    at?: IovaRange | { call: string | undefined },
+  ): void {
+    const range = at && "iova" in at ? at : undefined;
+    const call = at && "call" in at ? at.call : undefined;
     this.#events.push({
       atMs: this.#now(),
       kind,
       unit,
       message: msg,
       ...(errno !== undefined ? { errno } : {}),
+      ...(call !== undefined ? { call } : {}),
       ...(range ? { range: { iova: range.iova, length: range.length } } : {}),
     });
   }
@@ -891,6 +1021,23 @@ function message(e: unknown): string {
 /** An error from the kernel (the adapter's VfioError, or anything carrying an errno). */
 function isKernelError(e: unknown): boolean {
   return e instanceof VfioError || errnoOf(e) !== undefined;
+}
+
+/** The kernel call an error names (the adapter's IoctlError carries it as `op`). */
+function callOf(e: unknown): string | undefined {
+  const op = (e as { op?: unknown } | null)?.op;
+  return typeof op === "string" ? op : undefined;
+}
+
+function toUnits(configs: readonly UnitConfig[]): Unit[] {
+  return configs.map((u) => ({
+    id: u.id,
+    devices: u.devices,
+    strategy: u.strategy,
+    preCopy: u.preCopy ?? true,
+    running: false,
+    allDirtyNext: false,
+  }));
 }
 
 function errnoOf(e: unknown): number | undefined {

@@ -162,23 +162,33 @@ function oneDevice(logging: Scenario["devices"][number]["logging"], extra: Parti
 }
 
 describe("device logging ranges and page sizes on the sim", () => {
-  it("EOPNOTSUPP beyond the span: narrows to the sections and still loses nothing", () => {
+  it("EOPNOTSUPP beyond the span: narrows to the sections, then the container falls back to type1", () => {
     // RAM at 0 and at 4 GiB against a 2^24 span limit: every plan is refused (the narrowed one
-    // too), so the device degrades to all-dirty, visibly, and every page is reported.
+    // too). The type1 container has the migration capability, so the whole container moves to
+    // type1 (coarse, but not all-dirty), visibly, and every page is reported.
     const sim = simProfile(
       profileOf(oneDevice({ maxRanges: 4, maxSpanLog2: 24, minPageSize: 4096 }), "span"),
     );
     withSession(sim, "type1", (s) => {
-      const { tracker } = openTracker(s.target, { core, memory: s.memory });
+      const { tracker, choice } = openTracker(s.target, { core, memory: s.memory });
+      expect(choice.strategy).toBe("device");
+      expect(choice.fallbacks).toEqual(["type1", "all-dirty"]);
       using t = tracker;
       t.start();
-      const ev = t.events.find((e) => e.kind === "degraded");
-      expect(ev?.errno).toBe(Errno.EOPNOTSUPP);
-      expect(t.strategies[bdfOf(0)]).toBe("all-dirty");
+      const refused = t.events.filter((e) => e.kind === "start-refused");
+      expect(refused).toHaveLength(1);
+      expect(refused[0]!.unit).toBe(bdfOf(0));
+      expect(refused[0]!.errno).toBe(Errno.EOPNOTSUPP);
+      expect(refused[0]!.call).toMatch(/DMA_LOGGING_START/);
+      // What START was tried with is part of the refusal's story.
+      expect(refused[0]!.message).toMatch(/tried: QEMU's ranges.*errno 95/);
+      expect(t.events.find((e) => e.kind === "fallback")?.message).toMatch(/moves to type1/);
+      expect(t.events.some((e) => e.kind === "degraded" || e.kind === "blocked")).toBe(false);
+      expect(t.strategies).toEqual({ iommu: "type1" });
       t.setPhase("precopy");
       sim.run(50);
       const { r } = syncChecked(sim, t, 0);
-      expect(r.strategy).toBe("all-dirty");
+      expect(r.strategy).toBe("type1");
     });
   });
 
