@@ -5,10 +5,11 @@
 // Before timing, every case checks that all implementations computed the same answer.
 //
 //   npm run bench                       # both sizes, writes bench/results.json
-//   npm run bench -- --sizes=32         # one size only (quick look; results.json still written)
+//   npm run bench -- --sizes=32         # one size only (a quick look; writes no results.json)
 //   npm run bench -- --no-wasm          # baselines only, on a plain WebAssembly.Memory
 //   npm run bench -- --markdown         # also print the table as Markdown (for BENCHMARKS.md)
 //   npm run bench -- --ops=or-merge --rounds=15   # only ops whose name contains a filter, more rounds
+//   npm run bench -- --ops=count --out=/tmp/count.json   # save a filtered run's rows elsewhere
 import { readFileSync, writeFileSync } from "node:fs";
 import { cpus, loadavg } from "node:os";
 import { join } from "node:path";
@@ -83,9 +84,16 @@ async function main(): Promise<void> {
     const bw = v.ofMemcpy === undefined ? "" : `, ${Math.round(v.ofMemcpy * 100)}% of memcpy`;
     console.log(`missed: ${v.op} ${v.size}: wasm/C ${v.wasmToC.toFixed(2)}x (paired)${bw}`);
   }
-  const out = join(benchDir, "results.json");
-  writeFileSync(out, resultsJson(rows));
-  console.log(`wrote ${out} (${rows.length} rows) in ${((performance.now() - started) / 1000).toFixed(1)} s`);
+  // results.json is the record of a full run; a filtered run writes only where --out= says.
+  const partial = args.some((a) => /^--(sizes|ops|rounds|no-wasm)\b/.test(a));
+  const out = argValue(args, "out") ?? (partial ? undefined : join(benchDir, "results.json"));
+  const took = `${((performance.now() - started) / 1000).toFixed(1)} s`;
+  if (out) {
+    writeFileSync(out, resultsJson(rows));
+    console.log(`wrote ${out} (${rows.length} rows) in ${took}`);
+  } else {
+    console.log(`partial run (${took}): results.json left as it was; pass --out=FILE to save these rows`);
+  }
 }
 
 /** All cases of one bitmap size, on one set of buffers that is freed afterwards. */
