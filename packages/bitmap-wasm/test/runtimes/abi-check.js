@@ -46,6 +46,20 @@ export async function checkAbi(bytes) {
     eq(x.bitmap_free(bm), ERR_BAD_HANDLE, "double bitmap_free");
   }
 
+  // --- Fill and the header getters; tail bits past nbits stay zero ---
+  {
+    const bm = newBitmap(x, 130, 65536, 3 * 65536);
+    eq(x.bitmap_nbits(bm), 130n, "bitmap_nbits");
+    eq(x.bitmap_page_size(bm), 65536n, "bitmap_page_size");
+    eq(x.bitmap_base(bm), 3n * 65536n, "bitmap_base");
+    eq(x.bitmap_fill(bm, 1), 0, "fill(1)");
+    sameBits(expect, load(x, bm), new Uint8Array(130).fill(1), "fill(1)");
+    eq(x.bitmap_count(bm, 0n, 130n), 130n, "count after fill(1)");
+    eq(x.bitmap_fill(bm, 0), 0, "fill(0)");
+    eq(x.bitmap_next_set(bm, 0n), 130n, "next_set after fill(0)");
+    eq(x.bitmap_free(bm), 0, "bitmap_free after fill");
+  }
+
   // --- Bit kernels against the reference, random lengths and offsets ---
   for (let round = 0; round < 24; round++) {
     const na = 1 + rng(3000);
@@ -189,6 +203,27 @@ export async function checkAbi(bytes) {
     eq(x.xlat_translate(t, src, dst, stats), 0, "xlat_translate");
     sameBits(expect, load(x, dst), refD, "xlat_translate bits (removed mapping still translating)");
     eq(new BigUint64Array(x.memory.buffer, stats, 2)[0], BigInt(unmapped), "xlat_translate unmapped_pages");
+    // The unmapped dirty pages themselves, as runs, through a 2-run buffer (resumed).
+    const onNoMapping = refS.map((b, i) =>
+      b && !maps.some(([iova, , n]) => i >= iova && i < iova + n) ? 1 : 0,
+    );
+    const unmappedRuns = allRuns(x, src, 0, 2, (bm, from, out, max) =>
+      x.xlat_unmapped_runs(t, bm, from, out, max),
+    );
+    eq(JSON.stringify(unmappedRuns), JSON.stringify(refRuns(onNoMapping, 0)), "xlat_unmapped_runs");
+    // Mappings come back ordered by iova; the unmapped one is flagged removed until retired.
+    const rec = alloc(x, 32);
+    eq(x.xlat_mapping_count(t), 5, "mappings before retire (removed included)");
+    for (const [k, [iova, gpa, n]] of maps.entries()) {
+      eq(x.xlat_mapping_get(t, k, rec), 0, `xlat_mapping_get ${k}`);
+      const got = Array.from(new BigUint64Array(x.memory.buffer, rec, 4), Number);
+      eq(
+        JSON.stringify(got),
+        JSON.stringify([iova * page, gpa * page, n * page, k === 4 ? 1 : 0]),
+        `mapping ${k}`,
+      );
+    }
+    eq(x.mem_free(rec), 0, "mem_free mapping record");
     eq(x.xlat_retire(t), 1, "xlat_retire drops the removed mapping");
     eq(x.xlat_mapping_count(t), 4, "mappings left after retire");
     for (const p of [src, dst]) eq(x.bitmap_free(p), 0, "bitmap_free after translate");
@@ -310,12 +345,12 @@ function refRuns(bits, from) {
   return runs;
 }
 
-function allRuns(x, bm, from, maxRuns) {
+function allRuns(x, bm, from, maxRuns, list = (b, f, out, max) => x.bitmap_runs(b, f, out, max)) {
   const out = alloc(x, maxRuns * 16);
   const runs = [];
   let pos = BigInt(from);
   for (let guard = 0; guard < 100000; guard++) {
-    const n = x.bitmap_runs(bm, pos, out, maxRuns);
+    const n = list(bm, pos, out, maxRuns);
     if (n < 0) {
       runs.push(["error", n]);
       break;
