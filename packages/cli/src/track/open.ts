@@ -2,8 +2,16 @@
 // simulated guest's RAM, or a DMA buffer on a real host), open the tracker, and wire the clock
 // and the workloads. Everything opened here is released by the backend's close().
 
-import { openTracker, type Tracker } from "@vfio-dirty/tracker";
-import { findPciDevice, type Host, listVfioDevices, type PciDevice } from "@vfio-dirty/vfio-adapter";
+import { type DmaMapper, openTracker, type Tracker, type TrackingTarget } from "@vfio-dirty/tracker";
+import {
+  Container,
+  findPciDevice,
+  type Host,
+  InternalError,
+  IommuFd,
+  listVfioDevices,
+  type PciDevice,
+} from "@vfio-dirty/vfio-adapter";
 import { bitmapCore, maxBigint } from "../bitmap-file.ts";
 import { UsageError } from "../errors.ts";
 import type { HostChoice } from "../host.ts";
@@ -62,15 +70,19 @@ export async function openTrackBackend(choice: HostChoice, opts: OpenTrackOption
       memory = [{ gpa: LINUX_BUFFER_IOVA, length: mem.length, hva: mem.address, kind: "ram" }];
     }
     const openedAtMs = performance.now();
-    const vfio = openVfio(host, devices, { memory, ...(viommu ? { viommu } : {}) });
+    // With a vIOMMU the kernel's DMA mappings are made by the tracker's mapper (below), not by
+    // openVfio: an unmap then goes through tracker.unmap, which keeps the range's dirty bits.
+    const vfio = openVfio(host, devices, { memory, ...(viommu ? { viommu: [] } : {}) });
     cleanups.push(() => vfio.close());
+    const mapper = viommu ? viommuMapper(vfio.target, memory) : undefined;
+    if (mapper) cleanups.push(() => mapper.unmapAll());
     const { tracker, choice: strategyChoice } = openTracker(vfio.target, {
       core,
       memory: vfio.sections,
       pageSize: opts.pageSize,
       ignoreBlockers: true,
       enableMigration: "auto",
-      ...(viommu ? { viommu: true } : {}),
+      ...(mapper ? { viommu: true, mapper } : {}),
       // Wall clock from opening: sync cost is real time, and event times read as "ms into the run".
       now: () => performance.now() - openedAtMs,
     });
@@ -160,6 +172,72 @@ export async function openTrackBackend(choice: HostChoice, opts: OpenTrackOption
     cleanup();
     throw err;
   }
+}
+
+/**
+ * The kernel side of vIOMMU mappings for the tracker (QEMU's vIOMMU notifier calling
+ * vfio_dma_map/unmap): VFIO_IOMMU_MAP_DMA / UNMAP_DMA on the type1 container, or IOMMU_IOAS_MAP /
+ * UNMAP on the IOAS, with the user address backing the GPA. Give it to openTracker and map
+ * through tracker.map(), so the tracker's table and the kernel agree and tracker.unmap() can read
+ * a range's dirty bits before it goes. `unmapAll()` removes, best effort, what is still mapped
+ * (for closing; closing the container or iommufd would too).
+ */
+export function viommuMapper(
+  target: TrackingTarget,
+  memory: readonly GuestMemory[],
+): DmaMapper & { unmapAll(): void } {
+  const hvaOf = (gpa: bigint, length: bigint): bigint => {
+    const m = memory.find((r) => r.kind === "ram" && gpa >= r.gpa && gpa + length <= r.gpa + r.length);
+    if (!m) throw new UsageError(`vIOMMU mapping of GPA 0x${gpa.toString(16)} is outside guest RAM`);
+    return m.hva + (gpa - m.gpa);
+  };
+  const iommu = target.iommu;
+  let kernel: {
+    map(iova: bigint, vaddr: bigint, length: bigint): void;
+    unmap(iova: bigint, length: bigint): bigint;
+  };
+  if (iommu.kind === "type1" && iommu.container instanceof Container) {
+    const c = iommu.container;
+    kernel = {
+      map: (iova, vaddr, length) => c.mapDma({ vaddr, iova, length }),
+      unmap: (iova, length) => c.unmapDma({ iova, length }),
+    };
+  } else if (iommu.kind === "iommufd" && iommu.iommufd instanceof IommuFd) {
+    const fd = iommu.iommufd;
+    const ioasId = iommu.ioasId;
+    kernel = {
+      map: (iova, vaddr, length) => void fd.ioasMap({ ioasId, userVa: vaddr, iova, length }),
+      unmap: (iova, length) => fd.ioasUnmap({ ioasId, iova, length }),
+    };
+  } else throw new InternalError("viommuMapper: the target is not an adapter Container or IommuFd");
+  // What this mapper mapped and has not unmapped (an IOMMU strategy's unmap-with-dirty-bitmap
+  // bypasses it; unmapAll tolerates those).
+  const live = new Map<bigint, bigint>();
+  return {
+    map(iova, gpa, length) {
+      kernel.map(iova, hvaOf(gpa, length), length);
+      live.set(iova, length);
+    },
+    unmap(iova, length) {
+      const done = kernel.unmap(iova, length);
+      // The tracker keeps a mapping it was told is still there: a short unmap must throw.
+      if (done !== length)
+        throw new InternalError(
+          `vIOMMU unmap of 0x${iova.toString(16)}+0x${length.toString(16)} removed 0x${done.toString(16)} bytes`,
+        );
+      for (const [at, len] of live) if (at >= iova && at + len <= iova + length) live.delete(at);
+    },
+    unmapAll() {
+      for (const [iova, length] of [...live]) {
+        live.delete(iova);
+        try {
+          kernel.unmap(iova, length);
+        } catch {
+          // Already gone (unmapped with its dirty bits by an IOMMU strategy) or the fd is closing.
+        }
+      }
+    },
+  };
 }
 
 // --- Internal helpers ---
