@@ -236,7 +236,9 @@ class TrackerImpl implements Tracker {
   #mapGen = 0;
   /** How many active mappings lie outside the logged IOVA space. */
   #untracked = 0;
-  #windowCache: { gen: number; whole: boolean; windows: Window[] } | undefined;
+  /** The carry bitmap got bits since the last sync (else the sync skips merging it: 2 passes). */
+  #carryDirty = false;
+  #windowCache: { gen: number; whole: boolean; windows: Window[]; exact: boolean } | undefined;
 
   constructor(c: TrackerConfig) {
     if (c.units.length === 0) throw new RangeError("createTracker: no units");
@@ -379,6 +381,9 @@ class TrackerImpl implements Tracker {
     const full = opts.onWindow === undefined;
     if (full) this.#report = this.#reportBitmap();
     const windows = this.#windows();
+    // With a vIOMMU, the GPA report's counts come from the IOVA windows' piece counts when that is
+    // exact (see #windows): this saves a pass over the whole report after translation.
+    let xlatCounted = this.#xlat !== undefined && this.#windowCache!.exact && this.#untracked === 0;
     let dirtyPages = 0;
     const sectionPages = this.#memory.map(() => 0);
     let notMerged = 0;
@@ -422,7 +427,14 @@ class TrackerImpl implements Tracker {
           }
           if (this.#xlat) {
             this.#markUntracked(target);
-            this.#translate(target, dst);
+            if (xlatCounted) {
+              // The last unit's counts are the pieces' totals; without per-device counts, count
+              // them now, while the window is in cache.
+              if (!this.#perDeviceCounts)
+                counts = w.pieces.map((p) => target.count(...this.#bitSpan(target, p)));
+              for (const [i, si] of w.pieceSections!.entries()) sectionPages[si]! += counts[i]!;
+            }
+            if (!this.#translate(target, dst)) xlatCounted = false;
           } else {
             dirtyPages += sum(counts);
             for (const [i, p] of w.pieces.entries()) {
@@ -457,9 +469,11 @@ class TrackerImpl implements Tracker {
         }
       }
       // Bits read at vIOMMU unmap time since the last sync.
-      if (this.#carry) {
+      if (this.#carry && this.#carryDirty) {
         this.#core.convert(this.#carry, this.#report!);
         this.#carry.fill(false);
+        this.#carryDirty = false;
+        xlatCounted = false; // they may land on pages already counted
       }
     }
 
@@ -477,15 +491,16 @@ class TrackerImpl implements Tracker {
       this.#mapGen++;
     }
 
-    // The piece counts are exact unless bits were added outside the window loop (translation,
-    // re-marking after a late failure, unmap-time bits): then count the report once more.
-    if (full && (this.#xlat || failedAt.size > 0)) {
+    // The piece counts are exact unless bits were added outside the window loop (re-marking after
+    // a late failure, unmap-time bits) or translation is not one-to-one (placeInSections): then
+    // count the report once more.
+    if (full && (failedAt.size > 0 || (this.#xlat && !xlatCounted))) {
       // Bits only ever land inside sections (map() keeps GPAs inside them), so the sections' sum
       // is the total.
       sectionPages.fill(0);
       this.#countSections(this.#report!, sectionPages);
       dirtyPages = sum(sectionPages);
-    }
+    } else if (this.#xlat) dirtyPages = sum(sectionPages);
     if (full && opts.into) notMerged += this.#core.convert(this.#report!, opts.into).outsidePages;
     const kernelAfter = this.#units.reduce((s, u) => s + u.strategy.kernelBytes, 0);
     const eligibleSet = new Set(eligible);
@@ -573,6 +588,7 @@ class TrackerImpl implements Tracker {
           unmapped = false;
         }
         this.#translate(scratch, this.#carryBitmap()); // while the mapping still translates
+        this.#carryDirty = true;
       } finally {
         scratch.free();
       }
@@ -607,6 +623,7 @@ class TrackerImpl implements Tracker {
     this.#report = undefined;
     this.#carry?.free();
     this.#carry = undefined;
+    this.#carryDirty = false;
     this.#xlat?.free();
     this.#xlat = undefined;
   }
@@ -850,8 +867,9 @@ class TrackerImpl implements Tracker {
     for (const m of this.#mappings) if (m.untracked) setRange(target, m.iova, m.length);
   }
 
-  #translate(iovaBits: Bitmap, gpaBits: Bitmap): void {
-    const { unmappedPages } = this.#xlat!.translate(iovaBits, gpaBits);
+  /** Translate into GPA space; false when some dirty page fell on no mapping or outside gpaBits. */
+  #translate(iovaBits: Bitmap, gpaBits: Bitmap): boolean {
+    const { unmappedPages, outsidePages } = this.#xlat!.translate(iovaBits, gpaBits);
     // A dirty IOVA on no mapping has no guest page behind it: the IOMMU faulted that DMA.
     if (unmappedPages > 0)
       this.#event(
@@ -859,6 +877,7 @@ class TrackerImpl implements Tracker {
         "viommu",
         `${unmappedPages} dirty IOVA page(s) on no mapping (IOMMU faults; no guest page)`,
       );
+    return Number(unmappedPages) === 0 && Number(outsidePages ?? 0) === 0;
   }
 
   #countSections(b: Bitmap, into: number[]): void {
@@ -879,8 +898,9 @@ class TrackerImpl implements Tracker {
     // cut until the mappings change.
     const c = this.#windowCache;
     if (c && c.gen === this.#mapGen && c.whole === whole) return c.windows;
+    const all = this.#xlat ? [...this.#mappings, ...this.#retired] : [];
     const space: IovaRange[] = this.#xlat
-      ? [...this.#mappings, ...this.#retired].map((m) => ({ iova: m.iova, length: m.length }))
+      ? all.map((m) => ({ iova: m.iova, length: m.length }))
       : this.#memory.map((s) => ({ iova: s.iova, length: s.length }));
     // Sections are disjoint (checked at creation) and kept apart, so a piece lies in one section.
     const windows = cutWindows(
@@ -889,7 +909,8 @@ class TrackerImpl implements Tracker {
       64n * this.#pageSize,
       whole,
     );
-    this.#windowCache = { gen: this.#mapGen, whole, windows };
+    const exact = this.#xlat !== undefined && placeInSections(windows, all, this.#memory);
+    this.#windowCache = { gen: this.#mapGen, whole, windows, exact };
     return windows;
   }
 
@@ -920,6 +941,52 @@ class TrackerImpl implements Tracker {
 
 interface Window extends IovaRange {
   readonly pieces: readonly IovaRange[];
+  /** vIOMMU: the GPA section every mapping under each piece lies in (set by placeInSections). */
+  pieceSections?: number[];
+}
+
+/**
+ * vIOMMU: can the GPA report's per-section counts be summed from the IOVA pieces' counts? Yes
+ * when translation is one-to-one (no two mappings, active or retired, share an IOVA page or a GPA
+ * page: then every dirty IOVA page on a mapping is exactly one GPA page) and the mappings under
+ * each piece all lie in one RAM section. Sets each window's pieceSections when it returns true.
+ * Run when the mappings change, not per sync.
+ */
+function placeInSections(
+  windows: readonly Window[],
+  mappings: readonly { readonly iova: bigint; readonly gpa: bigint; readonly length: bigint }[],
+  sections: readonly IovaRange[],
+): boolean {
+  const byGpa = [...mappings].sort((a, b) => cmp(a.gpa, b.gpa));
+  for (let i = 1; i < byGpa.length; i++)
+    if (byGpa[i]!.gpa < byGpa[i - 1]!.gpa + byGpa[i - 1]!.length) return false;
+  const byIova = [...mappings].sort((a, b) => cmp(a.iova, b.iova));
+  for (let i = 1; i < byIova.length; i++)
+    if (byIova[i]!.iova < byIova[i - 1]!.iova + byIova[i - 1]!.length) return false;
+  const sectionOf = byIova.map((m) =>
+    sections.findIndex((s) => m.gpa >= s.iova && m.gpa + m.length <= s.iova + s.length),
+  );
+  // Pieces come in IOVA order, as do the mappings: one sweep.
+  let j = 0;
+  const placed: number[][] = [];
+  for (const w of windows) {
+    const out: number[] = [];
+    for (const p of w.pieces) {
+      const end = p.iova + p.length;
+      while (j < byIova.length && byIova[j]!.iova + byIova[j]!.length <= p.iova) j++;
+      let section = -1;
+      for (let k = j; k < byIova.length && byIova[k]!.iova < end; k++) {
+        const sk = sectionOf[k]!;
+        if (sk < 0 || (section >= 0 && sk !== section)) return false;
+        section = sk;
+      }
+      if (section < 0) return false;
+      out.push(section);
+    }
+    placed.push(out);
+  }
+  for (const [i, w] of windows.entries()) w.pieceSections = placed[i]!;
+  return true;
 }
 
 /**

@@ -283,6 +283,16 @@ export function runScenario(s: Scenario): ScenarioResult {
           if (r.skipped) break;
           result.syncs++;
           const got = r.bitmap!;
+          // The counts are the bitmap's, however they were obtained (piece counts or a recount).
+          if (r.dirtyPages !== got.count())
+            throw new Error(`sync ${r.seq}: dirtyPages ${r.dirtyPages} but the bitmap has ${got.count()}`);
+          for (const sec of r.perSection) {
+            const n = got.count(Number(sec.iova / got.pageSize), Number(sec.length / got.pageSize));
+            if (sec.pages !== n)
+              throw new Error(
+                `sync ${r.seq}: section 0x${sec.iova.toString(16)} says ${sec.pages}, bitmap ${n}`,
+              );
+          }
           for (const [i] of s.devices.entries()) {
             const bdf = bdfOf(i);
             const unit = unitOf(bdf);

@@ -249,6 +249,12 @@ function runScenario(
           if (r.skipped) break;
           const got = pagesOf(r.bitmap!);
           reported += got.size;
+          // The counts are the bitmap's, however they were obtained (piece counts or a recount).
+          expect(r.dirtyPages).toBe(got.size);
+          for (const sec of r.perSection) {
+            const first = Number(sec.iova / r.bitmap!.pageSize);
+            expect(sec.pages).toBe(r.bitmap!.count(first, Number(sec.length / r.bitmap!.pageSize)));
+          }
           for (const [i, u] of units.entries()) {
             const id = s.shared ? "iommu" : `d${i}`;
             if (!r.perDevice[id]!.queried) continue;
