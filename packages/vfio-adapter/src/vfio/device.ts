@@ -144,10 +144,20 @@ export class Device extends FdObject {
    * supported, from vfio_check_feature()) mean false; any other errno throws.
    */
   featureProbe(feature: number, ops = 0): boolean {
+    return this.featureProbeErrno(feature, ops) === 0;
+  }
+
+  /**
+   * The same PROBE, keeping the kernel's answer: 0 when supported, else the errno that said no
+   * (ENOTTY: no such feature; EINVAL: the operation is not supported). Selection reasons quote it,
+   * since "ENOTTY from the DMA logging probe" tells a driver developer more than "unsupported".
+   * Any other errno throws, as from featureProbe.
+   */
+  featureProbeErrno(feature: number, ops = 0): number {
     const flags = this.featureFlags(feature, VFIO_DEVICE_FEATURE_PROBE | ops);
     const rc = this.tryIoctl(VFIO_DEVICE_FEATURE, encodeDeviceFeature(flags));
-    if (rc >= 0) return true;
-    if (-rc === Errno.ENOTTY || -rc === Errno.EINVAL) return false;
+    if (rc >= 0) return 0;
+    if (-rc === Errno.ENOTTY || -rc === Errno.EINVAL) return -rc;
     throw new IoctlError(deviceFeatureOpName(flags), -rc, this.detail());
   }
 

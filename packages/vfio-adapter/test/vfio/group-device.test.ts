@@ -158,7 +158,15 @@ describe("Device", () => {
     expect(device.featureProbe(v.VFIO_DEVICE_FEATURE_MIGRATION)).toBe(false);
     rc = -Errno.EINVAL;
     expect(device.featureProbe(v.VFIO_DEVICE_FEATURE_MIGRATION, v.VFIO_DEVICE_FEATURE_SET)).toBe(false);
+    expect(device.featureProbeErrno(v.VFIO_DEVICE_FEATURE_MIGRATION, v.VFIO_DEVICE_FEATURE_SET)).toBe(
+      Errno.EINVAL,
+    );
+    rc = -Errno.ENOTTY;
+    expect(device.featureProbeErrno(v.VFIO_DEVICE_FEATURE_DMA_LOGGING_START)).toBe(Errno.ENOTTY);
+    rc = 0;
+    expect(device.featureProbeErrno(v.VFIO_DEVICE_FEATURE_DMA_LOGGING_START)).toBe(0);
     rc = -Errno.EIO;
+    expect(() => device.featureProbeErrno(v.VFIO_DEVICE_FEATURE_MIGRATION)).toThrow(IoctlError);
     const e = thrown(() =>
       device.featureProbe(v.VFIO_DEVICE_FEATURE_DMA_LOGGING_START, v.VFIO_DEVICE_FEATURE_SET),
     );
