@@ -233,6 +233,15 @@ describe("chooseStrategy", () => {
     expect(choice.fallbacks).not.toContain(choice.strategy);
   });
 
+  it("leaves out an IOMMU fallback that cannot cover guest memory, with a reason", () => {
+    const container = { ...type1(), iovaRanges: [{ iova: 0n, length: 1n << 39n }] };
+    const guestMemory = [{ iova: 1n << 40n, length: 1n << 30n }];
+    const choice = chooseStrategy({ container, devices: [dev("a")] }, { guestMemory });
+    expect(choice.strategy).toBe("device");
+    expect(choice.fallbacks).toEqual(["all-dirty"]);
+    expect(choice.reasons.some((r) => r.strategy === "type1" && /not a fallback/.test(r.message))).toBe(true);
+  });
+
   it("rejects an empty device set", () => {
     expect(() => chooseStrategy({ container: type1(), devices: [] })).toThrow(/no devices/);
   });

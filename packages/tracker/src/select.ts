@@ -192,10 +192,23 @@ export function chooseStrategy(
     }
   }
 
-  // Best first: what the probe found usable, then the always-possible fallback.
+  // Best first: what the probe found usable, then the always-possible fallback. An IOMMU strategy
+  // that cannot cover guest memory would be a blocker if chosen (below), so as a fallback behind
+  // device logging it is left out.
+  const iommuFallbackOk =
+    iommuStrategy === undefined ||
+    !deviceOk ||
+    !container.iovaRanges ||
+    !options.guestMemory ||
+    options.guestMemory.every((r) => covered(r, container.iovaRanges!));
+  if (!iommuFallbackOk)
+    reasons.push({
+      strategy: iommuStrategy!,
+      message: "not a fallback for device logging: guest memory lies outside the IOMMU's usable IOVA ranges",
+    });
   const usable: StrategyName[] = [
     ...(deviceOk ? (["device"] as const) : []),
-    ...(iommuStrategy !== undefined ? [iommuStrategy] : []),
+    ...(iommuStrategy !== undefined && iommuFallbackOk ? [iommuStrategy] : []),
     "all-dirty",
   ];
   const strategy = usable[0]!;
