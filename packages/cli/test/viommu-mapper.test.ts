@@ -26,14 +26,12 @@ describe("vIOMMU mappings through the tracker's mapper", () => {
     (prefer, force) => {
       const sim = createSimHost(loadProfile("viommu"));
       const mappings = sim.viommuMappings()!;
-      const memory: GuestMemory[] = sim
-        .guestMemory()
-        .map((m) => ({
-          gpa: m.gpa,
-          length: m.length,
-          hva: m.hva,
-          kind: m.kind === "bar" ? "pci-bar" : "ram",
-        }));
+      const memory: GuestMemory[] = sim.guestMemory().map((m) => ({
+        gpa: m.gpa,
+        length: m.length,
+        hva: m.hva,
+        kind: m.kind === "bar" ? "pci-bar" : "ram",
+      }));
       using vfio = openVfio(sim, listVfioDevices(sim.sysfs), { memory, viommu: [], prefer });
       const mapper = viommuMapper(vfio.target, memory);
       const { tracker } = openTracker(vfio.target, {

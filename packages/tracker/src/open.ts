@@ -44,7 +44,11 @@ export interface OpenOptions extends SelectOptions {
 // Kept here too: callers import it from open.ts (it now lives in select.ts, which start() shares).
 export { MigrationBlockedError };
 
-/** Probe, choose and build. Throws MigrationBlockedError on blockers (unless ignoreBlockers). */
+/**
+ * Probe, choose and build, with the strategies of `choice.fallbacks` ready for start() to move the
+ * container to if the chosen one cannot START. Throws MigrationBlockedError on blockers (unless
+ * ignoreBlockers); start() throws it as well if only all-dirty could start under "auto".
+ */
 export function openTracker(
   target: TrackingTarget,
   opts: OpenOptions,
