@@ -82,6 +82,8 @@ export function probeCaps(target: TrackingTarget): { container: ContainerCaps; d
             "IOMMU_GET_HW_INFO",
             () =>
               (iommufd.getHwInfo(devId).outCapabilities & BigInt(uapi.IOMMU_HW_CAP_DIRTY_TRACKING)) !== 0n,
+            // The call succeeded; the capability bit is simply absent.
+            "IOMMU_GET_HW_INFO: out_capabilities lacks IOMMU_HW_CAP_DIRTY_TRACKING",
           );
     return { ...caps, iommuDirtyCap };
   });
@@ -171,10 +173,10 @@ export function readDeviceStateBytes(
 
 // --- Internal helpers ---
 
-function probe(call: string, ask: () => boolean): Probe {
+function probe(call: string, ask: () => boolean, whenNo?: string): Probe {
   try {
     // featureProbe folds ENOTTY (unknown feature) and EINVAL (operation unsupported) into false.
-    return ask() ? { ok: true } : { ok: false, call: `${call}: not supported (ENOTTY or EINVAL)` };
+    return ask() ? { ok: true } : { ok: false, call: whenNo ?? `${call}: not supported (ENOTTY or EINVAL)` };
   } catch (e) {
     if (e instanceof IoctlError) return { ok: false, call: e.op, errno: e.errno };
     throw e;

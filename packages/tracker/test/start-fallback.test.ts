@@ -98,7 +98,11 @@ describe("start-time fallback with fake kernel objects", () => {
     );
     // The probe's own reason why iommufd was not usable is kept alongside.
     expect(
-      blocked.reasons.some((r) => r.strategy === "iommufd" && r.call?.startsWith("IOMMU_GET_HW_INFO")),
+      blocked.reasons.some(
+        (r) =>
+          r.strategy === "iommufd" &&
+          r.call === "IOMMU_GET_HW_INFO: out_capabilities lacks IOMMU_HW_CAP_DIRTY_TRACKING",
+      ),
     ).toBe(true);
     expect(t.events.map((e) => e.kind)).toEqual(["start-refused", "fallback", "blocked"]);
     expect(t.started).toBe(false);
