@@ -15,6 +15,8 @@ import type { Type1Container } from "./strategies/type1.ts";
 /** What probing needs of a device (the adapter's Device has all of it). */
 export interface ProbedDevice extends LoggingDevice {
   featureProbe(feature: number, ops?: number): boolean;
+  /** 0 when supported, else the errno the PROBE was refused with (the adapter's Device has it). */
+  featureProbeErrno?(feature: number, ops?: number): number;
   getMigrationFlags(): number;
   getMigDataSize(): bigint;
 }
@@ -56,9 +58,7 @@ const LOG_PROBE_CALL = "VFIO_DEVICE_FEATURE(PROBE|SET|DMA_LOGGING_START)";
 /** Probe every capability chooseStrategy() weighs. Kernel failures become reasons, never exceptions. */
 export function probeCaps(target: TrackingTarget): { container: ContainerCaps; devices: DeviceCaps[] } {
   const devices: DeviceCaps[] = target.devices.map(({ id, device }) => {
-    const dmaLogging = probe(LOG_PROBE_CALL, () =>
-      device.featureProbe(uapi.VFIO_DEVICE_FEATURE_DMA_LOGGING_START, uapi.VFIO_DEVICE_FEATURE_SET),
-    );
+    const dmaLogging = probeDmaLogging(device);
     let migration: DeviceCaps["migration"];
     try {
       const flags = device.getMigrationFlags();
@@ -172,6 +172,20 @@ export function readDeviceStateBytes(
 }
 
 // --- Internal helpers ---
+
+/** The DMA logging PROBE, quoting the errno that said no (ENOTTY on plain vfio-pci) when the device can tell it. */
+function probeDmaLogging(device: ProbedDevice): Probe {
+  const ops = uapi.VFIO_DEVICE_FEATURE_SET;
+  const feature = uapi.VFIO_DEVICE_FEATURE_DMA_LOGGING_START;
+  if (!device.featureProbeErrno) return probe(LOG_PROBE_CALL, () => device.featureProbe(feature, ops));
+  try {
+    const errno = device.featureProbeErrno(feature, ops);
+    return errno === 0 ? { ok: true } : { ok: false, call: LOG_PROBE_CALL, errno };
+  } catch (e) {
+    if (e instanceof IoctlError) return { ok: false, call: e.op, errno: e.errno };
+    throw e;
+  }
+}
 
 function probe(call: string, ask: () => boolean, whenNo?: string): Probe {
   try {
