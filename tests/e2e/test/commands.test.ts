@@ -30,6 +30,23 @@ describe("shipped profiles", () => {
   });
 });
 
+describe("probe names what the kernel said", () => {
+  it("a device without DMA logging shows the PROBE's ENOTTY in the table and the JSON", async () => {
+    const host = ["--host", "sim:mixed-logging", "--open"];
+    const human = await cli(["probe", ...host]);
+    expect(human.stdout).toContain("no (ENOTTY (25))");
+    expect(human.stdout).toMatch(
+      /not device: .*VFIO_DEVICE_FEATURE\(PROBE\|SET\|DMA_LOGGING_START\).*ENOTTY/,
+    );
+    const { doc } = await cliJson<{ devices: { address: string; dmaLogging: { errno: number | null } }[] }>([
+      "probe",
+      ...host,
+    ]);
+    expect(doc.devices.find((d) => d.address === "0000:5e:02.0")?.dmaLogging.errno).toBe(25);
+    expect(doc.devices.find((d) => d.address === "0000:3b:00.1")?.dmaLogging.errno).toBeNull();
+  });
+});
+
 describe.each(PROFILES)("profile %s", (profile) => {
   const host = ["--host", `sim:${profile}`];
 

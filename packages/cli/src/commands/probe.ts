@@ -6,7 +6,7 @@
 // another process is reported as busy, not as a failure.
 
 import type { Host, PciDevice } from "@vfio-dirty/vfio-adapter";
-import { findPciDevice, listVfioDevices } from "@vfio-dirty/vfio-adapter";
+import { errnoName, findPciDevice, listVfioDevices } from "@vfio-dirty/vfio-adapter";
 import { Command } from "commander";
 import type { Context } from "../context.ts";
 import { CheckFailedError, UsageError } from "../errors.ts";
@@ -122,7 +122,8 @@ function printProbe(ctx: Context, d: ProbeDocument): void {
         dev.busy
           ? c.yellow("busy (held by another process)")
           : dev.dmaLogging.supported === false
-            ? c.red("no") // the call and errno are in the reasons below
+            ? // The errno is what the kernel said (ENOTTY: the driver has no DMA logging); the call is in the reasons below.
+              c.red(dev.dmaLogging.errno !== null ? `no (${errnoName(dev.dmaLogging.errno)})` : "no")
             : yesNo(dev.dmaLogging.supported, dev.dmaLogging.why),
         dev.migration
           ? dev.migration.flags.join(", ") || "none"
