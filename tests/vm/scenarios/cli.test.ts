@@ -7,11 +7,12 @@ import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { Ajv } from "ajv";
 import { describe, expect, it } from "vitest";
+import { guest } from "./support/guest.ts";
 import { eduBdf } from "./support/vfio.ts";
 
 const CLI = new URL("../../../packages/cli/bin/vfio-dirty.js", import.meta.url).pathname;
 const SCHEMAS = new URL("../../../packages/cli/schemas/", import.meta.url).pathname;
-const driver = process.env.VM_DRIVER ?? "";
+const driver = guest.driver;
 
 describe.skipIf(driver !== "vfio-pci" && driver !== "edu-log")(
   `CLI on the real kernel (edu on ${driver})`,
@@ -90,7 +91,7 @@ interface Run {
 
 function cli(args: string[], tag: string): Run {
   const r = spawnSync(process.execPath, [CLI, ...args], { encoding: "utf8", timeout: 120_000 });
-  const dir = process.env.VM_RESULTS;
+  const dir = guest.results;
   if (dir)
     writeFileSync(
       join(dir, `cli-${tag}.out`),

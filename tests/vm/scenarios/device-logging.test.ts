@@ -7,6 +7,7 @@ import { Errno, type MappedMemory, uapi } from "@vfio-dirty/vfio-adapter";
 import { createLinuxHost } from "@vfio-dirty/vfio-adapter/linux";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { EDU_BUFFER } from "./support/edu.ts";
+import { guest } from "./support/guest.ts";
 import { ioctlErrno, openType1, regionInfo, setBits, type Type1Session } from "./support/vfio.ts";
 
 const PAGE = 4096n;
@@ -21,7 +22,7 @@ let mem: MappedMemory;
 let outside: MappedMemory;
 const extra: MappedMemory[] = [];
 
-describe.skipIf(process.env.VM_DRIVER !== "edu-log")("device DMA logging (edu-log variant driver)", () => {
+describe.skipIf(guest.driver !== "edu-log")("device DMA logging (edu-log variant driver)", () => {
   beforeAll(() => {
     s = openType1(host);
     mem = host.mmapAnonymous(A_LENGTH);

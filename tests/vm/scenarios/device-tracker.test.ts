@@ -8,6 +8,7 @@ import type { MappedMemory } from "@vfio-dirty/vfio-adapter";
 import { createLinuxHost } from "@vfio-dirty/vfio-adapter/linux";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { EDU_BUFFER } from "./support/edu.ts";
+import { guest } from "./support/guest.ts";
 import { eduWorkload, openTyped, type TypedSession } from "./support/typed.ts";
 
 const PAGE = 4096n;
@@ -21,7 +22,7 @@ let mem: MappedMemory;
 const extra: MappedMemory[] = [];
 let tracker: Tracker | undefined;
 
-describe.skipIf(process.env.VM_DRIVER !== "edu-log")("tracker with device DMA logging (edu-log)", () => {
+describe.skipIf(guest.driver !== "edu-log")("tracker with device DMA logging (edu-log)", () => {
   beforeAll(() => {
     s = openTyped(host);
     mem = host.mmapAnonymous(LENGTH);

@@ -1,12 +1,14 @@
 // Fallback selection on a real kernel: edu under plain vfio-pci has no DMA logging, so the
-// tracker must not take the device strategy and must say which call refused it (the errno it
-// must carry is checked in fallback-errno.test.ts); with type1's migration capability it takes
-// type1 (and warns), and when forced to all-dirty nothing is lost: every page, every sync.
+// tracker must not take the device strategy, and its reason must name the call and the errno the
+// kernel answered (ENOTTY: vfio_ioctl_device_feature_logging_start finds no log_ops); with
+// type1's migration capability it takes type1 (and warns), and when forced to all-dirty nothing
+// is lost: every page, every sync.
 import { loadBitmapCoreSync } from "@vfio-dirty/bitmap-wasm/node";
 import { openTracker } from "@vfio-dirty/tracker";
-import type { MappedMemory } from "@vfio-dirty/vfio-adapter";
+import { Errno, type MappedMemory } from "@vfio-dirty/vfio-adapter";
 import { createLinuxHost } from "@vfio-dirty/vfio-adapter/linux";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { guest } from "./support/guest.ts";
 import { openTyped, type TypedSession } from "./support/typed.ts";
 
 const PAGE = 4096n;
@@ -17,7 +19,7 @@ const core = loadBitmapCoreSync();
 let s: TypedSession;
 let mem: MappedMemory;
 
-describe.skipIf(process.env.VM_DRIVER !== "vfio-pci")("fallback: edu under plain vfio-pci", () => {
+describe.skipIf(guest.driver !== "vfio-pci")("fallback: edu under plain vfio-pci", () => {
   beforeAll(() => {
     s = openTyped(host);
     mem = host.mmapAnonymous(LENGTH);
@@ -34,13 +36,14 @@ describe.skipIf(process.env.VM_DRIVER !== "vfio-pci")("fallback: edu under plain
   });
   const memory = [{ iova: IOVA, length: LENGTH, kind: "ram" as const }];
 
-  it("takes type1, with a reason for not taking the device strategy", () => {
+  it("takes type1, and the reason names the DMA logging probe's call and ENOTTY", () => {
     const { tracker, choice } = openTracker(target(), { core, memory, ignoreBlockers: true });
     tracker.close();
     expect(choice.strategy).toBe("type1");
     const reason = choice.reasons.find((r) => r.strategy === "device" && r.device === s.bdf);
     expect(reason, JSON.stringify(choice.reasons)).toBeDefined();
     expect(reason?.call).toMatch(/DMA_LOGGING_START/);
+    expect(reason?.errno, JSON.stringify(reason)).toBe(Errno.ENOTTY);
     expect(choice.warnings.join("\n")).toMatch(/type1/);
   });
 

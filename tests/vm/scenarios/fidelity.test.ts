@@ -18,11 +18,12 @@ import {
 import { createSimHost, loadProfile, parseProfile } from "@vfio-dirty/vfio-adapter/sim";
 import { describe, expect, it } from "vitest";
 import { EDU_BUFFER, Edu } from "./support/edu.ts";
+import { guest } from "./support/guest.ts";
 import { eduBdf, enableBusMaster, regionOffset } from "./support/vfio.ts";
 
 const host = createLinuxHost();
-const driver = process.env.VM_DRIVER ?? "";
-const kernel = process.env.VM_KERNEL ?? "";
+const driver = guest.driver;
+const kernel = guest.kernel;
 const onIommufdKernel = !kernel.endsWith("-amd64");
 const name = onIommufdKernel ? "edu-iommufd-6.12" : driver === "edu-log" ? "edu-logging" : "edu-type1";
 
@@ -155,11 +156,11 @@ function knownDifferences(): Map<string, string> {
 }
 
 function writeTable(rows: Row[], known: Map<string, string>): void {
-  const dir = process.env.VM_RESULTS;
+  const dir = guest.results;
   if (!dir) return;
   const count = (s: Row["status"]) => rows.filter((r) => r.status === s).length;
   const lines = [
-    `# Fidelity: simulated host vs real kernel (${name}, ${kernel}, ${process.env.VM_CMDLINE ?? ""})`,
+    `# Fidelity: simulated host vs real kernel (${name}, ${kernel}, ${guest.cmdline})`,
     "",
     `${count("same")} same, ${count("differs")} different, ${count("skipped")} not run on this target.`,
     "",

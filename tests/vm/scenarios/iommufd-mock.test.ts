@@ -7,6 +7,7 @@ import { createTracker, type DirtyReport, IommufdStrategy } from "@vfio-dirty/tr
 import { Errno, IommuFd, type MappedMemory, O_CLOEXEC, O_RDWR, uapi } from "@vfio-dirty/vfio-adapter";
 import { createLinuxHost } from "@vfio-dirty/vfio-adapter/linux";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { guest } from "./support/guest.ts";
 import {
   getDirtyBitmap,
   hwInfo,
@@ -25,7 +26,7 @@ const PAGE = 4096n;
 const IOVA = MOCK_APERTURE_START;
 const LENGTH = 64n * PAGE;
 const host = createLinuxHost();
-const mockOnly = process.env.VM_DRIVER === "none" && /intel_iommu=off/.test(process.env.VM_CMDLINE ?? "");
+const mockOnly = guest.driver === "none" && /intel_iommu=off/.test(guest.cmdline);
 let iommufd = -1;
 let idevId = 0;
 let ioasId = 0;

@@ -15,13 +15,14 @@ import {
 import { createLinuxHost } from "@vfio-dirty/vfio-adapter/linux";
 import { afterAll, beforeAll, describe, expect, it, onTestFinished } from "vitest";
 import { EDU_BUFFER, Edu } from "./support/edu.ts";
+import { guest } from "./support/guest.ts";
 import { hwInfo, hwptAlloc, ioasAlloc, ioasMapFixed } from "./support/iommufd.ts";
 import { eduBdf, enableBusMaster, ioctlErrno, ioctlOk, regionOffset } from "./support/vfio.ts";
 
 const PAGE = 4096n;
 const IOVA = 0x100000n;
 const host = createLinuxHost();
-const onVtd = process.env.VM_DRIVER === "vfio-pci" && /intel_iommu=on/.test(process.env.VM_CMDLINE ?? "");
+const onVtd = guest.driver === "vfio-pci" && /intel_iommu=on/.test(guest.cmdline);
 const fds: number[] = [];
 let iommufd = -1;
 let device = -1;

@@ -5,8 +5,9 @@
 import { readlinkSync } from "node:fs";
 import koffi from "koffi";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { guest } from "./support/guest.ts";
 
-const BDF = process.env.VM_EDU_BDF ?? "";
+const BDF = guest.eduBdf;
 const libc = koffi.load("libc.so.6");
 const open = libc.func("int open(const char *path, int flags)");
 const close = libc.func("int close(int fd)");

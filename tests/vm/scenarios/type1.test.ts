@@ -10,6 +10,7 @@ import { Container, Errno, Group, type MappedMemory, uapi } from "@vfio-dirty/vf
 import { createLinuxHost } from "@vfio-dirty/vfio-adapter/linux";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { EDU_BUFFER } from "./support/edu.ts";
+import { guest } from "./support/guest.ts";
 import { eduWorkload, openTyped, type TypedSession } from "./support/typed.ts";
 import { eduBdf, ioctlErrno } from "./support/vfio.ts";
 
@@ -25,7 +26,7 @@ let s: TypedSession;
 let memA: MappedMemory;
 let memB: MappedMemory;
 
-describe.skipIf(process.env.VM_DRIVER !== "vfio-pci")("type1 on a real kernel", () => {
+describe.skipIf(guest.driver !== "vfio-pci")("type1 on a real kernel", () => {
   describe("kernel rules before the group has a usable container", () => {
     it("SET_IOMMU on a container without a group is EINVAL", () => {
       using c = Container.open(host);

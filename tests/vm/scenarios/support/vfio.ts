@@ -9,10 +9,11 @@
 
 import { errnoName, type Host, O_CLOEXEC, O_RDWR, uapi } from "@vfio-dirty/vfio-adapter";
 import { Edu } from "./edu.ts";
+import { guest } from "./guest.ts";
 
 /** edu's PCI address, exported by the guest's init (tests/vm/guest/init). */
 export function eduBdf(): string {
-  const bdf = process.env.VM_EDU_BDF;
+  const bdf = guest.eduBdf;
   if (!bdf || !/^[0-9a-f]{4}:[0-9a-f]{2}:[0-9a-f]{2}\.[0-7]$/.test(bdf))
     throw new Error(`VM_EDU_BDF is ${JSON.stringify(bdf)}: run the scenarios with tests/vm/run`);
   return bdf;
