@@ -17,6 +17,24 @@ for (const boot of boots) {
     continue;
   }
   const json = JSON.parse(readFileSync(report, "utf8"));
+  // A scenario file with no entry in the report never ran: vitest's worker died before it.
+  const ran = new Set((json.testResults ?? []).map((f) => relative(process.cwd(), f.name)));
+  for (const f of readLines(join(runDir, boot, "files"))) {
+    if (ran.has(`tests/vm/scenarios/${f}.test.ts`)) continue;
+    failed++;
+    console.log(
+      `FAIL ${boot} tests/vm/scenarios/${f}.test.ts: never ran (see ${join(runDir, boot, "output.log")})`,
+    );
+  }
+  // vitest failing with every listed test passed: an unhandled error (a crashed worker, say).
+  const status = readLines(join(runDir, boot, "exit-status"))[0];
+  const anyFailed = (json.testResults ?? []).some((f) => f.status === "failed");
+  if (status !== undefined && status !== "0" && !anyFailed) {
+    failed++;
+    console.log(
+      `FAIL ${boot}: vitest exited ${status} with no failed test (see ${join(runDir, boot, "output.log")})`,
+    );
+  }
   for (const file of json.testResults ?? []) {
     const name = relative(process.cwd(), file.name);
     if ((file.assertionResults ?? []).length === 0 && file.status === "failed") {
@@ -46,3 +64,10 @@ for (const boot of boots) {
 if (skipped) console.log(`${skipped} test(s) skipped: the guest was not set up as scenarios.conf says`);
 console.log(`${passed} passed, ${failed + skipped} failed`);
 process.exit(failed === 0 && skipped === 0 && passed > 0 ? 0 : 1);
+
+// --- Internal helpers ---
+
+function readLines(path) {
+  if (!existsSync(path)) return [];
+  return readFileSync(path, "utf8").split(/\s+/).filter(Boolean);
+}
