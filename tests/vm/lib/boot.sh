@@ -17,6 +17,7 @@ console="$results/console.log"
 # shared read-only with multidevs=remap (without it, /proc in the chroot fails to mount).
 # no_timer_check: on a loaded host, TCG can be too slow for the kernel's IO-APIC timer check,
 # which then panics ("timer doesn't work through Interrupt-remapped IO-APIC").
+# print-fatal-signals=1: a guest process killed by a signal is logged (guest/init saves dmesg).
 set +e
 timeout --foreground -k 10 "$limit" qemu-system-x86_64 \
   -accel tcg -machine q35 -cpu max -smp 2 -m 2048 \
@@ -26,7 +27,7 @@ timeout --foreground -k 10 "$limit" qemu-system-x86_64 \
   -virtfs local,path=/,mount_tag=host,security_model=none,readonly=on,multidevs=remap \
   -virtfs "local,path=$results,mount_tag=results,security_model=none,multidevs=remap" \
   -kernel "$kernel" -initrd "$initrd" \
-  -append "console=ttyS0 panic=-1 loglevel=4 no_timer_check $args" \
+  -append "console=ttyS0 panic=-1 loglevel=4 no_timer_check print-fatal-signals=1 $args" \
   </dev/null >"$console" 2>&1
 qemu_rc=$?
 set -e
