@@ -226,36 +226,49 @@ function coarsenShifted(src: usize, dst: usize, f0: i64, i0: i64, i1: i64, j0: u
 }
 
 /**
- * Coarsen when every coarse bit starts on a fine word boundary and spans r/64 >= 1 whole words:
- * OR the words of each coarse bit with v128 and test once (v128.any_true). Edge bits that are only
- * partly inside the source go through anyInRange.
+ * Coarsen when every coarse bit starts on a fine word boundary and spans r/64 >= 1 whole words.
+ * The interior, whole destination words of coarse bits whose fine words all lie inside [i0, i1),
+ * goes through coarsenWholeWords (no per-bit bookkeeping); the few bits before and after it
+ * (partial edge pages, and interior bits that share a destination word with them) go through
+ * coarsenBitByBit, which clips each coarse page to the source range.
  */
 function coarsenWordAligned(src: usize, dst: usize, f0: i64, i0: i64, i1: i64, j0: u64, j1: u64, k: u64): void {
   const r = <i64>1 << <i64>k;
+  // Coarse bits [jA, jB) have all r fine bits inside [i0, i1): f0 <= i0 < f0 + r, so jA is j0 or
+  // j0 + 1, and jB stops before the coarse page that i1 cuts (or at j1).
+  const jA = j0 + <u64>((i0 - f0 + r - 1) >> <i64>k);
+  const jB = min<u64>(j1, j0 + <u64>((i1 - f0) >> <i64>k));
+  const wA = (jA + 63) >> 6;
+  const wB = jB >> 6;
+  if (jA >= jB || wA >= wB) {
+    coarsenBitByBit(src, dst, f0, i0, i1, j0, j0, j1, k);
+    return;
+  }
+  coarsenBitByBit(src, dst, f0, i0, i1, j0, j0, wA << 6, k);
+  const p = src + (<usize>((f0 + (<i64>((wA << 6) - j0) << <i64>k)) >> 6) << 3);
+  coarsenWholeWords(p, dst + (<usize>wA << 3), dst + (<usize>wB << 3), <usize>(r >> 6));
+  coarsenBitByBit(src, dst, f0, i0, i1, j0, wB << 6, j1, k);
+}
+
+/**
+ * Coarse bits [ja, jb) of coarsenWordAligned one at a time, each clipped to [i0, i1) (exact at
+ * partial edge pages); j0 is the coarse bit whose page starts at fine bit f0.
+ */
+function coarsenBitByBit(
+  src: usize, dst: usize, f0: i64, i0: i64, i1: i64, j0: u64, ja: u64, jb: u64, k: u64,
+): void {
+  const r = <i64>1 << <i64>k;
   const nw = <usize>(r >> 6);
-  let j = j0;
-  while (j < j1) {
+  let j = ja;
+  while (j < jb) {
     const wi = j >> 6;
-    const wEnd = min<u64>((wi + 1) << 6, j1);
+    const wEnd = min<u64>((wi + 1) << 6, jb);
     let acc: u64 = 0;
     for (; j < wEnd; j++) {
       const fa = f0 + (<i64>(j - j0) << <i64>k);
       let dirty: bool;
       if (fa >= i0 && fa + r <= i1) {
-        const p = src + (<usize>(fa >> 6) << 3);
-        if (nw == 8) {
-          dirty = v128.any_true(
-            v128.or(v128.or(v128.load(p, 0), v128.load(p, 16)), v128.or(v128.load(p, 32), v128.load(p, 48))),
-          );
-        } else if (nw == 1) {
-          dirty = load<u64>(p) != 0;
-        } else if (nw == 2) {
-          dirty = v128.any_true(v128.load(p));
-        } else if (nw == 4) {
-          dirty = v128.any_true(v128.or(v128.load(p, 0), v128.load(p, 16)));
-        } else {
-          dirty = anyWords(p, nw);
-        }
+        dirty = anyWords(src + (<usize>(fa >> 6) << 3), nw);
       } else {
         const lo = max<i64>(fa, i0);
         const hi = min<i64>(fa + r, i1);
@@ -264,6 +277,51 @@ function coarsenWordAligned(src: usize, dst: usize, f0: i64, i0: i64, i1: i64, j
       acc |= (<u64>dirty) << (j & 63);
     }
     if (acc != 0) setWordAt(dst, wi, wordAt(dst, wi) | acc);
+  }
+}
+
+/**
+ * Whole destination words [d, dEnd), 64 coarse bits each, whose fine words start at p and are
+ * all inside the source: nw fine words per coarse bit. Only pointers advance; each word's 64
+ * bits collect in a register and are ORed into memory once. nw == 8 (the common 4 KiB -> 2 MiB)
+ * tests four coarse bits (256 bytes) per step with constant-offset v128 loads.
+ */
+function coarsenWholeWords(p: usize, d: usize, dEnd: usize, nw: usize): void {
+  if (nw == 8) {
+    while (d < dEnd) {
+      let acc: u64 = 0;
+      for (let b: u64 = 0; b < 64; b += 4) {
+        const x0 = v128.or(v128.or(v128.load(p, 0), v128.load(p, 16)), v128.or(v128.load(p, 32), v128.load(p, 48)));
+        const x1 = v128.or(v128.or(v128.load(p, 64), v128.load(p, 80)), v128.or(v128.load(p, 96), v128.load(p, 112)));
+        const x2 = v128.or(v128.or(v128.load(p, 128), v128.load(p, 144)), v128.or(v128.load(p, 160), v128.load(p, 176)));
+        const x3 = v128.or(v128.or(v128.load(p, 192), v128.load(p, 208)), v128.or(v128.load(p, 224), v128.load(p, 240)));
+        const nib =
+          <u32>v128.any_true(x0) |
+          (<u32>v128.any_true(x1) << 1) |
+          (<u32>v128.any_true(x2) << 2) |
+          (<u32>v128.any_true(x3) << 3);
+        acc |= <u64>nib << b;
+        p += 256;
+      }
+      store<u64>(d, load<u64>(d) | acc);
+      d += 8;
+    }
+    return;
+  }
+  const stride = nw << 3;
+  while (d < dEnd) {
+    let acc: u64 = 0;
+    for (let b: u64 = 0; b < 64; b++) {
+      let dirty: bool;
+      if (nw == 1) dirty = load<u64>(p) != 0;
+      else if (nw == 2) dirty = v128.any_true(v128.load(p));
+      else if (nw == 4) dirty = v128.any_true(v128.or(v128.load(p, 0), v128.load(p, 16)));
+      else dirty = anyWords(p, nw);
+      acc |= (<u64>dirty) << b;
+      p += stride;
+    }
+    store<u64>(d, load<u64>(d) | acc);
+    d += 8;
   }
 }
 

@@ -239,6 +239,45 @@ describe("convert", () => {
     HEAVY,
   );
 
+  it(
+    "coarsens a long word-aligned source through whole destination words, exact at both partial ends",
+    () => {
+      // The source starts a multiple of 64 fine pages (not of r) into a coarse page, so fine words
+      // line up with coarse pages but the first and last coarse pages are partial; the destination
+      // starts 5 coarse pages earlier, so its interior begins mid-word; some runs cut the window
+      // short so the interior ends at the destination's end. nw = r / 64 = 1 .. 64 words per bit.
+      for (const k of [6, 7, 8, 9, 10, 11, 12]) {
+        const r = 1 << k;
+        const off = 64 * (1 + (k % Math.max(1, r / 64 - 1)));
+        const nfine = 4 * 64 * r + 64 * 3 + 37;
+        // About 1 dirty fine page per coarse page: some coarse pages clean, most dirty.
+        const sref = randomBits(nfine, k, 1 / r);
+        sref[0] = 1; // alone in the partial first coarse page
+        sref[nfine - 1] = 1; // alone in the partial last coarse page
+        const first = (r - (off % r)) % r;
+        for (let c = 0; first + c * r < nfine; c += 3) sref[first + c * r] = 1;
+        for (let c = 1; first + c * r - 1 < nfine; c += 5) sref[first + c * r - 1] = 1;
+        const anchor = 1n << 40n;
+        const sBase = anchor + 4096n * BigInt(off);
+        const dPs = 4096n << BigInt(k);
+        const dBase = anchor - 5n * dPs;
+        const full = 5 + Math.ceil((off + nfine) / r);
+        for (const dBits of [full, full - 70]) {
+          const src = load(core, sref, 4096n, sBase);
+          const dref = randomBits(dBits, k + dBits, 0.01);
+          const dst = load(core, dref, dPs, dBase);
+          const { outsidePages } = core.convert(src, dst);
+          const { want, outside } = refConvert(sref, sBase, 4096n, dref, dBase, dPs);
+          expect(read(dst), `k ${k}, ${dBits} coarse pages`).toEqual(want);
+          expect(outsidePages).toBe(outside);
+          src.free();
+          dst.free();
+        }
+      }
+    },
+    HEAVY,
+  );
+
   it("coarsens a 4 KiB bitmap to 2 MiB pages with a dirty page in each partial end page", () => {
     // src covers [2 MiB - 8 KiB, 6 MiB + 4 KiB): partial coarse pages at both ends.
     const sBase = (2n << 20n) - 8192n;
