@@ -133,7 +133,11 @@ describe.skipIf(guest.driver !== "vfio-pci")("type1 on a real kernel", () => {
 
     it("answers each type1 dirty-bitmap rule the simulated host models with the same errno", () => {
       const c = s.container.fd;
-      const bitmap = new Uint8Array(64);
+      // Room for every page below 256 MiB (edu's DMA limit, so every mapping here): some rows
+      // declare a larger bitmap than the one they test, and type1 writes 0xff words for every
+      // mapped page it covers. A buffer smaller than what the kernel may write is heap corruption
+      // (an earlier 64-byte buffer under a 512-byte claim crashed node with SIGSEGV later on).
+      const bitmap = new Uint8Array(Number((256n << 20n) / PAGE / 8n));
       const dirty = (flags: number, get?: uapi.DirtyBitmapGet) =>
         ioctlErrno(
           host,
