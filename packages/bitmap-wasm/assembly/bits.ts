@@ -433,6 +433,75 @@ export function anyInRange(w: usize, a: u64, b: u64): bool {
   }
 }
 
+/**
+ * Two OR merges of the same src into the same dst at once (translation: two mappings), so that
+ * the cache misses at both destinations' starts are in flight together: heads, then the shifted
+ * middle loops of both in lockstep, then whatever is left of either middle, then tails. Every
+ * write is a load-OR-store from src, which is not written, so overlapping or adjacent
+ * destinations give the same result as two mergeRange calls. Short or unshifted merges, and
+ * src == dst (callers forbid it), take two plain mergeRange calls.
+ */
+export function orMergePair(dst: usize, src: usize, dA: u64, sA: u64, nA: u64, dB: u64, sB: u64, nB: u64): void {
+  const aFirst = dA >> 6;
+  const aLast = (dA + nA - 1) >> 6;
+  const bFirst = dB >> 6;
+  const bLast = (dB + nB - 1) >> 6;
+  const deltaA = <i64>sA - <i64>dA;
+  const deltaB = <i64>sB - <i64>dB;
+  const pA = <u64>(deltaA + <i64>((aFirst + 1) << 6));
+  const pB = <u64>(deltaB + <i64>((bFirst + 1) << 6));
+  const shiftA = <i32>(pA & 63);
+  const shiftB = <i32>(pB & 63);
+  if (nA == 0 || nB == 0 || aLast - aFirst < 10 || bLast - bFirst < 10 || shiftA == 0 || shiftB == 0) {
+    mergeRange(dst, dA, src, sA, nA, OP_OR);
+    mergeRange(dst, dB, src, sB, nB, OP_OR);
+    return;
+  }
+  const hA = windowSlack(src, deltaA + <i64>(aFirst << 6)) & ~lowMask(dA & 63);
+  setWordAt(dst, aFirst, wordAt(dst, aFirst) | hA);
+  const hB = windowSlack(src, deltaB + <i64>(bFirst << 6)) & ~lowMask(dB & 63);
+  setWordAt(dst, bFirst, wordAt(dst, bFirst) | hB);
+  let da = dst + (<usize>(aFirst + 1) << 3);
+  let db = dst + (<usize>(bFirst + 1) << 3);
+  const daEnd = dst + (<usize>aLast << 3);
+  const dbEnd = dst + (<usize>bLast << 3);
+  let sa = src + (<usize>(pA >> 6) << 3);
+  let sb = src + (<usize>(pB >> 6) << 3);
+  while (da + 64 <= daEnd && db + 64 <= dbEnd) {
+    shiftedOr64(da, sa, shiftA);
+    shiftedOr64(db, sb, shiftB);
+    da += 64;
+    sa += 64;
+    db += 64;
+    sb += 64;
+  }
+  mergeMiddle(dst, src, deltaA, <u64>((da - dst) >> 3), aLast, OP_OR);
+  mergeMiddle(dst, src, deltaB, <u64>((db - dst) >> 3), bLast, OP_OR);
+  const tA = windowSlack(src, deltaA + <i64>(aLast << 6)) & lowMask(dA + nA - (aLast << 6));
+  setWordAt(dst, aLast, wordAt(dst, aLast) | tA);
+  const tB = windowSlack(src, deltaB + <i64>(bLast << 6)) & lowMask(dB + nB - (bLast << 6));
+  setWordAt(dst, bLast, wordAt(dst, bLast) | tB);
+}
+
+/** One 64-byte step of mergeMiddle's shifted OR loop (shift in 1..63); reads s .. s + 80. */
+// @ts-ignore: decorator
+@inline function shiftedOr64(d: usize, s: usize, shift: i32): void {
+  const back = 64 - shift;
+  const a0 = v128.load(s, 0);
+  const a1 = v128.load(s, 16);
+  const a2 = v128.load(s, 32);
+  const a3 = v128.load(s, 48);
+  const a4 = v128.load(s, 64);
+  const b0 = v128.shuffle<u8>(a0, a1, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23);
+  const b1 = v128.shuffle<u8>(a1, a2, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23);
+  const b2 = v128.shuffle<u8>(a2, a3, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23);
+  const b3 = v128.shuffle<u8>(a3, a4, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23);
+  v128.store(d, v128.or(v128.load(d, 0), v128.or(i64x2.shr_u(a0, shift), i64x2.shl(b0, back))), 0);
+  v128.store(d, v128.or(v128.load(d, 16), v128.or(i64x2.shr_u(a1, shift), i64x2.shl(b1, back))), 16);
+  v128.store(d, v128.or(v128.load(d, 32), v128.or(i64x2.shr_u(a2, shift), i64x2.shl(b2, back))), 32);
+  v128.store(d, v128.or(v128.load(d, 48), v128.or(i64x2.shr_u(a3, shift), i64x2.shl(b3, back))), 48);
+}
+
 /** Bits [a, b) (1..64 bits, inside the validated range) shifted down to bit 0. */
 function windowInsideEdge(w: usize, a: i64, b: i64): u64 {
   const len = <u64>(b - a);

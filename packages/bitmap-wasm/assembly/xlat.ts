@@ -12,7 +12,7 @@
 // Translation ORs each mapping's source bits into the destination with the word-wise shifted
 // merge of bits.ts, so its cost is O(mappings + words), never per bit.
 
-import { countRange, listRuns, mergeRange, OP_OR } from "./bits";
+import { countRange, listRuns, mergeRange, OP_OR, orMergePair } from "./bits";
 import { ERR_NOMEM, ERR_OVERLAP, OK } from "./errors";
 import { memAlloc, memFree, OWNER_MODULE } from "./mem";
 
@@ -192,6 +192,10 @@ export function xlatTranslate(
   const dEnd = dBase + (dBits << log);
   const n = tCount(t);
   let outside: u64 = 0;
+  let pending = false;
+  let pDst: u64 = 0;
+  let pSrc: u64 = 0;
+  let pN: u64 = 0;
   for (let i: u32 = 0; i < n; i++) {
     const e = entryAt(t, i);
     const ei = eIova(e);
@@ -211,12 +215,22 @@ export function xlatTranslate(
     }
     const skip = (gx - g) >> log;
     const inner = (gy - gx) >> log;
-    mergeRange(dst, (gx - dBase) >> log, src, s0 + skip, inner, OP_OR);
+    // Merges go out two at a time (orMergePair): more destination misses in flight.
+    if (pending) {
+      orMergePair(dst, src, pDst, pSrc, pN, (gx - dBase) >> log, s0 + skip, inner);
+      pending = false;
+    } else {
+      pDst = (gx - dBase) >> log;
+      pSrc = s0 + skip;
+      pN = inner;
+      pending = true;
+    }
     if (stats != 0) {
       outside += countRange(src, s0, skip);
       outside += countRange(src, s0 + skip + inner, np - skip - inner);
     }
   }
+  if (pending) mergeRange(dst, pDst, src, pSrc, pN, OP_OR);
   if (stats != 0) {
     store<u64>(stats, countUnmapped(t, src, sBase, sBits), 0);
     store<u64>(stats, outside, 8);

@@ -205,6 +205,55 @@ describe("xlat table", () => {
     dst.free();
   });
 
+  it("translates many long mappings (merged two at a time) to random, overlapping and adjacent GPAs", () => {
+    // Mappings of 1..5000 pages (most long enough for the paired shifted merge) tile the IOVA
+    // space with gaps; GPAs are random page offsets, so destinations overlap, touch and share
+    // words, and some run past the destination's end.
+    fc.assert(
+      fc.property(
+        fc.array(
+          fc.record({
+            gap: fc.integer({ min: 0, max: 70 }),
+            npages: fc.integer({ min: 1, max: 5000 }),
+            gpa: fc.integer({ min: 0, max: 60_000 }),
+          }),
+          { minLength: 1, maxLength: 9 },
+        ),
+        fc.integer({ min: 1, max: 0x7fff_ffff }),
+        (maps, seed) => {
+          const t = core.xlatTable(4096n);
+          let iova = 0;
+          const placed: { iova: number; gpa: number; n: number }[] = [];
+          for (const m of maps) {
+            iova += m.gap;
+            t.map(BigInt(iova) * 4096n, BigInt(m.gpa) * 4096n, BigInt(m.npages) * 4096n);
+            placed.push({ iova, gpa: m.gpa, n: m.npages });
+            iova += m.npages;
+          }
+          const sref = new Uint8Array(iova + 5);
+          let s = seed;
+          for (let i = 0; i < sref.length; i++) {
+            s = (Math.imul(s, 1103515245) + 12345) | 0;
+            sref[i] = (s >>> 16) % 3 === 0 ? 1 : 0;
+          }
+          const src = load(core, sref, 4096n, 0n);
+          const dBits = 62_000;
+          const dst = core.bitmap({ nbits: dBits });
+          t.translate(src, dst);
+          const want = new Uint8Array(dBits);
+          for (const p of placed) {
+            for (let i = 0; i < p.n; i++) if (sref[p.iova + i] && p.gpa + i < dBits) want[p.gpa + i] = 1;
+          }
+          expect(read(dst)).toEqual(want);
+          t.free();
+          src.free();
+          dst.free();
+        },
+      ),
+      { numRuns: 40 },
+    );
+  }, 30_000);
+
   it("rejects bad mappings and mismatched page sizes with their codes", () => {
     const t = core.xlatTable(4096n);
     const code = (f: () => unknown): number => {
