@@ -483,6 +483,105 @@ export function orMergePair(dst: usize, src: usize, dA: u64, sA: u64, nA: u64, d
   setWordAt(dst, bLast, wordAt(dst, bLast) | tB);
 }
 
+/**
+ * Four OR merges at once, as orMergePair for two: falls back to two pairs unless all four are
+ * long and shifted. Lockstep while all four middles have 64 bytes left.
+ */
+export function orMergeQuad(dst: usize, src: usize, m: usize): void {
+  // m: 4 x {u64 dstStart, u64 srcStart, u64 n}
+  for (let q: usize = 0; q < 4; q++) {
+    const d0 = load<u64>(m + q * 24);
+    const n = load<u64>(m + q * 24, 16);
+    const first = d0 >> 6;
+    const last = (d0 + n - 1) >> 6;
+    const delta = <i64>load<u64>(m + q * 24, 8) - <i64>d0;
+    if (n == 0 || last - first < 10 || ((<u64>(delta + <i64>((first + 1) << 6))) & 63) == 0) {
+      orMergePair(dst, src, load<u64>(m), load<u64>(m, 8), load<u64>(m, 16), load<u64>(m, 24), load<u64>(m, 32), load<u64>(m, 40));
+      orMergePair(dst, src, load<u64>(m, 48), load<u64>(m, 56), load<u64>(m, 64), load<u64>(m, 72), load<u64>(m, 80), load<u64>(m, 88));
+      return;
+    }
+  }
+  // Heads; then pointers and shifts into QUAD_STATE: {d, dEnd, s, shift} per merge.
+  for (let q: usize = 0; q < 4; q++) {
+    const d0 = load<u64>(m + q * 24);
+    const first = d0 >> 6;
+    const delta = <i64>load<u64>(m + q * 24, 8) - <i64>d0;
+    const h = windowSlack(src, delta + <i64>(first << 6)) & ~lowMask(d0 & 63);
+    setWordAt(dst, first, wordAt(dst, first) | h);
+  }
+  let d0 = quadD(dst, m, 0);
+  let d1 = quadD(dst, m, 1);
+  let d2 = quadD(dst, m, 2);
+  let d3 = quadD(dst, m, 3);
+  const e0 = quadEnd(dst, m, 0);
+  const e1 = quadEnd(dst, m, 1);
+  const e2 = quadEnd(dst, m, 2);
+  const e3 = quadEnd(dst, m, 3);
+  let s0 = quadS(src, m, 0);
+  let s1 = quadS(src, m, 1);
+  let s2 = quadS(src, m, 2);
+  let s3 = quadS(src, m, 3);
+  const h0 = quadShift(m, 0);
+  const h1 = quadShift(m, 1);
+  const h2 = quadShift(m, 2);
+  const h3 = quadShift(m, 3);
+  while (d0 + 64 <= e0 && d1 + 64 <= e1 && d2 + 64 <= e2 && d3 + 64 <= e3) {
+    shiftedOr64(d0, s0, h0);
+    shiftedOr64(d1, s1, h1);
+    shiftedOr64(d2, s2, h2);
+    shiftedOr64(d3, s3, h3);
+    d0 += 64;
+    s0 += 64;
+    d1 += 64;
+    s1 += 64;
+    d2 += 64;
+    s2 += 64;
+    d3 += 64;
+    s3 += 64;
+  }
+  quadFinish(dst, src, m, 0, d0);
+  quadFinish(dst, src, m, 1, d1);
+  quadFinish(dst, src, m, 2, d2);
+  quadFinish(dst, src, m, 3, d3);
+}
+
+// @ts-ignore: decorator
+@inline function quadD(dst: usize, m: usize, q: usize): usize {
+  return dst + (<usize>((load<u64>(m + q * 24) >> 6) + 1) << 3);
+}
+
+// @ts-ignore: decorator
+@inline function quadEnd(dst: usize, m: usize, q: usize): usize {
+  return dst + (<usize>((load<u64>(m + q * 24) + load<u64>(m + q * 24, 16) - 1) >> 6) << 3);
+}
+
+// @ts-ignore: decorator
+@inline function quadP(m: usize, q: usize): u64 {
+  const d0 = load<u64>(m + q * 24);
+  return <u64>(<i64>load<u64>(m + q * 24, 8) - <i64>d0 + <i64>(((d0 >> 6) + 1) << 6));
+}
+
+// @ts-ignore: decorator
+@inline function quadS(src: usize, m: usize, q: usize): usize {
+  return src + (<usize>(quadP(m, q) >> 6) << 3);
+}
+
+// @ts-ignore: decorator
+@inline function quadShift(m: usize, q: usize): i32 {
+  return <i32>(quadP(m, q) & 63);
+}
+
+/** Leftover middle words from d on, then the tail word, of merge q of orMergeQuad. */
+function quadFinish(dst: usize, src: usize, m: usize, q: usize, d: usize): void {
+  const d0 = load<u64>(m + q * 24);
+  const n = load<u64>(m + q * 24, 16);
+  const delta = <i64>load<u64>(m + q * 24, 8) - <i64>d0;
+  const last = (d0 + n - 1) >> 6;
+  mergeMiddle(dst, src, delta, <u64>((d - dst) >> 3), last, OP_OR);
+  const t = windowSlack(src, delta + <i64>(last << 6)) & lowMask(d0 + n - (last << 6));
+  setWordAt(dst, last, wordAt(dst, last) | t);
+}
+
 /** One 64-byte step of mergeMiddle's shifted OR loop (shift in 1..63); reads s .. s + 80. */
 // @ts-ignore: decorator
 @inline function shiftedOr64(d: usize, s: usize, shift: i32): void {

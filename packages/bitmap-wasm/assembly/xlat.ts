@@ -12,7 +12,7 @@
 // Translation ORs each mapping's source bits into the destination with the word-wise shifted
 // merge of bits.ts, so its cost is O(mappings + words), never per bit.
 
-import { countRange, listRuns, mergeRange, OP_OR, orMergePair } from "./bits";
+import { countRange, listRuns, mergeRange, OP_OR, orMergeQuad } from "./bits";
 import { ERR_NOMEM, ERR_OVERLAP, OK } from "./errors";
 import { memAlloc, memFree, OWNER_MODULE } from "./mem";
 
@@ -192,10 +192,7 @@ export function xlatTranslate(
   const dEnd = dBase + (dBits << log);
   const n = tCount(t);
   let outside: u64 = 0;
-  let pending = false;
-  let pDst: u64 = 0;
-  let pSrc: u64 = 0;
-  let pN: u64 = 0;
+  let pending: u32 = 0;
   for (let i: u32 = 0; i < n; i++) {
     const e = entryAt(t, i);
     const ei = eIova(e);
@@ -216,21 +213,24 @@ export function xlatTranslate(
     const skip = (gx - g) >> log;
     const inner = (gy - gx) >> log;
     // Merges go out two at a time (orMergePair): more destination misses in flight.
-    if (pending) {
-      orMergePair(dst, src, pDst, pSrc, pN, (gx - dBase) >> log, s0 + skip, inner);
-      pending = false;
-    } else {
-      pDst = (gx - dBase) >> log;
-      pSrc = s0 + skip;
-      pN = inner;
-      pending = true;
+    const slot = QUAD + (<usize>pending * 24);
+    store<u64>(slot, (gx - dBase) >> log);
+    store<u64>(slot, s0 + skip, 8);
+    store<u64>(slot, inner, 16);
+    pending++;
+    if (pending == 4) {
+      orMergeQuad(dst, src, QUAD);
+      pending = 0;
     }
     if (stats != 0) {
       outside += countRange(src, s0, skip);
       outside += countRange(src, s0 + skip + inner, np - skip - inner);
     }
   }
-  if (pending) mergeRange(dst, pDst, src, pSrc, pN, OP_OR);
+  for (let q: u32 = 0; q < pending; q++) {
+    const slot = QUAD + (<usize>q * 24);
+    mergeRange(dst, load<u64>(slot), src, load<u64>(slot, 8), load<u64>(slot, 16), OP_OR);
+  }
   if (stats != 0) {
     store<u64>(stats, countUnmapped(t, src, sBase, sBits), 0);
     store<u64>(stats, outside, 8);
@@ -344,3 +344,6 @@ function sortEntries(t: usize): void {
   v128.store(b, v0, 0);
   v128.store(b, v1, 16);
 }
+
+// Up to four pending merges of xlatTranslate: {u64 dstStart, u64 srcStart, u64 n} each.
+const QUAD: usize = memory.data(96, 16);

@@ -205,7 +205,7 @@ describe("xlat table", () => {
     dst.free();
   });
 
-  it("translates many long mappings (merged two at a time) to random, overlapping and adjacent GPAs", () => {
+  it("translates many long mappings (merged four or two at a time) to random, overlapping and adjacent GPAs", () => {
     // Mappings of 1..5000 pages (most long enough for the paired shifted merge) tile the IOVA
     // space with gaps; GPAs are random page offsets, so destinations overlap, touch and share
     // words, and some run past the destination's end.
