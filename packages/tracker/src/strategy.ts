@@ -60,7 +60,9 @@ export type TrackerEventKind =
   // start(): every unit moved to the next usable strategy (QEMU decides per container).
   | "fallback"
   // start(): only all-dirty is left and enableMigration is "auto" (a blocker, as QEMU's).
-  | "blocked";
+  | "blocked"
+  // sync(): threw part-way (a failed callback or merge); every queried unit is reported whole next sync.
+  | "sync-failed";
 
 /** Something the user must know: every fail-safe path records one. */
 export interface TrackerEvent {

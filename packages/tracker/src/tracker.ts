@@ -378,160 +378,187 @@ class TrackerImpl implements Tracker {
       if (u.allDirtyNext) corrupt.add(u);
     }
 
-    const full = opts.onWindow === undefined;
-    if (full) this.#report = this.#reportBitmap();
-    const windows = this.#windows();
-    // With a vIOMMU, the GPA report's counts come from the IOVA windows' piece counts when that is
-    // exact (see #windows): this saves a pass over the whole report after translation.
-    let xlatCounted = this.#xlat !== undefined && this.#windowCache!.exact && this.#untracked === 0;
-    let dirtyPages = 0;
-    const sectionPages = this.#memory.map(() => 0);
-    let notMerged = 0;
-    const failedAt = new Map<Unit, number>();
+    // A sync that throws part-way has read (and so cleared) kernel logs whose bits the caller never
+    // got: every queried unit then reports everything it covers at the next sync.
+    let committed = false;
+    let restarted = false;
+    try {
+      const full = opts.onWindow === undefined;
+      if (full) this.#report = this.#reportBitmap();
+      const windows = this.#windows();
+      // With a vIOMMU, the GPA report's counts come from the IOVA windows' piece counts when that is
+      // exact (see #windows): this saves a pass over the whole report after translation.
+      let xlatCounted = this.#xlat !== undefined && this.#windowCache!.exact && this.#untracked === 0;
+      let dirtyPages = 0;
+      const sectionPages = this.#memory.map(() => 0);
+      let notMerged = 0;
+      const failedAt = new Map<Unit, number>();
 
-    // Counting is the tracker's main cost after the kernel's: one pass over each window's pieces
-    // after each unit (the previous unit's "after" is the next one's "before"); the last pass
-    // also gives the window's and, without a vIOMMU, the sections' totals.
-    const sectionOf = (p: IovaRange) =>
-      this.#memory.findIndex((m) => p.iova >= m.iova && p.iova < m.iova + m.length);
-    for (const [wi, w] of windows.entries()) {
-      const dst = full ? this.#report! : this.#windowBitmap(w);
-      try {
-        // With a vIOMMU the kernel reports IOVA space: query a window of it, then translate.
-        const target = this.#xlat ? this.#windowBitmap(w) : dst;
+      // Counting is the tracker's main cost after the kernel's: one pass over each window's pieces
+      // after each unit (the previous unit's "after" is the next one's "before"); the last pass
+      // also gives the window's and, without a vIOMMU, the sections' totals.
+      const sectionOf = (p: IovaRange) =>
+        this.#memory.findIndex((m) => p.iova >= m.iova && p.iova < m.iova + m.length);
+      for (const [wi, w] of windows.entries()) {
+        const dst = full ? this.#report! : this.#windowBitmap(w);
         try {
-          // Pieces are disjoint and start empty (cleared here, or a fresh window bitmap).
-          if (target === this.#report) for (const p of w.pieces) target.clear(...this.#bitSpan(target, p));
-          let counts = w.pieces.map(() => 0);
-          for (const [ui, u] of eligible.entries()) {
-            if (corrupt.has(u)) this.#markAll(w, target);
-            else {
-              try {
-                for (const piece of w.pieces) u.strategy.query(piece.iova, piece.length, target);
-              } catch (e) {
-                this.#event("query-failed", u.id, `dirty log read failed: ${message(e)}`, errnoOf(e), w);
-                corrupt.add(u);
-                restart.add(u);
-                failedAt.set(u, wi);
-                this.#markAll(w, target);
+          // With a vIOMMU the kernel reports IOVA space: query a window of it, then translate.
+          const target = this.#xlat ? this.#windowBitmap(w) : dst;
+          try {
+            // Pieces are disjoint and start empty (cleared here, or a fresh window bitmap).
+            if (target === this.#report) for (const p of w.pieces) target.clear(...this.#bitSpan(target, p));
+            let counts = w.pieces.map(() => 0);
+            for (const [ui, u] of eligible.entries()) {
+              if (corrupt.has(u)) this.#markAll(w, target);
+              else {
+                try {
+                  for (const piece of w.pieces) u.strategy.query(piece.iova, piece.length, target);
+                } catch (e) {
+                  this.#event("query-failed", u.id, `dirty log read failed: ${message(e)}`, errnoOf(e), w);
+                  corrupt.add(u);
+                  restart.add(u);
+                  failedAt.set(u, wi);
+                  this.#markAll(w, target);
+                }
+              }
+              // Without per-device counts only the last pass is needed, and only without a vIOMMU
+              // (the GPA report is counted after translation instead).
+              const last = ui === eligible.length - 1;
+              if (this.#perDeviceCounts || (last && !this.#xlat)) {
+                const after = w.pieces.map((p) => target.count(...this.#bitSpan(target, p)));
+                pages.set(u.id, pages.get(u.id)! + sum(after) - sum(counts));
+                counts = after;
               }
             }
-            // Without per-device counts only the last pass is needed, and only without a vIOMMU
-            // (the GPA report is counted after translation instead).
-            const last = ui === eligible.length - 1;
-            if (this.#perDeviceCounts || (last && !this.#xlat)) {
-              const after = w.pieces.map((p) => target.count(...this.#bitSpan(target, p)));
-              pages.set(u.id, pages.get(u.id)! + sum(after) - sum(counts));
-              counts = after;
+            if (this.#xlat) {
+              this.#markUntracked(target);
+              if (xlatCounted) {
+                // The last unit's counts are the pieces' totals; without per-device counts, count
+                // them now, while the window is in cache.
+                if (!this.#perDeviceCounts)
+                  counts = w.pieces.map((p) => target.count(...this.#bitSpan(target, p)));
+                for (const [i, si] of w.pieceSections!.entries()) sectionPages[si]! += counts[i]!;
+              }
+              if (!this.#translate(target, dst)) xlatCounted = false;
+            } else {
+              dirtyPages += sum(counts);
+              for (const [i, p] of w.pieces.entries()) {
+                const si = sectionOf(p);
+                if (si >= 0) sectionPages[si]! += counts[i]!;
+              }
             }
+          } finally {
+            if (target !== dst) target.free();
           }
-          if (this.#xlat) {
-            this.#markUntracked(target);
-            if (xlatCounted) {
-              // The last unit's counts are the pieces' totals; without per-device counts, count
-              // them now, while the window is in cache.
-              if (!this.#perDeviceCounts)
-                counts = w.pieces.map((p) => target.count(...this.#bitSpan(target, p)));
-              for (const [i, si] of w.pieceSections!.entries()) sectionPages[si]! += counts[i]!;
-            }
-            if (!this.#translate(target, dst)) xlatCounted = false;
-          } else {
-            dirtyPages += sum(counts);
-            for (const [i, p] of w.pieces.entries()) {
-              const si = sectionOf(p);
-              if (si >= 0) sectionPages[si]! += counts[i]!;
-            }
+          if (!full) {
+            if (opts.into) notMerged += this.#core.convert(dst, opts.into).outsidePages;
+            opts.onWindow?.(dst);
           }
         } finally {
-          if (target !== dst) target.free();
+          if (!full) dst.free();
         }
-        if (!full) {
-          if (opts.into) notMerged += this.#core.convert(dst, opts.into).outsidePages;
-          opts.onWindow?.(dst);
-        }
-      } finally {
-        if (!full) dst.free();
       }
-    }
 
-    if (full) {
-      // A unit that failed in a later window: its earlier windows were read from a log now known
-      // to be corrupt, so report everything it covers there too.
-      for (const wi of failedAt.values()) {
-        for (const w of windows.slice(0, wi)) {
-          const target = this.#xlat ? this.#windowBitmap(w) : this.#report!;
-          try {
-            this.#markAll(w, target);
-            if (this.#xlat) this.#translate(target, this.#report!);
-          } finally {
-            if (target !== this.#report) target.free();
+      if (full) {
+        // A unit that failed in a later window: its earlier windows were read from a log now known
+        // to be corrupt, so report everything it covers there too.
+        for (const wi of failedAt.values()) {
+          for (const w of windows.slice(0, wi)) {
+            const target = this.#xlat ? this.#windowBitmap(w) : this.#report!;
+            try {
+              this.#markAll(w, target);
+              if (this.#xlat) this.#translate(target, this.#report!);
+            } finally {
+              if (target !== this.#report) target.free();
+            }
           }
         }
+        // Bits read at vIOMMU unmap time since the last sync (cleared once the report is complete).
+        if (this.#carry && this.#carryDirty) {
+          this.#core.convert(this.#carry, this.#report!);
+          xlatCounted = false; // they may land on pages already counted
+        }
       }
-      // Bits read at vIOMMU unmap time since the last sync.
-      if (this.#carry && this.#carryDirty) {
-        this.#core.convert(this.#carry, this.#report!);
-        this.#carry.fill(false);
+
+      // The piece counts are exact unless bits were added outside the window loop (re-marking after
+      // a late failure, unmap-time bits) or translation is not one-to-one (placeInSections): then
+      // count the report once more.
+      if (full && (failedAt.size > 0 || (this.#xlat && !xlatCounted))) {
+        // Bits only ever land inside sections (map() keeps GPAs inside them), so the sections' sum
+        // is the total.
+        sectionPages.fill(0);
+        this.#countSections(this.#report!, sectionPages);
+        dirtyPages = sum(sectionPages);
+      } else if (this.#xlat) dirtyPages = sum(sectionPages);
+      if (full && opts.into) notMerged += this.#core.convert(this.#report!, opts.into).outsidePages;
+
+      // The report is complete: only now drop what fed it (unmap-time bits, retired mappings).
+      if (full && this.#carryDirty) {
+        this.#carry!.fill(false);
         this.#carryDirty = false;
-        xlatCounted = false; // they may land on pages already counted
       }
-    }
 
-    // Restart what failed; degrade what cannot restart. The next sync then reports all of it once
-    // more: writes between the failed read and the restart were in no log.
-    for (const u of corrupt) {
-      if (restart.has(u)) this.#restart(u);
-      else u.allDirtyNext = false;
-    }
+      // Restart what failed; degrade what cannot restart. The next sync then reports all of it once
+      // more: writes between the failed read and the restart were in no log.
+      restarted = true;
+      for (const u of corrupt) {
+        if (restart.has(u)) this.#restart(u);
+        else u.allDirtyNext = false;
+      }
 
-    // Retired vIOMMU mappings translate until every unit has read its log past their removal.
-    if (this.#xlat && eligible.length === this.#units.length && this.#retired.length > 0) {
-      this.#xlat.retire();
-      this.#retired.length = 0;
-      this.#mapGen++;
-    }
+      // Retired vIOMMU mappings translate until every unit has read its log past their removal.
+      if (this.#xlat && eligible.length === this.#units.length && this.#retired.length > 0) {
+        this.#xlat.retire();
+        this.#retired.length = 0;
+        this.#mapGen++;
+      }
 
-    // The piece counts are exact unless bits were added outside the window loop (re-marking after
-    // a late failure, unmap-time bits) or translation is not one-to-one (placeInSections): then
-    // count the report once more.
-    if (full && (failedAt.size > 0 || (this.#xlat && !xlatCounted))) {
-      // Bits only ever land inside sections (map() keeps GPAs inside them), so the sections' sum
-      // is the total.
-      sectionPages.fill(0);
-      this.#countSections(this.#report!, sectionPages);
-      dirtyPages = sum(sectionPages);
-    } else if (this.#xlat) dirtyPages = sum(sectionPages);
-    if (full && opts.into) notMerged += this.#core.convert(this.#report!, opts.into).outsidePages;
-    const kernelAfter = this.#units.reduce((s, u) => s + u.strategy.kernelBytes, 0);
-    const eligibleSet = new Set(eligible);
-    return {
-      seq,
-      phase: this.#phase,
-      strategy,
-      pageSize: this.#pageSize,
-      bitmap: full ? this.#report : undefined,
-      dirtyPages,
-      perDevice: Object.fromEntries(
-        this.#units.map((u) => [
-          u.id,
-          {
-            strategy: u.strategy.name,
-            queried: eligibleSet.has(u),
-            pages: this.#perDeviceCounts ? pages.get(u.id)! : undefined,
-          },
-        ]),
-      ),
-      perSection: this.#memory.map((s, i) => ({
-        iova: s.iova,
-        length: s.length,
-        kind: s.kind,
-        pages: sectionPages[i]!,
-      })),
-      durationMs: this.#now() - t0,
-      kernelBytes: Math.max(0, kernelAfter - kernelBefore),
-      events: this.#events.slice(firstEvent),
-      ...(opts.into ? { notMerged } : {}),
-    };
+      const kernelAfter = this.#units.reduce((s, u) => s + u.strategy.kernelBytes, 0);
+      const eligibleSet = new Set(eligible);
+      const report: DirtyReport = {
+        seq,
+        phase: this.#phase,
+        strategy,
+        pageSize: this.#pageSize,
+        bitmap: full ? this.#report : undefined,
+        dirtyPages,
+        perDevice: Object.fromEntries(
+          this.#units.map((u) => [
+            u.id,
+            {
+              strategy: u.strategy.name,
+              queried: eligibleSet.has(u),
+              pages: this.#perDeviceCounts ? pages.get(u.id)! : undefined,
+            },
+          ]),
+        ),
+        perSection: this.#memory.map((s, i) => ({
+          iova: s.iova,
+          length: s.length,
+          kind: s.kind,
+          pages: sectionPages[i]!,
+        })),
+        durationMs: this.#now() - t0,
+        kernelBytes: Math.max(0, kernelAfter - kernelBefore),
+        events: this.#events.slice(firstEvent),
+        ...(opts.into ? { notMerged } : {}),
+      };
+      committed = true;
+      return report;
+    } finally {
+      if (!committed) this.#syncFailed(eligible, restarted ? new Set() : restart);
+    }
+  }
+
+  /** sync() threw part-way: restart what failed and report every queried unit whole next time. */
+  #syncFailed(eligible: readonly Unit[], restart: ReadonlySet<Unit>): void {
+    for (const u of restart) this.#restart(u);
+    for (const u of eligible) u.allDirtyNext = true;
+    this.#event(
+      "sync-failed",
+      "tracker",
+      "sync threw before its report was complete: everything the queried units cover is reported at the next sync",
+    );
   }
 
   map(iova: bigint, gpa: bigint, length: bigint): void {

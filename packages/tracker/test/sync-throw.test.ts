@@ -1,0 +1,76 @@
+// A sync that throws part-way (the caller's onWindow, a merge into a bad `into`) has already read,
+// and so cleared, kernel logs: the bits must come back at the next sync, never vanish.
+
+import { loadBitmapCoreSync } from "@vfio-dirty/bitmap-wasm/node";
+import { describe, expect, it } from "vitest";
+import { createTracker } from "../src/tracker.ts";
+import { FakeLogStrategy } from "./fake-strategy.ts";
+
+const core = loadBitmapCoreSync();
+const P = 4096n;
+const memory = [{ iova: 0n, length: 256n * P, kind: "ram" as const }];
+
+function setup() {
+  const dev = new FakeLogStrategy("device", P);
+  const tracker = createTracker({
+    core,
+    units: [{ id: "0000:01:00.0", devices: ["0000:01:00.0"], strategy: dev }],
+    memory,
+    windowBytes: 64n * P,
+  });
+  tracker.start();
+  tracker.setPhase("precopy");
+  return { dev, tracker };
+}
+
+describe("sync that throws part-way", () => {
+  it("an onWindow callback that throws: the pages read are reported at the next sync", () => {
+    const { dev, tracker } = setup();
+    dev.write(3n * P); // first window
+    dev.write(200n * P); // last window
+    expect(() =>
+      tracker.sync({
+        onWindow: () => {
+          throw new Error("caller failed");
+        },
+      }),
+    ).toThrow("caller failed");
+    const r = tracker.sync();
+    expect(r.bitmap!.test(3)).toBe(true);
+    expect(r.bitmap!.test(200)).toBe(true);
+    expect(tracker.events.map((e) => e.kind)).toContain("sync-failed");
+    tracker.close();
+  });
+
+  it("a merge into an unusable bitmap throws: the pages read are reported at the next sync", () => {
+    const { dev, tracker } = setup();
+    dev.write(5n * P);
+    const into = core.bitmap({ nbits: 64, pageSize: P });
+    into.free(); // a freed bitmap: convert refuses it after the logs were read
+    expect(() => tracker.sync({ into })).toThrow();
+    const r = tracker.sync();
+    expect(r.bitmap!.test(5)).toBe(true);
+    expect(tracker.events.some((e) => e.kind === "sync-failed")).toBe(true);
+    tracker.close();
+  });
+
+  it("vIOMMU: bits read at unmap time survive a sync that throws", () => {
+    const iommu = new FakeLogStrategy("iommufd", P, true);
+    const tracker = createTracker({
+      core,
+      units: [{ id: "iommu", devices: ["0000:01:00.0"], strategy: iommu }],
+      memory,
+      viommu: { aperture: [{ iova: 0n, length: 1024n * P }] },
+    });
+    tracker.map(512n * P, 7n * P, 4n * P);
+    tracker.start();
+    tracker.setPhase("precopy");
+    iommu.write(513n * P); // gpa page 8
+    tracker.unmap(512n * P, 4n * P); // read now, held for the next report
+    const into = core.bitmap({ nbits: 64, pageSize: P });
+    into.free();
+    expect(() => tracker.sync({ into })).toThrow();
+    expect(tracker.sync().bitmap!.test(8)).toBe(true);
+    tracker.close();
+  });
+});
