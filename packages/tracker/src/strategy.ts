@@ -62,7 +62,9 @@ export type TrackerEventKind =
   // start(): only all-dirty is left and enableMigration is "auto" (a blocker, as QEMU's).
   | "blocked"
   // sync(): threw part-way (a failed callback or merge); every queried unit is reported whole next sync.
-  | "sync-failed";
+  | "sync-failed"
+  // sync({ into }): dirty pages outside \`into\` (they are still in the report, never dropped).
+  | "not-merged";
 
 /** Something the user must know: every fail-safe path records one. */
 export interface TrackerEvent {

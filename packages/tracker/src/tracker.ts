@@ -491,6 +491,12 @@ class TrackerImpl implements Tracker {
         dirtyPages = sum(sectionPages);
       } else if (this.#xlat) dirtyPages = sum(sectionPages);
       if (full && opts.into) notMerged += this.#core.convert(this.#report!, opts.into).outsidePages;
+      if (notMerged > 0)
+        this.#event(
+          "not-merged",
+          "tracker",
+          `${notMerged} dirty page(s) lie outside the \`into\` bitmap: only the report holds them`,
+        );
 
       // The report is complete: only now drop what fed it (unmap-time bits, retired mappings).
       if (full && this.#carryDirty) {

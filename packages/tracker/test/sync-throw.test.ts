@@ -73,4 +73,16 @@ describe("sync that throws part-way", () => {
     expect(tracker.sync().bitmap!.test(8)).toBe(true);
     tracker.close();
   });
+
+  it("dirty pages outside `into` are counted and recorded, and stay in the report", () => {
+    const { dev, tracker } = setup();
+    dev.write(200n * P);
+    const into = core.bitmap({ nbits: 64, pageSize: P });
+    const r = tracker.sync({ into });
+    expect(r.notMerged).toBe(1);
+    expect(r.bitmap!.test(200)).toBe(true);
+    expect(r.events.map((e) => e.kind)).toContain("not-merged");
+    into.free();
+    tracker.close();
+  });
 });
