@@ -149,8 +149,8 @@ function align(r: IovaRange, pageSize: bigint): IovaRange {
   return { iova: start, length: end - start };
 }
 
-/** Sort and join ranges that overlap or touch. */
-function mergeOverlapping(ranges: readonly IovaRange[]): IovaRange[] {
+/** Sort, drop empty ranges and join ranges that overlap or touch. */
+export function mergeOverlapping(ranges: readonly IovaRange[]): IovaRange[] {
   const sorted = [...ranges]
     .filter((r) => r.length > 0n)
     .sort((a, b) => (a.iova < b.iova ? -1 : a.iova > b.iova ? 1 : 0));

@@ -23,7 +23,7 @@
 
 import { VfioError } from "@vfio-dirty/vfio-adapter";
 import type { Bitmap, BitmapCore, XlatTable } from "./bitmap.ts";
-import type { IovaRange, MemorySection } from "./ranges.ts";
+import { type IovaRange, type MemorySection, mergeOverlapping } from "./ranges.ts";
 import {
   MigrationBlockedError,
   type SelectionReason,
@@ -306,7 +306,7 @@ class TrackerImpl implements Tracker {
     if (this.#apertureFromMappings && this.#mappings.length > 0) {
       // No aperture given: log the IOVA space mapped now. Later mappings outside it are reported
       // dirty on every sync (event untracked-mapping), never missed.
-      this.#startRanges = mergeRanges(this.#mappings);
+      this.#startRanges = mergeOverlapping(this.#mappings);
       this.#apertureFromMappings = false;
       this.#mappings.splice(
         0,
@@ -937,7 +937,7 @@ class TrackerImpl implements Tracker {
       : this.#memory.map((s) => ({ iova: s.iova, length: s.length }));
     // Sections are disjoint (checked at creation) and kept apart, so a piece lies in one section.
     const windows = cutWindows(
-      this.#xlat ? mergeRanges(space) : space,
+      this.#xlat ? mergeOverlapping(space) : space,
       this.#windowBytes,
       64n * this.#pageSize,
       whole,
@@ -1061,22 +1061,9 @@ function cutWindows(
   return out;
 }
 
-function mergeRanges(ranges: readonly IovaRange[]): IovaRange[] {
-  const sorted = [...ranges].sort((a, b) => cmp(a.iova, b.iova));
-  const out: { iova: bigint; length: bigint }[] = [];
-  for (const r of sorted) {
-    const last = out[out.length - 1];
-    if (last && r.iova <= last.iova + last.length) {
-      const end = max(r.iova + r.length, last.iova + last.length);
-      last.length = end - last.iova;
-    } else out.push({ iova: r.iova, length: r.length });
-  }
-  return out;
-}
-
 function covers(space: readonly IovaRange[], r: IovaRange): boolean {
   let at = r.iova;
-  for (const s of mergeRanges(space)) {
+  for (const s of mergeOverlapping(space)) {
     if (s.iova <= at && at < s.iova + s.length) at = s.iova + s.length;
     if (at >= r.iova + r.length) return true;
   }
