@@ -20,7 +20,7 @@ import {
 import type { AddressSpace } from "./address-space.ts";
 import { PageSet } from "./page-set.ts";
 import type { Range } from "./profile.ts";
-import { bigMax, bigMin, orRange } from "./user-bits.ts";
+import { bigMax, bigMin, iovaBitmapBytes, orRange } from "./user-bits.ts";
 
 const PAGE = 4096n;
 const ULONG_MAX = 0xffff_ffff_ffff_ffffn;
@@ -255,10 +255,9 @@ export class IommufdContext {
     if (pageSize === 0n) return -Errno.EINVAL;
     if (iova & (pageSize - 1n) || endIova & (pageSize - 1n)) return -Errno.EINVAL;
     const nbits = length / pageSize;
-    // iova_bitmap_alloc: whole u64 words for [iova, iova + length).
-    const words = ((length - 1n) & ULONG_MAX) / (pageSize * 64n) + 1n;
-    if (words * 8n > 0x7fff_ffffn) return -Errno.EFAULT;
-    const bytes = bitmapView(Number(words * 8n));
+    const byteLength = iovaBitmapBytes(length, pageSize);
+    if (byteLength === undefined) return -Errno.EFAULT;
+    const bytes = bitmapView(byteLength);
     if (!bytes) return -Errno.EFAULT;
     for (const area of this.overlapping(hwpt.ioas, iova, length)) {
       const a = bigMax(area.iova, iova);

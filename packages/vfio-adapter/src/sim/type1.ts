@@ -15,6 +15,7 @@
 
 import { Errno } from "../errors.ts";
 import {
+  U64_MAX,
   VFIO_DMA_MAP_FLAG_READ,
   VFIO_DMA_MAP_FLAG_VADDR,
   VFIO_DMA_MAP_FLAG_WRITE,
@@ -30,7 +31,6 @@ import { bitmapBytes, setBitRange } from "./user-bits.ts";
 
 /** DIRTY_BITMAP_PAGES_MAX = INT_MAX pages, so at most 256 MiB of bitmap per call. */
 export const DIRTY_BITMAP_SIZE_MAX = bitmapBytes(0x7fff_ffffn);
-const U64_MAX = 0xffff_ffff_ffff_ffffn;
 const PAGE_SHIFT = 12n;
 
 /** One vfio_dma: a contiguous IOVA range mapped to user memory. */

@@ -9,6 +9,8 @@
 // Bit rule (include/uapi/linux/iommufd.h): bit i covers [base + i*pageSize, base + (i+1)*pageSize),
 // stored in data[i / 64] >> (i % 64), little-endian u64 words.
 
+import { U64_MAX } from "../uapi/index.ts";
+
 /** Sets bits [first, last] (inclusive) in `bytes` (a little-endian u64 bitmap). */
 export function setBitRange(bytes: Uint8Array, first: number, last: number): void {
   let i = first;
@@ -30,6 +32,16 @@ export function setBitRange(bytes: Uint8Array, first: number, last: number): voi
 /** Bytes of a bitmap with `nbits` bits, rounded up to whole u64 words (DIRTY_BITMAP_BYTES). */
 export function bitmapBytes(nbits: bigint): bigint {
   return ((nbits + 63n) / 64n) * 8n;
+}
+
+/**
+ * iova_bitmap_alloc(): the bytes of whole u64 words the kernel maps for [iova, iova + length) at
+ * `pageSize` per bit, or undefined when that is more than it will pin (the caller answers EFAULT).
+ * A length of 0 wraps `length - 1` to the whole address space, as the u64 arithmetic in C does.
+ */
+export function iovaBitmapBytes(length: bigint, pageSize: bigint): number | undefined {
+  const words = ((length - 1n) & U64_MAX) / (pageSize * 64n) + 1n;
+  return words * 8n > 0x7fff_ffffn ? undefined : Number(words * 8n);
 }
 
 /**

@@ -34,6 +34,7 @@ import {
   SIZEOF_VFIO_DEVICE_FEATURE_MIG_STATE,
   SIZEOF_VFIO_DEVICE_FEATURE_MIGRATION,
   SIZEOF_VFIO_IOMMU_TYPE1_INFO,
+  U64_MAX,
   VFIO_CHECK_EXTENSION,
   VFIO_DEVICE_ATTACH_IOMMUFD_PT,
   VFIO_DEVICE_BIND_FLAG_TOKEN,
@@ -90,11 +91,10 @@ import type { CdevFile, SimContainer, SimDevice, SimGroup, SimKernel } from "./k
 import { REGION_SHIFT } from "./kernel.ts";
 import { KERNEL, u64 } from "./profile.ts";
 import { DIRTY_BITMAP_SIZE_MAX, Type1Iommu } from "./type1.ts";
-import { bitmapBytes } from "./user-bits.ts";
+import { bitmapBytes, iovaBitmapBytes } from "./user-bits.ts";
 
 /** LOG_MAX_RANGES: PAGE_SIZE / sizeof(struct vfio_device_feature_dma_logging_range). */
 export const LOG_MAX_RANGES = 256;
-const U64_MAX = 0xffff_ffff_ffff_ffffn;
 /** TASK_SIZE_MAX on x86-64 (47-bit user space minus a guard page): access_ok()'s limit. */
 const TASK_SIZE_MAX = (1n << 47n) - 4096n;
 const EBADFD = 77;
@@ -549,9 +549,9 @@ function loggingReport(k: SimKernel, d: SimDevice, payload: Uint8Array): number 
   // iova_bitmap_alloc: whole u64 words covering [iova, iova + length); length 0 would wrap to a
   // bitmap of the whole address space, which no caller's buffer holds: EFAULT.
   if (rep.length === 0n) return -Errno.EFAULT;
-  const words = (rep.length - 1n) / (ps * 64n) + 1n;
-  if (words * 8n > 0x7fff_ffffn) return -Errno.EFAULT;
-  const bytes = k.space.view(rep.bitmap, Number(words * 8n));
+  const byteLength = iovaBitmapBytes(rep.length, ps);
+  if (byteLength === undefined) return -Errno.EFAULT;
+  const bytes = k.space.view(rep.bitmap, byteLength);
   if (!bytes) return -Errno.EFAULT;
   if (!d.log!.active) return -Errno.EINVAL;
   if (d.logBroken) return -Errno.EIO;
