@@ -147,4 +147,27 @@ describe("runTrack", () => {
     ).rejects.toThrow("boom");
     expect(f.closed()).toBe(1);
   });
+
+  it("closes the backend even when allocating the report union fails (before tracking starts)", async () => {
+    const f = fakeBackend([], []);
+    let started = false;
+    f.backend.tracker.start = () => {
+      started = true;
+    };
+    (f.backend as { core: BitmapCore }).core = {
+      ...core,
+      bitmap: () => {
+        throw new Error("out of wasm memory");
+      },
+    } as BitmapCore;
+    await expect(
+      runTrack(
+        f.backend,
+        { durationMs: 1000, intervalMs: 1000, phaseSwitchMs: null, seed: 1 },
+        { signal: new AbortController().signal },
+      ),
+    ).rejects.toThrow("out of wasm memory");
+    expect(started).toBe(false);
+    expect(f.closed()).toBe(1);
+  });
 });

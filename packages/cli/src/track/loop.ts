@@ -47,7 +47,7 @@ export async function runTrack(
   // union of writes. Kept at the check granularity (see checkPageSize), so a 16 TiB guest needs
   // 32 MiB, not 512 MiB.
   const checkSize = checkPageSize(backend.gpaEnd, backend.pageSize);
-  const reported = core.bitmap({ nbits: nbitsFor(backend.gpaEnd, checkSize), pageSize: checkSize, base: 0n });
+  let reported: Bitmap | undefined;
   let interrupted = false;
   let lastStrategy: string | undefined;
   let phaseSwitchMs: number | null = null;
@@ -55,6 +55,8 @@ export async function runTrack(
   let report: Omit<TrackReport, "trackingStopped">;
   let trackingStopped: boolean | null = null;
   try {
+    // Allocated inside the try: a failure here must still close the opened backend.
+    reported = core.bitmap({ nbits: nbitsFor(backend.gpaEnd, checkSize), pageSize: checkSize, base: 0n });
     tracker.start();
     tracker.setPhase("precopy");
     t0 = backend.nowMs();
@@ -117,7 +119,7 @@ export async function runTrack(
       },
     };
   } finally {
-    reported.free();
+    reported?.free();
     // Stopped on every path, errors included; the report then says whether the host agrees.
     trackingStopped = backend.close();
   }
