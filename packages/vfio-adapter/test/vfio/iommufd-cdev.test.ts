@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { Errno, IoctlError, ProtocolError } from "../../src/errors.ts";
+import { Errno, InvalidInputError, IoctlError, ProtocolError } from "../../src/errors.ts";
 import * as i from "../../src/uapi/iommufd.ts";
 import * as v from "../../src/uapi/vfio.ts";
 import { DeviceCdev } from "../../src/vfio/cdev.ts";
@@ -207,6 +207,21 @@ describe("IommuFd", () => {
     );
     expect(e.message).toMatch(/^IOMMU_HWPT_ALLOC \(iommufd fd 5, dev_id 1, pt_id 2, flags 0x2\): EOPNOTSUPP/);
     expect(e.message).toContain("cannot track dirty pages");
+  });
+
+  it("refuses a dirty bitmap short of whole u64 words before the kernel can write past it", () => {
+    const { host, iommufd } = setup();
+    // 0x41 pages -> 65 bits -> the kernel writes two u64 words; 9 bytes covers the bits but not
+    // the second word, which iova_bitmap would write into whatever follows the buffer.
+    const req = { hwptId: 9, iova: 0n, length: 0x41000n, pageSize: 0x1000n, bitmap: new Uint8Array(9) };
+    expect(() => iommufd.getDirtyBitmap(req)).toThrow(/too small for 65 pages \(needs 16/);
+    expect(() => iommufd.getDirtyBitmap({ ...req, pageSize: 0x1800n, bitmap: new Uint8Array(64) })).toThrow(
+      InvalidInputError,
+    );
+    expect(host.calls.length).toBe(0);
+    host.onIoctl = () => 0;
+    iommufd.getDirtyBitmap({ ...req, bitmap: new Uint8Array(16) });
+    expect(host.calls.length).toBe(1);
   });
 
   it("toggles dirty tracking and reads the dirty bitmap, with and without NO_CLEAR", () => {
