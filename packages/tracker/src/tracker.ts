@@ -368,10 +368,18 @@ class TrackerImpl implements Tracker {
     const corrupt = new Set<Unit>();
     // Units to restart after this sync (an unhealthy device, a failed read).
     const restart = new Set<Unit>();
-    for (const u of eligible) {
-      const why = u.strategy.check?.();
+    const eligibleSet = new Set(eligible);
+    // Every running unit is checked, skipped ones too: a device reset while it is skipped in
+    // pre-copy may no longer show by stop-copy (the device strategy sees state transitions).
+    for (const u of this.#units) {
+      const why = u.running ? u.strategy.check?.() : undefined;
+      if (why !== undefined) this.#event("unhealthy", u.id, why);
+      if (!eligibleSet.has(u)) {
+        // Not read this sync: restart now; its next read reports everything it covers.
+        if (why !== undefined) this.#restart(u);
+        continue;
+      }
       if (why !== undefined) {
-        this.#event("unhealthy", u.id, why);
         corrupt.add(u);
         restart.add(u);
       }
@@ -520,7 +528,6 @@ class TrackerImpl implements Tracker {
       }
 
       const kernelAfter = this.#units.reduce((s, u) => s + u.strategy.kernelBytes, 0);
-      const eligibleSet = new Set(eligible);
       const report: DirtyReport = {
         seq,
         phase: this.#phase,

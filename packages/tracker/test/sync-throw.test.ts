@@ -85,4 +85,24 @@ describe("sync that throws part-way", () => {
     into.free();
     tracker.close();
   });
+
+  it("a unit skipped in pre-copy is still health-checked: a log lost then is reported at stop-copy", () => {
+    const dev = new FakeLogStrategy("device", P);
+    const tracker = createTracker({
+      core,
+      units: [{ id: "0000:01:00.0", devices: ["0000:01:00.0"], strategy: dev, preCopy: false }],
+      memory,
+    });
+    tracker.start();
+    tracker.setPhase("precopy");
+    dev.write(9n * P);
+    dev.resetLog(); // the device was reset: its log is gone...
+    dev.unhealthy = "device went back to RUNNING"; // ...which shows only until the next look
+    tracker.sync();
+    dev.unhealthy = undefined;
+    tracker.setPhase("stop-copy");
+    expect(tracker.sync().bitmap!.test(9)).toBe(true);
+    expect(tracker.events.map((e) => e.kind)).toContain("unhealthy");
+    tracker.close();
+  });
 });
