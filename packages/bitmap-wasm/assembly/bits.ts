@@ -134,9 +134,11 @@ export function windowClipped(w: usize, p: i64, lo: i64, hi: i64): u64 {
 
 export const OP_OR: i32 = 0;
 export const OP_ANDNOT: i32 = 1;
+/** dst bits := src bits (translation into a destination no other mapping writes). */
+export const OP_COPY: i32 = 2;
 
 /**
- * dst[dstStart + i] (op)= src[srcStart + i] for i < n: OR or AND-NOT at any two bit offsets.
+ * dst[dstStart + i] (op)= src[srcStart + i] for i < n: OR, AND-NOT or copy at any two bit offsets.
  * Both must be bitmaps from bitmap_new (header before, slack word after: see windowSlack).
  * Walks destination words; each gets the 64 source bits aligned to it (two overlapping loads and
  * a shift when the offsets differ mod 64), so the inner loop is word-wise and vectorised.
@@ -144,6 +146,7 @@ export const OP_ANDNOT: i32 = 1;
 export function mergeRange(dst: usize, dstStart: u64, src: usize, srcStart: u64, n: u64, op: i32): void {
   if (n == 0) return;
   if (op == OP_OR) mergeImpl(dst, dstStart, src, srcStart, n, OP_OR);
+  else if (op == OP_COPY) mergeImpl(dst, dstStart, src, srcStart, n, OP_COPY);
   else mergeImpl(dst, dstStart, src, srcStart, n, OP_ANDNOT);
 }
 
@@ -326,12 +329,29 @@ export function anyInRange(w: usize, a: u64, b: u64): bool {
 
 // @ts-ignore: decorator
 @inline function applyOp(d: u64, s: u64, op: i32): u64 {
-  return op == OP_OR ? d | s : d & ~s;
+  return op == OP_OR ? d | s : op == OP_COPY ? s : d & ~s;
 }
 
+/** Word `i` of dst (op)= s, where only the bits in mask m take part (a head or tail word). */
 // @ts-ignore: decorator
-@inline function applyOpV(d: v128, s: v128, op: i32): v128 {
-  return op == OP_OR ? v128.or(d, s) : v128.andnot(d, s);
+@inline function applyMasked(dst: usize, i: u64, s: u64, m: u64, op: i32): void {
+  const d = wordAt(dst, i);
+  setWordAt(dst, i, op == OP_COPY ? (d & ~m) | (s & m) : applyOp(d, s & m, op));
+}
+
+/** The word at d (op)= s, as applyOpAt. */
+// @ts-ignore: decorator
+@inline function applyOpAt64(d: usize, s: u64, op: i32): void {
+  if (op == OP_COPY) store<u64>(d, s);
+  else store<u64>(d, applyOp(load<u64>(d), s, op));
+}
+
+/** The vector at d + off (op)= s. A copy never loads d: translation's destination is write-only. */
+// @ts-ignore: decorator
+@inline function applyOpAt(d: usize, off: usize, s: v128, op: i32): void {
+  if (op == OP_COPY) v128.store(d + off, s);
+  else if (op == OP_OR) v128.store(d + off, v128.or(v128.load(d + off), s));
+  else v128.store(d + off, v128.andnot(v128.load(d + off), s));
 }
 
 // @ts-ignore: decorator
@@ -343,21 +363,16 @@ export function anyInRange(w: usize, a: u64, b: u64): bool {
   const delta = <i64>srcStart - <i64>dstStart;
   if (first == last) {
     const m = bitsMask(dstStart & 63, dEnd - (first << 6));
-    const s = windowSlack(src, delta + <i64>(first << 6)) & m;
-    setWordAt(dst, first, applyOp(wordAt(dst, first), s, op));
+    applyMasked(dst, first, windowSlack(src, delta + <i64>(first << 6)), m, op);
     return;
   }
   // Head and tail words may need the source word before or after the range (slack reads, masked).
-  const mh = ~lowMask(dstStart & 63);
-  const sh0 = windowSlack(src, delta + <i64>(first << 6)) & mh;
-  setWordAt(dst, first, applyOp(wordAt(dst, first), sh0, op));
+  applyMasked(dst, first, windowSlack(src, delta + <i64>(first << 6)), ~lowMask(dstStart & 63), op);
   // Middle words: every source bit they need is inside the range. The tail word is written after
   // them, as C does: writing it first measurably slowed short merges (translation's thousands of
   // mappings), presumably by disturbing the stream the middle loop starts.
   mergeMiddle(dst, src, delta, first + 1, last, op);
-  const mt = lowMask(dEnd - (last << 6));
-  const st = windowSlack(src, delta + <i64>(last << 6)) & mt;
-  setWordAt(dst, last, applyOp(wordAt(dst, last), st, op));
+  applyMasked(dst, last, windowSlack(src, delta + <i64>(last << 6)), lowMask(dEnd - (last << 6)), op);
 }
 
 /** Whole destination words [k0, last) of a merge; see mergeImpl. */
@@ -372,15 +387,15 @@ export function anyInRange(w: usize, a: u64, b: u64): bool {
   let s = src + (<usize>(p0 >> 6) << 3);
   if (shift == 0) {
     while (d + 64 <= dend) {
-      v128.store(d, applyOpV(v128.load(d, 0), v128.load(s, 0), op), 0);
-      v128.store(d, applyOpV(v128.load(d, 16), v128.load(s, 16), op), 16);
-      v128.store(d, applyOpV(v128.load(d, 32), v128.load(s, 32), op), 32);
-      v128.store(d, applyOpV(v128.load(d, 48), v128.load(s, 48), op), 48);
+      applyOpAt(d, 0, v128.load(s, 0), op);
+      applyOpAt(d, 16, v128.load(s, 16), op);
+      applyOpAt(d, 32, v128.load(s, 32), op);
+      applyOpAt(d, 48, v128.load(s, 48), op);
       d += 64;
       s += 64;
     }
     while (d < dend) {
-      store<u64>(d, applyOp(load<u64>(d), load<u64>(s), op));
+      applyOpAt64(d, load<u64>(s), op);
       d += 8;
       s += 8;
     }
@@ -406,10 +421,10 @@ export function anyInRange(w: usize, a: u64, b: u64): bool {
     const v1 = v128.or(i64x2.shr_u(a1, shift), i64x2.shl(b1, back));
     const v2 = v128.or(i64x2.shr_u(a2, shift), i64x2.shl(b2, back));
     const v3 = v128.or(i64x2.shr_u(a3, shift), i64x2.shl(b3, back));
-    v128.store(d, applyOpV(v128.load(d, 0), v0, op), 0);
-    v128.store(d, applyOpV(v128.load(d, 16), v1, op), 16);
-    v128.store(d, applyOpV(v128.load(d, 32), v2, op), 32);
-    v128.store(d, applyOpV(v128.load(d, 48), v3, op), 48);
+    applyOpAt(d, 0, v0, op);
+    applyOpAt(d, 16, v1, op);
+    applyOpAt(d, 32, v2, op);
+    applyOpAt(d, 48, v3, op);
     d += 64;
     s += 64;
   }
@@ -420,14 +435,14 @@ export function anyInRange(w: usize, a: u64, b: u64): bool {
     const b1 = v128.load(s, 24);
     const v0 = v128.or(i64x2.shr_u(a0, shift), i64x2.shl(b0, back));
     const v1 = v128.or(i64x2.shr_u(a1, shift), i64x2.shl(b1, back));
-    v128.store(d, applyOpV(v128.load(d, 0), v0, op), 0);
-    v128.store(d, applyOpV(v128.load(d, 16), v1, op), 16);
+    applyOpAt(d, 0, v0, op);
+    applyOpAt(d, 16, v1, op);
     d += 32;
     s += 32;
   }
   while (d < dend) {
     const v = (load<u64>(s) >> <u64>shift) | (load<u64>(s, 8) << <u64>back);
-    store<u64>(d, applyOp(load<u64>(d), v, op));
+    applyOpAt64(d, v, op);
     d += 8;
     s += 8;
   }
@@ -442,6 +457,31 @@ export function anyInRange(w: usize, a: u64, b: u64): bool {
  * src == dst (callers forbid it), take two plain mergeRange calls.
  */
 export function orMergePair(dst: usize, src: usize, dA: u64, sA: u64, nA: u64, dB: u64, sB: u64, nB: u64): void {
+  mergePairImpl(dst, src, dA, sA, nA, dB, sB, nB, OP_OR);
+}
+
+/**
+ * orMergePair, copying instead of ORing. The two destinations must not share a bit; they may
+ * share a word (a head or tail word, written masked, one after the other).
+ */
+export function copyMergePair(dst: usize, src: usize, dA: u64, sA: u64, nA: u64, dB: u64, sB: u64, nB: u64): void {
+  mergePairImpl(dst, src, dA, sA, nA, dB, sB, nB, OP_COPY);
+}
+
+/** Four OR merges at once: see mergeQuadImpl. */
+export function orMergeQuad(dst: usize, src: usize, m: usize): void {
+  mergeQuadImpl(dst, src, m, OP_OR);
+}
+
+/** Four copies at once into destinations that share no bit: see mergeQuadImpl. */
+export function copyMergeQuad(dst: usize, src: usize, m: usize): void {
+  mergeQuadImpl(dst, src, m, OP_COPY);
+}
+
+// @ts-ignore: decorator
+@inline function mergePairImpl(
+  dst: usize, src: usize, dA: u64, sA: u64, nA: u64, dB: u64, sB: u64, nB: u64, op: i32,
+): void {
   const aFirst = dA >> 6;
   const aLast = (dA + nA - 1) >> 6;
   const bFirst = dB >> 6;
@@ -453,14 +493,12 @@ export function orMergePair(dst: usize, src: usize, dA: u64, sA: u64, nA: u64, d
   const shiftA = <i32>(pA & 63);
   const shiftB = <i32>(pB & 63);
   if (nA == 0 || nB == 0 || aLast - aFirst < 10 || bLast - bFirst < 10 || shiftA == 0 || shiftB == 0) {
-    mergeRange(dst, dA, src, sA, nA, OP_OR);
-    mergeRange(dst, dB, src, sB, nB, OP_OR);
+    mergeRange(dst, dA, src, sA, nA, op);
+    mergeRange(dst, dB, src, sB, nB, op);
     return;
   }
-  const hA = windowSlack(src, deltaA + <i64>(aFirst << 6)) & ~lowMask(dA & 63);
-  setWordAt(dst, aFirst, wordAt(dst, aFirst) | hA);
-  const hB = windowSlack(src, deltaB + <i64>(bFirst << 6)) & ~lowMask(dB & 63);
-  setWordAt(dst, bFirst, wordAt(dst, bFirst) | hB);
+  applyMasked(dst, aFirst, windowSlack(src, deltaA + <i64>(aFirst << 6)), ~lowMask(dA & 63), op);
+  applyMasked(dst, bFirst, windowSlack(src, deltaB + <i64>(bFirst << 6)), ~lowMask(dB & 63), op);
   let da = dst + (<usize>(aFirst + 1) << 3);
   let db = dst + (<usize>(bFirst + 1) << 3);
   const daEnd = dst + (<usize>aLast << 3);
@@ -468,26 +506,25 @@ export function orMergePair(dst: usize, src: usize, dA: u64, sA: u64, nA: u64, d
   let sa = src + (<usize>(pA >> 6) << 3);
   let sb = src + (<usize>(pB >> 6) << 3);
   while (da + 64 <= daEnd && db + 64 <= dbEnd) {
-    shiftedOr64(da, sa, shiftA);
-    shiftedOr64(db, sb, shiftB);
+    shifted64(da, sa, shiftA, op);
+    shifted64(db, sb, shiftB, op);
     da += 64;
     sa += 64;
     db += 64;
     sb += 64;
   }
-  mergeMiddle(dst, src, deltaA, <u64>((da - dst) >> 3), aLast, OP_OR);
-  mergeMiddle(dst, src, deltaB, <u64>((db - dst) >> 3), bLast, OP_OR);
-  const tA = windowSlack(src, deltaA + <i64>(aLast << 6)) & lowMask(dA + nA - (aLast << 6));
-  setWordAt(dst, aLast, wordAt(dst, aLast) | tA);
-  const tB = windowSlack(src, deltaB + <i64>(bLast << 6)) & lowMask(dB + nB - (bLast << 6));
-  setWordAt(dst, bLast, wordAt(dst, bLast) | tB);
+  mergeMiddle(dst, src, deltaA, <u64>((da - dst) >> 3), aLast, op);
+  mergeMiddle(dst, src, deltaB, <u64>((db - dst) >> 3), bLast, op);
+  applyMasked(dst, aLast, windowSlack(src, deltaA + <i64>(aLast << 6)), lowMask(dA + nA - (aLast << 6)), op);
+  applyMasked(dst, bLast, windowSlack(src, deltaB + <i64>(bLast << 6)), lowMask(dB + nB - (bLast << 6)), op);
 }
 
 /**
- * Four OR merges at once, as orMergePair for two: falls back to two pairs unless all four are
+ * Four merges at once, as mergePairImpl for two: falls back to two pairs unless all four are
  * long and shifted. Lockstep while all four middles have 64 bytes left.
  */
-export function orMergeQuad(dst: usize, src: usize, m: usize): void {
+// @ts-ignore: decorator
+@inline function mergeQuadImpl(dst: usize, src: usize, m: usize, op: i32): void {
   // m: 4 x {u64 dstStart, u64 srcStart, u64 n}
   for (let q: usize = 0; q < 4; q++) {
     const d0 = load<u64>(m + q * 24);
@@ -496,8 +533,13 @@ export function orMergeQuad(dst: usize, src: usize, m: usize): void {
     const last = (d0 + n - 1) >> 6;
     const delta = <i64>load<u64>(m + q * 24, 8) - <i64>d0;
     if (n == 0 || last - first < 10 || ((<u64>(delta + <i64>((first + 1) << 6))) & 63) == 0) {
-      orMergePair(dst, src, load<u64>(m), load<u64>(m, 8), load<u64>(m, 16), load<u64>(m, 24), load<u64>(m, 32), load<u64>(m, 40));
-      orMergePair(dst, src, load<u64>(m, 48), load<u64>(m, 56), load<u64>(m, 64), load<u64>(m, 72), load<u64>(m, 80), load<u64>(m, 88));
+      if (op == OP_COPY) {
+        copyMergePair(dst, src, load<u64>(m), load<u64>(m, 8), load<u64>(m, 16), load<u64>(m, 24), load<u64>(m, 32), load<u64>(m, 40));
+        copyMergePair(dst, src, load<u64>(m, 48), load<u64>(m, 56), load<u64>(m, 64), load<u64>(m, 72), load<u64>(m, 80), load<u64>(m, 88));
+      } else {
+        orMergePair(dst, src, load<u64>(m), load<u64>(m, 8), load<u64>(m, 16), load<u64>(m, 24), load<u64>(m, 32), load<u64>(m, 40));
+        orMergePair(dst, src, load<u64>(m, 48), load<u64>(m, 56), load<u64>(m, 64), load<u64>(m, 72), load<u64>(m, 80), load<u64>(m, 88));
+      }
       return;
     }
   }
@@ -506,8 +548,7 @@ export function orMergeQuad(dst: usize, src: usize, m: usize): void {
     const d0 = load<u64>(m + q * 24);
     const first = d0 >> 6;
     const delta = <i64>load<u64>(m + q * 24, 8) - <i64>d0;
-    const h = windowSlack(src, delta + <i64>(first << 6)) & ~lowMask(d0 & 63);
-    setWordAt(dst, first, wordAt(dst, first) | h);
+    applyMasked(dst, first, windowSlack(src, delta + <i64>(first << 6)), ~lowMask(d0 & 63), op);
   }
   let d0 = quadD(dst, m, 0);
   let d1 = quadD(dst, m, 1);
@@ -526,10 +567,10 @@ export function orMergeQuad(dst: usize, src: usize, m: usize): void {
   const h2 = quadShift(m, 2);
   const h3 = quadShift(m, 3);
   while (d0 + 64 <= e0 && d1 + 64 <= e1 && d2 + 64 <= e2 && d3 + 64 <= e3) {
-    shiftedOr64(d0, s0, h0);
-    shiftedOr64(d1, s1, h1);
-    shiftedOr64(d2, s2, h2);
-    shiftedOr64(d3, s3, h3);
+    shifted64(d0, s0, h0, op);
+    shifted64(d1, s1, h1, op);
+    shifted64(d2, s2, h2, op);
+    shifted64(d3, s3, h3, op);
     d0 += 64;
     s0 += 64;
     d1 += 64;
@@ -539,10 +580,10 @@ export function orMergeQuad(dst: usize, src: usize, m: usize): void {
     d3 += 64;
     s3 += 64;
   }
-  quadFinish(dst, src, m, 0, d0);
-  quadFinish(dst, src, m, 1, d1);
-  quadFinish(dst, src, m, 2, d2);
-  quadFinish(dst, src, m, 3, d3);
+  quadFinish(dst, src, m, 0, d0, op);
+  quadFinish(dst, src, m, 1, d1, op);
+  quadFinish(dst, src, m, 2, d2, op);
+  quadFinish(dst, src, m, 3, d3, op);
 }
 
 // @ts-ignore: decorator
@@ -571,20 +612,22 @@ export function orMergeQuad(dst: usize, src: usize, m: usize): void {
   return <i32>(quadP(m, q) & 63);
 }
 
-/** Leftover middle words from d on, then the tail word, of merge q of orMergeQuad. */
-function quadFinish(dst: usize, src: usize, m: usize, q: usize, d: usize): void {
+/** Leftover middle words from d on, then the tail word, of merge q of mergeQuadImpl. */
+function quadFinish(dst: usize, src: usize, m: usize, q: usize, d: usize, op: i32): void {
   const d0 = load<u64>(m + q * 24);
   const n = load<u64>(m + q * 24, 16);
   const delta = <i64>load<u64>(m + q * 24, 8) - <i64>d0;
   const last = (d0 + n - 1) >> 6;
-  mergeMiddle(dst, src, delta, <u64>((d - dst) >> 3), last, OP_OR);
-  const t = windowSlack(src, delta + <i64>(last << 6)) & lowMask(d0 + n - (last << 6));
-  setWordAt(dst, last, wordAt(dst, last) | t);
+  const k0 = <u64>((d - dst) >> 3);
+  // One dispatch here, so each op gets its own loop (op is a constant inside mergeMiddle).
+  if (op == OP_COPY) mergeMiddle(dst, src, delta, k0, last, OP_COPY);
+  else mergeMiddle(dst, src, delta, k0, last, OP_OR);
+  applyMasked(dst, last, windowSlack(src, delta + <i64>(last << 6)), lowMask(d0 + n - (last << 6)), op);
 }
 
-/** One 64-byte step of mergeMiddle's shifted OR loop (shift in 1..63); reads s .. s + 80. */
+/** One 64-byte step of mergeMiddle's shifted loop (shift in 1..63); reads s .. s + 80. */
 // @ts-ignore: decorator
-@inline function shiftedOr64(d: usize, s: usize, shift: i32): void {
+@inline function shifted64(d: usize, s: usize, shift: i32, op: i32): void {
   const back = 64 - shift;
   const a0 = v128.load(s, 0);
   const a1 = v128.load(s, 16);
@@ -595,10 +638,10 @@ function quadFinish(dst: usize, src: usize, m: usize, q: usize, d: usize): void 
   const b1 = v128.shuffle<u8>(a1, a2, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23);
   const b2 = v128.shuffle<u8>(a2, a3, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23);
   const b3 = v128.shuffle<u8>(a3, a4, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23);
-  v128.store(d, v128.or(v128.load(d, 0), v128.or(i64x2.shr_u(a0, shift), i64x2.shl(b0, back))), 0);
-  v128.store(d, v128.or(v128.load(d, 16), v128.or(i64x2.shr_u(a1, shift), i64x2.shl(b1, back))), 16);
-  v128.store(d, v128.or(v128.load(d, 32), v128.or(i64x2.shr_u(a2, shift), i64x2.shl(b2, back))), 32);
-  v128.store(d, v128.or(v128.load(d, 48), v128.or(i64x2.shr_u(a3, shift), i64x2.shl(b3, back))), 48);
+  applyOpAt(d, 0, v128.or(i64x2.shr_u(a0, shift), i64x2.shl(b0, back)), op);
+  applyOpAt(d, 16, v128.or(i64x2.shr_u(a1, shift), i64x2.shl(b1, back)), op);
+  applyOpAt(d, 32, v128.or(i64x2.shr_u(a2, shift), i64x2.shl(b2, back)), op);
+  applyOpAt(d, 48, v128.or(i64x2.shr_u(a3, shift), i64x2.shl(b3, back)), op);
 }
 
 /** Bits [a, b) (1..64 bits, inside the validated range) shifted down to bit 0. */

@@ -22,7 +22,7 @@ import {
   countRange, findNext, listRuns, mergeRange, OP_ANDNOT, OP_OR, takeRange, testBit, wordsFor, writeRange,
 } from "./bits";
 import {
-  ERR_ALIGN, ERR_BAD_ARGUMENT, ERR_BAD_HANDLE, ERR_BAD_POINTER, ERR_OVERFLOW, ERR_OVERLAP, ERR_PAGE_SIZE,
+  ERR_ALIGN, ERR_BAD_ARGUMENT, ERR_BAD_HANDLE, ERR_BAD_POINTER, ERR_NOMEM, ERR_OVERFLOW, ERR_OVERLAP, ERR_PAGE_SIZE,
   ERR_RANGE, ERR_TOO_LARGE, OK,
 } from "./errors";
 import {
@@ -31,7 +31,7 @@ import {
 } from "./mem";
 import {
   XLAT_HEADER, XLAT_MAGIC, entryAt, tCount, tPageSize, xlatAdd, xlatCreate, xlatDestroy,
-  xlatRemove, xlatRetire, xlatTranslate, xlatUnmappedRuns,
+  xlatClearUnmappedGpa, xlatGpaDisjoint, xlatRemove, xlatRetire, xlatTranslate, xlatTranslateCopy, xlatUnmappedRuns,
 } from "./xlat";
 
 // @ts-ignore: decorator
@@ -308,6 +308,30 @@ export function xlat_translate(t: usize, src: usize, dst: usize, stats: usize): 
   if (stats != 0 && !checkBuffer(stats, 16)) return ERR_BAD_POINTER;
   xlatTranslate(t, words(src), baseOf(src), nbitsOf(src), words(dst), baseOf(dst), nbitsOf(dst), stats);
   return OK;
+}
+
+export function xlat_translate_copy(t: usize, src: usize, dst: usize, stats: usize): i32 {
+  if (!isTable(t) || !isBitmap(src) || !isBitmap(dst)) return ERR_BAD_HANDLE;
+  if (pageSizeOf(src) != tPageSize(t) || pageSizeOf(dst) != tPageSize(t)) return ERR_PAGE_SIZE;
+  if (src == dst) return ERR_OVERLAP;
+  if (stats != 0 && !checkBuffer(stats, 16)) return ERR_BAD_POINTER;
+  const disjoint = xlatGpaDisjoint(t);
+  if (disjoint < 0) return ERR_NOMEM;
+  if (disjoint == 0) return ERR_OVERLAP;
+  xlatTranslateCopy(t, words(src), baseOf(src), nbitsOf(src), words(dst), baseOf(dst), nbitsOf(dst), stats);
+  return OK;
+}
+
+export function xlat_gpa_disjoint(t: usize): i32 {
+  if (!isTable(t)) return ERR_BAD_HANDLE;
+  const r = xlatGpaDisjoint(t);
+  return r < 0 ? ERR_NOMEM : r;
+}
+
+export function xlat_clear_unmapped_gpa(t: usize, dst: usize): i32 {
+  if (!isTable(t) || !isBitmap(dst)) return ERR_BAD_HANDLE;
+  if (pageSizeOf(dst) != tPageSize(t)) return ERR_PAGE_SIZE;
+  return xlatClearUnmappedGpa(t, words(dst), baseOf(dst), nbitsOf(dst)) ? OK : ERR_NOMEM;
 }
 
 export function xlat_unmapped_runs(t: usize, src: usize, from: i64, out: usize, max_runs: i32): i32 {

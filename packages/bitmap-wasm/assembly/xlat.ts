@@ -6,13 +6,20 @@
 //   +8  u32 capacity                        +16 u64 length (bytes, a multiple of the page size)
 //   +12 u32 entries pointer                 +24 u64 flags (bit 0: removed, awaiting retire)
 //   +16 u64 page size   +24 u64 log2(page size)
+//   +32 u32 GPA state (0 unknown, 1 no two entries share a GPA page, 2 some do)
+//   +36 u32 pointer to the entries' GPA ranges {u64 gpa, u64 end} sorted by gpa (0 while unknown)
+//   +40 u64 longest entry's length in bytes (0 while unknown)
 //
 // A sorted array, not a tree: tables hold up to some 65535 mappings (the type1 limit), a sweep in
 // iova order gives the unmapped gaps in one pass, and translation visits every mapping anyway.
 // Translation ORs each mapping's source bits into the destination with the word-wise shifted
-// merge of bits.ts, so its cost is O(mappings + words), never per bit.
+// merge of bits.ts, so its cost is O(mappings + words), never per bit. The copy variant writes
+// them instead, which lets a caller skip clearing the destination first (one pass fewer over it,
+// and stores that need no load); it needs mappings that share no GPA page, checked once per
+// change of the table (a sort by GPA) and remembered in the header with the sorted GPA ranges,
+// from which xlatClearUnmappedGpa clears what no mapping covers.
 
-import { countRange, listRuns, mergeRange, OP_OR, orMergeQuad } from "./bits";
+import { copyMergeQuad, countRange, listRuns, mergeRange, OP_COPY, OP_OR, orMergeQuad, writeRange } from "./bits";
 import { ERR_NOMEM, ERR_OVERLAP, OK } from "./errors";
 import { memAlloc, memFree, OWNER_MODULE } from "./mem";
 
@@ -24,6 +31,12 @@ import { memAlloc, memFree, OWNER_MODULE } from "./mem";
 @inline const ENTRY: usize = 32;
 // @ts-ignore: decorator
 @inline export const FLAG_REMOVED: u64 = 1;
+// @ts-ignore: decorator
+@inline const GPA_UNKNOWN: u32 = 0;
+// @ts-ignore: decorator
+@inline const GPA_DISJOINT: u32 = 1;
+// @ts-ignore: decorator
+@inline const GPA_OVERLAP: u32 = 2;
 
 // @ts-ignore: decorator
 @inline export function tCount(t: usize): u32 {
@@ -48,6 +61,18 @@ import { memAlloc, memFree, OWNER_MODULE } from "./mem";
 // @ts-ignore: decorator
 @inline export function tLog(t: usize): u64 {
   return load<u64>(t, 24);
+}
+// @ts-ignore: decorator
+@inline function gpaSorted(t: usize): usize {
+  return load<u32>(t, 36);
+}
+/** The table changed: forget what is known of its GPA ranges. */
+function forgetGpa(t: usize): void {
+  const sorted = gpaSorted(t);
+  if (sorted != 0) memFree(sorted);
+  store<u32>(t, 0, 36);
+  store<u32>(t, GPA_UNKNOWN, 32);
+  store<u64>(t, 0, 40);
 }
 // @ts-ignore: decorator
 @inline export function entryAt(t: usize, i: u32): usize {
@@ -92,10 +117,14 @@ export function xlatCreate(pageSize: u64, log: u64): usize {
   store<u32>(t, <u32>entries, 12);
   store<u64>(t, pageSize, 16);
   store<u64>(t, log, 24);
+  store<u32>(t, GPA_UNKNOWN, 32);
+  store<u32>(t, 0, 36);
+  store<u64>(t, 0, 40);
   return t;
 }
 
 export function xlatDestroy(t: usize): void {
+  forgetGpa(t);
   memFree(tEntries(t));
   store<u32>(t, 0, 0);
   memFree(t);
@@ -126,6 +155,7 @@ export function xlatAdd(t: usize, iova: u64, gpa: u64, length: u64): i32 {
   memory.copy(e + ENTRY, e, <usize>(n - at) * ENTRY);
   setEntry(e, iova, gpa, length, 0);
   setCount(t, n + 1);
+  forgetGpa(t);
   return OK;
 }
 
@@ -162,6 +192,7 @@ export function xlatRemove(t: usize, iova: u64, length: u64): i64 {
   }
   setCount(t, n + added);
   if (added != 0 || moved != 0) sortEntries(t);
+  forgetGpa(t);
   return <i64>moved;
 }
 
@@ -176,6 +207,7 @@ export function xlatRetire(t: usize): i32 {
     kept++;
   }
   setCount(t, kept);
+  forgetGpa(t);
   return <i32>(n - kept);
 }
 
@@ -187,15 +219,69 @@ export function xlatTranslate(
   t: usize, src: usize, sBase: u64, sBits: u64,
   dst: usize, dBase: u64, dBits: u64, stats: usize,
 ): void {
+  translateImpl(t, src, sBase, sBits, dst, dBase, dBits, stats, OP_OR);
+}
+
+/**
+ * As xlatTranslate, but each mapping's destination pages get its source bits (copied, not ORed).
+ * The caller has checked xlatGpaDisjoint: with no GPA page shared, the order of the copies does
+ * not matter, so they may go out four at a time as the ORs do.
+ */
+export function xlatTranslateCopy(
+  t: usize, src: usize, sBase: u64, sBits: u64,
+  dst: usize, dBase: u64, dBits: u64, stats: usize,
+): void {
+  translateImpl(t, src, sBase, sBits, dst, dBase, dBits, stats, OP_COPY);
+}
+
+/** Whether no two entries (active or removed) share a GPA page; -1 when out of memory. */
+export function xlatGpaDisjoint(t: usize): i32 {
+  if (!knowGpa(t)) return -1;
+  return load<u32>(t, 32) == GPA_DISJOINT ? 1 : 0;
+}
+
+/**
+ * Clear the pages of dst (GPA space, the table's page size) that no entry, active or removed,
+ * maps to: with xlatTranslateCopy over every mapping, the whole of dst is then written once.
+ * False when out of memory (dst untouched).
+ */
+export function xlatClearUnmappedGpa(t: usize, dst: usize, dBase: u64, dBits: u64): bool {
+  if (!knowGpa(t)) return false;
+  const log = tLog(t);
+  const dEnd = dBase + (dBits << log);
+  const sorted = gpaSorted(t);
+  const n = tCount(t);
+  let cur = dBase; // everything below cur is covered or cleared
+  for (let i: u32 = 0; i < n && cur < dEnd; i++) {
+    const g = load<u64>(sorted + (<usize>i << 4), 0);
+    const gEnd = load<u64>(sorted + (<usize>i << 4), 8);
+    if (g > cur) {
+      const hi = min<u64>(g, dEnd);
+      writeRange(dst, (cur - dBase) >> log, (hi - cur) >> log, false);
+    }
+    cur = max<u64>(cur, gEnd);
+  }
+  if (cur < dEnd) writeRange(dst, (cur - dBase) >> log, (dEnd - cur) >> log, false);
+  return true;
+}
+
+// @ts-ignore: decorator
+@inline function translateImpl(
+  t: usize, src: usize, sBase: u64, sBits: u64,
+  dst: usize, dBase: u64, dBits: u64, stats: usize, op: i32,
+): void {
   const log = tLog(t);
   const sEnd = sBase + (sBits << log);
   const dEnd = dBase + (dBits << log);
   const n = tCount(t);
   let outside: u64 = 0;
   let pending: u32 = 0;
-  for (let i: u32 = 0; i < n; i++) {
+  // Entries are in iova order: start at the first that can reach sBase, stop at sEnd. A window of
+  // a large IOVA space then costs its own mappings, not a pass over the whole table.
+  for (let i = firstReaching(t, sBase); i < n; i++) {
     const e = entryAt(t, i);
     const ei = eIova(e);
+    if (ei >= sEnd) break;
     const ee = ei + eLen(e);
     const x = max<u64>(ei, sBase);
     const y = min<u64>(ee, sEnd);
@@ -219,7 +305,8 @@ export function xlatTranslate(
     store<u64>(slot, inner, 16);
     pending++;
     if (pending == 4) {
-      orMergeQuad(dst, src, QUAD);
+      if (op == OP_COPY) copyMergeQuad(dst, src, QUAD);
+      else orMergeQuad(dst, src, QUAD);
       pending = 0;
     }
     if (stats != 0) {
@@ -229,7 +316,7 @@ export function xlatTranslate(
   }
   for (let q: u32 = 0; q < pending; q++) {
     const slot = QUAD + (<usize>q * 24);
-    mergeRange(dst, load<u64>(slot), src, load<u64>(slot, 8), load<u64>(slot, 16), OP_OR);
+    mergeRange(dst, load<u64>(slot), src, load<u64>(slot, 8), load<u64>(slot, 16), op);
   }
   if (stats != 0) {
     store<u64>(stats, countUnmapped(t, src, sBase, sBits), 0);
@@ -272,7 +359,7 @@ function countUnmapped(t: usize, src: usize, sBase: u64, sBits: u64): u64 {
   const n = tCount(t);
   let total: u64 = 0;
   let cur = sBase;
-  for (let i: u32 = 0; i < n; i++) {
+  for (let i = firstReaching(t, sBase); i < n; i++) {
     const e = entryAt(t, i);
     const ei = eIova(e);
     if (ei > cur) {
@@ -283,6 +370,20 @@ function countUnmapped(t: usize, src: usize, sBase: u64, sBits: u64): u64 {
     if (cur >= sEnd) return total;
   }
   return total + countRange(src, (cur - sBase) >> log, (sEnd - cur) >> log);
+}
+
+/**
+ * First index of an entry that may end after `iova`: every entry before it ends at or below iova.
+ * Entries are sorted by start, and none is longer than the longest (cached until the table changes).
+ */
+function firstReaching(t: usize, iova: u64): u32 {
+  let longest = load<u64>(t, 40);
+  if (longest == 0) {
+    const n = tCount(t);
+    for (let i: u32 = 0; i < n; i++) longest = max<u64>(longest, eLen(entryAt(t, i)));
+    store<u64>(t, longest, 40);
+  }
+  return iova > longest ? lowerBound(t, iova - longest + 1) : 0;
 }
 
 /** First index whose iova >= iova (entries are sorted by iova). */
@@ -333,6 +434,58 @@ function sortEntries(t: usize): void {
       j--;
     }
   }
+}
+
+/** Heap sort of n {u64 key, u64 value} records by key: O(n log n) with no extra memory. */
+/** Sort the entries' GPA ranges and check them for overlap, once per change; false when out of memory. */
+function knowGpa(t: usize): bool {
+  if (load<u32>(t, 32) != GPA_UNKNOWN) return true;
+  const n = tCount(t);
+  // {u64 gpa, u64 end} per entry, sorted by gpa; then each must start at or after the one before ends.
+  const sorted = memAlloc(max<u64>(<u64>n << 4, 16), OWNER_MODULE);
+  if (sorted == 0) return false;
+  for (let i: u32 = 0; i < n; i++) {
+    const e = entryAt(t, i);
+    store<u64>(sorted + (<usize>i << 4), eGpa(e), 0);
+    store<u64>(sorted + (<usize>i << 4), eGpa(e) + eLen(e), 8);
+  }
+  heapSortPairs(sorted, n);
+  let disjoint = true;
+  for (let i: u32 = 1; i < n && disjoint; i++)
+    if (load<u64>(sorted + (<usize>i << 4)) < load<u64>(sorted + (<usize>(i - 1) << 4), 8)) disjoint = false;
+  store<u32>(t, <u32>sorted, 36);
+  store<u32>(t, disjoint ? GPA_DISJOINT : GPA_OVERLAP, 32);
+  return true;
+}
+
+function heapSortPairs(p: usize, n: u32): void {
+  if (n < 2) return; // (n - 1 below would wrap)
+  for (let i = <i32>(n >> 1) - 1; i >= 0; i--) siftDown(p, <u32>i, n);
+  for (let end = n - 1; end > 0; end--) {
+    swapPairs(p, 0, end);
+    siftDown(p, 0, end);
+  }
+}
+
+function siftDown(p: usize, i: u32, n: u32): void {
+  for (;;) {
+    const l: u32 = 2 * i + 1;
+    if (l >= n) return;
+    let c = l;
+    if (l + 1 < n && load<u64>(p + (<usize>(l + 1) << 4)) > load<u64>(p + (<usize>l << 4))) c = l + 1;
+    if (load<u64>(p + (<usize>c << 4)) <= load<u64>(p + (<usize>i << 4))) return;
+    swapPairs(p, i, c);
+    i = c;
+  }
+}
+
+// @ts-ignore: decorator
+@inline function swapPairs(p: usize, i: u32, j: u32): void {
+  const a = p + (<usize>i << 4);
+  const b = p + (<usize>j << 4);
+  const v = v128.load(a);
+  v128.store(a, v128.load(b));
+  v128.store(b, v);
 }
 
 // @ts-ignore: decorator

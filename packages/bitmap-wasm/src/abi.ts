@@ -38,6 +38,9 @@ export interface BitmapExports {
   xlat_mapping_count(t: number): number;
   xlat_mapping_get(t: number, index: number, out: number): number;
   xlat_translate(t: number, src: number, dst: number, stats: number): number;
+  xlat_translate_copy(t: number, src: number, dst: number, stats: number): number;
+  xlat_gpa_disjoint(t: number): number;
+  xlat_clear_unmapped_gpa(t: number, dst: number): number;
   xlat_unmapped_runs(t: number, src: number, from: bigint, out: number, maxRuns: number): number;
 }
 
@@ -76,6 +79,9 @@ export const REQUIRED_EXPORTS: readonly (keyof BitmapExports)[] = [
   "xlat_mapping_count",
   "xlat_mapping_get",
   "xlat_translate",
+  "xlat_translate_copy",
+  "xlat_gpa_disjoint",
+  "xlat_clear_unmapped_gpa",
   "xlat_unmapped_runs",
 ];
 

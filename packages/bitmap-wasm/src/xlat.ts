@@ -89,11 +89,18 @@ export class XlatTable implements Disposable {
     return out;
   }
 
-  /** OR the dirty pages of `src` (IOVA space) into `dst` (GPA space); both in this table's page size. */
-  translate(src: Bitmap, dst: Bitmap): TranslateResult {
-    const op = "xlat.translate";
+  /**
+   * OR the dirty pages of `src` (IOVA space) into `dst` (GPA space); both in this table's page size.
+   * With `copy: true` each mapping's GPA pages are overwritten with its IOVA pages' bits instead,
+   * so `dst` needs no clearing first where mappings cover it; that needs mappings that share no
+   * GPA page (see gpaDisjoint(); OVERLAP otherwise). Pages of `dst` that no mapping inside
+   * `src`'s range covers are left as they are either way.
+   */
+  translate(src: Bitmap, dst: Bitmap, opts: { copy?: boolean } = {}): TranslateResult {
+    const op = opts.copy ? "xlat.translateCopy" : "xlat.translate";
     const stats = this.scratch.get(16);
-    const r = this.x.xlat_translate(this.#h(op), src._handle(op), dst._handle(op), stats);
+    const fn = opts.copy ? this.x.xlat_translate_copy : this.x.xlat_translate;
+    const r = fn(this.#h(op), src._handle(op), dst._handle(op), stats);
     check(
       r,
       op,
@@ -101,6 +108,25 @@ export class XlatTable implements Disposable {
     );
     const v = new BigUint64Array(this.x.memory.buffer, stats, 2);
     return { unmappedPages: Number(v[0]), outsidePages: Number(v[1]) };
+  }
+
+  /** Whether no two mappings (active or removed) share a GPA page: the condition of a copying translate. */
+  gpaDisjoint(): boolean {
+    const op = "xlat.gpaDisjoint";
+    return check(this.x.xlat_gpa_disjoint(this.#h(op)), op, () => "") === 1;
+  }
+
+  /**
+   * Clear the pages of `dst` (GPA space) that no mapping, active or removed, maps to. With a
+   * copying translate over every mapping afterwards, all of `dst` is rewritten without a clear.
+   */
+  clearUnmappedGpa(dst: Bitmap): void {
+    const op = "xlat.clearUnmappedGpa";
+    check(
+      this.x.xlat_clear_unmapped_gpa(this.#h(op), dst._handle(op)),
+      op,
+      () => `dst pageSize ${dst.pageSize}`,
+    );
   }
 
   /** Runs [start, length] (bits of `src`) of dirty pages that lie on no mapping. */

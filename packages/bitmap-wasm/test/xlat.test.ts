@@ -45,6 +45,12 @@ class ModelTable {
     return moved;
   }
 
+  /** No two mappings, active or removed, share a GPA page. */
+  gpaDisjoint(): boolean {
+    const byGpa = [...this.maps].sort((a, b) => a.gpa - b.gpa);
+    return byGpa.every((m, i) => i === 0 || m.gpa >= byGpa[i - 1]!.gpa + byGpa[i - 1]!.n);
+  }
+
   retire(): number {
     const before = this.maps.length;
     this.maps = this.maps.filter((m) => !m.removed);
@@ -105,7 +111,14 @@ describe("xlat table", () => {
           const ps = 1n << BigInt(g.log);
           const t = core.xlatTable(ps);
           const model = new ModelTable();
+          // Translating between ops makes the table cache what it derives from its mappings (the
+          // longest mapping, the GPA order); every op must drop those caches.
+          const probe = core.bitmap({ nbits: 64, pageSize: ps, base: BigInt(g.sOff) * ps });
+          probe.set(0, 64);
+          const probeDst = core.bitmap({ nbits: 64, pageSize: ps });
           for (const op of g.ops) {
+            t.translate(probe, probeDst);
+            expect(t.gpaDisjoint()).toBe(model.gpaDisjoint());
             if (op.kind === "map") {
               const ok = model.map(op.iova, op.gpa, op.npages);
               const call = (): void =>
@@ -150,8 +163,37 @@ describe("xlat table", () => {
           const from = Math.floor(sref.length / 3);
           expect([...t.unmappedRuns(src, from)]).toEqual(refRuns(unmappedBits, from));
           expect(read(src)).toEqual(sref);
-          src.free();
-          dst.free();
+
+          // Copying: with no GPA page shared, every mapped page of dst inside src's range takes
+          // the src bit (set or clear); clearUnmappedGpa clears what no mapping covers.
+          expect(t.gpaDisjoint()).toBe(model.gpaDisjoint());
+          const dst2 = load(core, dref, ps, BigInt(g.dOff) * ps);
+          if (model.gpaDisjoint()) {
+            const cleared = dref.slice();
+            for (let j = 0; j < cleared.length; j++) {
+              const gpa = g.dOff + j;
+              if (!model.maps.some((m) => m.gpa <= gpa && gpa < m.gpa + m.n)) cleared[j] = 0;
+            }
+            t.clearUnmappedGpa(dst2);
+            expect(read(dst2)).toEqual(cleared);
+            const copied = cleared.slice();
+            for (const m of model.maps) {
+              for (let k = 0; k < m.n; k++) {
+                const i = m.iova + k - g.sOff;
+                const j = m.gpa + k - g.dOff;
+                if (i >= 0 && i < sref.length && j >= 0 && j < copied.length) copied[j] = sref[i]!;
+              }
+            }
+            expect(t.translate(src, dst2, { copy: true })).toEqual(got);
+            expect(read(dst2)).toEqual(copied);
+          } else {
+            expect(() => t.translate(src, dst2, { copy: true })).toThrow(
+              expect.objectContaining({ code: ErrorCode.OVERLAP }),
+            );
+            expect(read(dst2)).toEqual(dref);
+          }
+          expect(read(src)).toEqual(sref);
+          for (const b of [src, dst, dst2, probe, probeDst]) b.free();
           t.free();
         },
       ),
@@ -254,6 +296,70 @@ describe("xlat table", () => {
     );
   }, 30_000);
 
+  it("copies many long mappings (four or two at a time) to shuffled, adjacent GPAs over stale bits", () => {
+    // Disjoint GPA destinations laid out in a shuffled order with random gaps, at any page offset
+    // (shifted and unshifted copies, head and tail words shared by neighbours); the destination
+    // starts full of stale bits that only the copy and clearUnmappedGpa may replace.
+    fc.assert(
+      fc.property(
+        fc.array(
+          fc.record({
+            gap: fc.integer({ min: 0, max: 70 }),
+            gpaGap: fc.integer({ min: 0, max: 70 }),
+            npages: fc.integer({ min: 1, max: 5000 }),
+            key: fc.nat(),
+          }),
+          { minLength: 1, maxLength: 9 },
+        ),
+        fc.integer({ min: 0, max: 3000 }),
+        fc.integer({ min: 1, max: 0x7fff_ffff }),
+        (maps, sOff, seed) => {
+          const t = core.xlatTable(4096n);
+          let iova = 0;
+          const placed: { iova: number; gpa: number; n: number }[] = [];
+          for (const m of maps) {
+            iova += m.gap;
+            placed.push({ iova, gpa: 0, n: m.npages });
+            iova += m.npages;
+          }
+          let gpa = 0;
+          const order = maps.map((m, i) => ({ i, key: m.key })).sort((a, b) => a.key - b.key || a.i - b.i);
+          for (const { i } of order) {
+            gpa += maps[i]!.gpaGap;
+            placed[i]!.gpa = gpa;
+            gpa += maps[i]!.npages;
+          }
+          for (const p of placed) t.map(BigInt(p.iova) * 4096n, BigInt(p.gpa) * 4096n, BigInt(p.n) * 4096n);
+          expect(t.gpaDisjoint()).toBe(true);
+          let s = seed;
+          const rnd = (): number => {
+            s = (Math.imul(s, 1103515245) + 12345) | 0;
+            return (s >>> 16) % 3 === 0 ? 1 : 0;
+          };
+          // The source window starts at sOff pages, so some mappings are cut at its edges.
+          const sref = new Uint8Array(Math.max(1, iova - sOff + 5)).map(rnd);
+          const dref = new Uint8Array(gpa + 9).map(() => 1 - rnd());
+          const src = load(core, sref, 4096n, BigInt(sOff) * 4096n);
+          const dst = load(core, dref, 4096n, 0n);
+          t.clearUnmappedGpa(dst);
+          t.translate(src, dst, { copy: true });
+          const want = new Uint8Array(dref.length);
+          for (const p of placed) {
+            for (let k = 0; k < p.n; k++) {
+              const i = p.iova + k - sOff;
+              want[p.gpa + k] = i >= 0 && i < sref.length ? sref[i]! : dref[p.gpa + k]!;
+            }
+          }
+          expect(read(dst)).toEqual(want);
+          t.free();
+          src.free();
+          dst.free();
+        },
+      ),
+      { numRuns: 60 },
+    );
+  }, 30_000);
+
   it("rejects bad mappings and mismatched page sizes with their codes", () => {
     const t = core.xlatTable(4096n);
     const code = (f: () => unknown): number => {
@@ -281,7 +387,18 @@ describe("xlat table", () => {
     const dst = core.bitmap({ nbits: 8 });
     expect(code(() => t.translate(src, dst))).toBe(ErrorCode.PAGE_SIZE);
     expect(code(() => t.translate(dst, dst))).toBe(ErrorCode.OVERLAP);
+    expect(code(() => t.translate(src, dst, { copy: true }))).toBe(ErrorCode.PAGE_SIZE);
+    expect(code(() => t.clearUnmappedGpa(src))).toBe(ErrorCode.PAGE_SIZE);
+    const other = core.bitmap({ nbits: 8 });
+    // Two IOVA ranges onto one guest page: a copy would have to pick one; it refuses instead.
+    t.map(0x10000n, 0x1000n, 0x1000n);
+    expect(t.gpaDisjoint()).toBe(false);
+    expect(code(() => t.translate(other, dst, { copy: true }))).toBe(ErrorCode.OVERLAP);
+    expect(code(() => t.translate(other, dst))).toBe(0);
+    other.free();
     t.free();
+    expect(code(() => t.clearUnmappedGpa(dst))).toBe(ErrorCode.BAD_HANDLE);
+    expect(code(() => t.gpaDisjoint())).toBe(ErrorCode.BAD_HANDLE);
     expect(code(() => t.map(0n, 0n, 0x1000n))).toBe(ErrorCode.BAD_HANDLE);
     src.free();
     dst.free();

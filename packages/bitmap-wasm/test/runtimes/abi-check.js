@@ -226,6 +226,20 @@ export async function checkAbi(bytes) {
     eq(x.mem_free(rec), 0, "mem_free mapping record");
     eq(x.xlat_retire(t), 1, "xlat_retire drops the removed mapping");
     eq(x.xlat_mapping_count(t), 4, "mappings left after retire");
+    // Copying needs mappings that share no GPA page: refused while two map onto GPA 5..54.
+    eq(x.xlat_gpa_disjoint(t), 0, "xlat_gpa_disjoint with a many-to-one mapping");
+    eq(x.xlat_translate_copy(t, src, dst, 0), ERR_OVERLAP, "xlat_translate_copy refused");
+    eq(x.xlat_unmap(t, BigInt(207 * page), BigInt(50 * page)), BigInt(50 * page), "xlat_unmap many-to-one");
+    eq(x.xlat_retire(t), 1, "xlat_retire it");
+    eq(x.xlat_gpa_disjoint(t), 1, "xlat_gpa_disjoint after");
+    // Over a destination full of stale bits: unmapped GPAs cleared, mapped ones take the src bit.
+    const live = maps.slice(0, 2).concat([maps[3]]);
+    const refC = new Uint8Array(2000);
+    for (const [iova, gpa, n] of live) for (let k = 0; k < n; k++) refC[gpa + k] = refS[iova + k];
+    eq(x.bitmap_fill(dst, 1), 0, "bitmap_fill stale");
+    eq(x.xlat_clear_unmapped_gpa(t, dst), 0, "xlat_clear_unmapped_gpa");
+    eq(x.xlat_translate_copy(t, src, dst, 0), 0, "xlat_translate_copy");
+    sameBits(expect, load(x, dst), refC, "xlat_translate_copy bits");
     for (const p of [src, dst]) eq(x.bitmap_free(p), 0, "bitmap_free after translate");
     eq(x.mem_free(stats), 0, "mem_free stats");
     eq(x.xlat_free(t), 0, "xlat_free");
