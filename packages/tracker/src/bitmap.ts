@@ -38,10 +38,14 @@ export interface XlatTable {
   unmap(iova: bigint, length: bigint): bigint;
   /** Drop removed mappings; returns how many. */
   retire(): number;
+  /** OR srcIova into dstGpa; with `copy`, write each mapping's GPA pages (mappings must share no GPA page). */
   translate(
     srcIova: Bitmap,
     dstGpa: Bitmap,
+    opts?: { copy?: boolean },
   ): { unmappedPages: number | bigint; outsidePages?: number | bigint };
+  /** Clear the pages of dstGpa that no mapping (active or removed) maps to. */
+  clearUnmappedGpa(dstGpa: Bitmap): void;
   free(): void;
 }
 

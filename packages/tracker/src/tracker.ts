@@ -238,7 +238,7 @@ class TrackerImpl implements Tracker {
   #untracked = 0;
   /** The carry bitmap got bits since the last sync (else the sync skips merging it: 2 passes). */
   #carryDirty = false;
-  #windowCache: { gen: number; whole: boolean; windows: Window[]; exact: boolean } | undefined;
+  #windowCache: { gen: number; whole: boolean; windows: Window[]; exact: boolean; copy: boolean } | undefined;
 
   constructor(c: TrackerConfig) {
     if (c.units.length === 0) throw new RangeError("createTracker: no units");
@@ -392,8 +392,10 @@ class TrackerImpl implements Tracker {
     let restarted = false;
     try {
       const full = opts.onWindow === undefined;
-      if (full) this.#report = this.#reportBitmap();
       const windows = this.#windows();
+      // vIOMMU: translate by copying (no clear of the report first) when the cut allows it.
+      const copy = this.#xlat !== undefined && this.#windowCache!.copy;
+      if (full) this.#report = this.#reportBitmap(copy);
       // With a vIOMMU, the GPA report's counts come from the IOVA windows' piece counts when that is
       // exact (see #windows): this saves a pass over the whole report after translation.
       let xlatCounted = this.#xlat !== undefined && this.#windowCache!.exact && this.#untracked === 0;
@@ -447,7 +449,7 @@ class TrackerImpl implements Tracker {
                   counts = w.pieces.map((p) => target.count(...this.#bitSpan(target, p)));
                 for (const [i, si] of w.pieceSections!.entries()) sectionPages[si]! += counts[i]!;
               }
-              if (!this.#translate(target, dst)) xlatCounted = false;
+              if (!this.#translate(target, dst, copy)) xlatCounted = false;
             } else {
               dirtyPages += sum(counts);
               for (const [i, p] of w.pieces.entries()) {
@@ -861,12 +863,15 @@ class TrackerImpl implements Tracker {
   /**
    * The report bitmap, reused from sync to sync. Without a vIOMMU only the windows' pieces ever
    * get bits, so each piece is cleared in the window loop, right before its queries, while the
-   * window is in cache; with a vIOMMU translation can land anywhere, so it is cleared whole here.
+   * window is in cache. With a vIOMMU translation can land anywhere: the report is cleared whole
+   * here, or, when the windows' translations will copy into every page a mapping covers
+   * (`copy`), only where no mapping does.
    */
-  #reportBitmap(): Bitmap {
+  #reportBitmap(copy: boolean): Bitmap {
     const nbits = Number((this.#gpaEnd + this.#pageSize - 1n) / this.#pageSize);
     if (this.#report && this.#report.nbits === nbits) {
-      if (this.#xlat) this.#report.fill(false);
+      if (copy) this.#xlat!.clearUnmappedGpa(this.#report);
+      else if (this.#xlat) this.#report.fill(false);
       return this.#report;
     }
     this.#report?.free();
@@ -907,9 +912,12 @@ class TrackerImpl implements Tracker {
     for (const m of this.#mappings) if (m.untracked) setRange(target, m.iova, m.length);
   }
 
-  /** Translate into GPA space; false when some dirty page fell on no mapping or outside gpaBits. */
-  #translate(iovaBits: Bitmap, gpaBits: Bitmap): boolean {
-    const { unmappedPages, outsidePages } = this.#xlat!.translate(iovaBits, gpaBits);
+  /**
+   * Translate into GPA space (ORing, or with `copy` writing the mapped pages); false when some
+   * dirty page fell on no mapping or outside gpaBits.
+   */
+  #translate(iovaBits: Bitmap, gpaBits: Bitmap, copy = false): boolean {
+    const { unmappedPages, outsidePages } = this.#xlat!.translate(iovaBits, gpaBits, { copy });
     // A dirty IOVA on no mapping has no guest page behind it: the IOMMU faulted that DMA.
     if (unmappedPages > 0)
       this.#event(
@@ -950,7 +958,12 @@ class TrackerImpl implements Tracker {
       whole,
     );
     const exact = this.#xlat !== undefined && placeInSections(windows, all, this.#memory);
-    this.#windowCache = { gen: this.#mapGen, whole, windows, exact };
+    // Copying translation writes every mapped GPA page from the one window its IOVA lies in, so
+    // windows must not overlap: a page in two windows' bitmaps would be copied twice, the second
+    // time from a window that did not query it (a zero: a lost page). `exact` means no two
+    // mappings share a GPA page, which copying needs too.
+    const copy = exact && windowsDisjoint(windows);
+    this.#windowCache = { gen: this.#mapGen, whole, windows, exact, copy };
     return windows;
   }
 
@@ -1026,6 +1039,13 @@ function placeInSections(
     placed.push(out);
   }
   for (const [i, w] of windows.entries()) w.pieceSections = placed[i]!;
+  return true;
+}
+
+/** Whether no two windows' bitmaps cover a common IOVA (windows come in IOVA order). */
+function windowsDisjoint(windows: readonly Window[]): boolean {
+  for (let i = 1; i < windows.length; i++)
+    if (windows[i]!.iova < windows[i - 1]!.iova + windows[i - 1]!.length) return false;
   return true;
 }
 

@@ -140,9 +140,25 @@ class RefXlat implements XlatTable {
     this.mappings = this.mappings.filter((m) => !m.removed);
     return n;
   }
-  translate(src: Bitmap, dst: Bitmap): { unmappedPages: number; outsidePages: number } {
+  translate(
+    src: Bitmap,
+    dst: Bitmap,
+    opts: { copy?: boolean } = {},
+  ): { unmappedPages: number; outsidePages: number } {
     const s = src as RefBitmap;
     const d = dst as RefBitmap;
+    if (opts.copy) {
+      // Copy: every page of every mapping inside src's range takes the src bit (0 or 1).
+      if (!this.#gpaDisjoint()) throw new Error("overlap");
+      const sEnd = s.base + BigInt(s.nbits) * s.pageSize;
+      for (const m of this.mappings)
+        for (let iova = m.iova; iova < m.iova + m.length; iova += s.pageSize) {
+          if (iova < s.base || iova >= sEnd) continue;
+          const bit = (m.gpa + (iova - m.iova) - d.base) / d.pageSize;
+          if (bit >= 0n && bit < BigInt(d.nbits))
+            d.bits[Number(bit)] = s.bits[Number((iova - s.base) / s.pageSize)]!;
+        }
+    }
     let unmapped = 0;
     for (let i = 0; i < s.nbits; i++) {
       if (!s.bits[i]) continue;
@@ -153,12 +169,23 @@ class RefXlat implements XlatTable {
           hit = true;
           const gpa = m.gpa + (iova - m.iova);
           const bit = (gpa - d.base) / d.pageSize;
-          if (gpa >= d.base && bit < BigInt(d.nbits)) d.bits[Number(bit)] = 1;
+          if (!opts.copy && gpa >= d.base && bit < BigInt(d.nbits)) d.bits[Number(bit)] = 1;
         }
       }
       if (!hit) unmapped++;
     }
     return { unmappedPages: unmapped, outsidePages: 0 };
+  }
+  clearUnmappedGpa(dst: Bitmap): void {
+    const d = dst as RefBitmap;
+    for (let i = 0; i < d.nbits; i++) {
+      const gpa = d.base + BigInt(i) * d.pageSize;
+      if (!this.mappings.some((m) => gpa >= m.gpa && gpa < m.gpa + m.length)) d.bits[i] = 0;
+    }
+  }
+  #gpaDisjoint(): boolean {
+    const byGpa = [...this.mappings].sort((a, b) => (a.gpa < b.gpa ? -1 : a.gpa > b.gpa ? 1 : 0));
+    return byGpa.every((m, i) => i === 0 || m.gpa >= byGpa[i - 1]!.gpa + byGpa[i - 1]!.length);
   }
   free(): void {}
 }

@@ -2,6 +2,7 @@
 
 import { loadBitmapCoreSync } from "@vfio-dirty/bitmap-wasm/node";
 import { describe, expect, it } from "vitest";
+import type { BitmapCore } from "../src/bitmap.ts";
 import { openTracker } from "../src/open.ts";
 import { bdfOf, profileOf, type Scenario } from "./scenario.ts";
 import { openSim, simProfile } from "./sim-helpers.ts";
@@ -97,6 +98,155 @@ describe("vIOMMU without an aperture", () => {
       expect(r.bitmap!.test(Number((8n * MIB + 0x1000n) / 4096n))).toBe(true);
       // The untracked mapping: all of its 256 pages, every sync.
       expect(r.dirtyPages).toBe(1 + 256);
+    } finally {
+      s.close();
+    }
+  });
+});
+
+describe("vIOMMU report rewritten by copying", () => {
+  // A core whose translation tables record whether each translate copied or ORed.
+  function spyCore(modes: boolean[]): BitmapCore {
+    return {
+      bitmap: (o) => core.bitmap(o),
+      convert: (src, dst) => core.convert(src as never, dst as never),
+      density: (b, n) => core.density(b as never, n),
+      xlatTable: (pageSize) => {
+        const t = core.xlatTable(pageSize);
+        return {
+          map: (iova, gpa, length) => t.map(iova, gpa, length),
+          unmap: (iova, length) => t.unmap(iova, length),
+          retire: () => t.retire(),
+          translate: (src, dst, opts) => {
+            modes.push(opts?.copy === true);
+            return t.translate(src as never, dst as never, opts);
+          },
+          clearUnmappedGpa: (dst) => t.clearUnmappedGpa(dst as never),
+          free: () => t.free(),
+        };
+      },
+    };
+  }
+
+  it.each([
+    ["one-to-one mappings: copied", false],
+    ["two IOVAs on one guest page: ORed", true],
+  ])("%s, and each report holds exactly its own sync's pages", (_name, manyToOne) => {
+    const sim = simProfile(profileOf(scenario(true, false), "viommu-copy"));
+    const s = openSim(sim, "type1");
+    const modes: boolean[] = [];
+    try {
+      const { tracker } = openTracker(s.target, {
+        core: spyCore(modes),
+        memory: s.memory,
+        viommu: true,
+        viommuAperture: [{ iova: IOVA, length: 32n * MIB }],
+        mapper: s.mapper,
+      });
+      using t = tracker;
+      t.map(IOVA, 8n * MIB, 2n * MIB); // IOVA 256M -> GPA 8M
+      t.map(IOVA + 4n * MIB, 2n * MIB, MIB); // IOVA 260M -> GPA 2M
+      if (manyToOne) t.map(IOVA + 8n * MIB, 8n * MIB, MIB); // IOVA 264M -> GPA 8M as well
+      t.start();
+      t.setPhase("precopy");
+      const bdf = bdfOf(0);
+      const page = (gpa: bigint): number => Number(gpa / 4096n);
+      sim.dmaWrite(bdf, IOVA + 0x3000n, 0x2000n);
+      sim.dmaWrite(bdf, IOVA + 4n * MIB + 0x5000n, 0x1000n);
+      sim.run(1);
+      const r1 = t.sync();
+      expect([...r1.bitmap!.runs()]).toEqual([
+        [page(2n * MIB + 0x5000n), 1],
+        [page(8n * MIB + 0x3000n), 2],
+      ]);
+      // Next sync: other pages; the mapping at GPA 2M goes away, leaving a GPA hole whose old
+      // bit must not survive in the reused report.
+      t.unmap(IOVA + 4n * MIB, MIB);
+      sim.dmaWrite(bdf, IOVA + 0x10_0000n, 0x1000n);
+      sim.run(1);
+      const r2 = t.sync();
+      expect([...r2.bitmap!.runs()]).toEqual([[page(8n * MIB + 0x10_0000n), 1]]);
+      expect(r2.dirtyPages).toBe(1);
+      sim.run(1);
+      const r3 = t.sync();
+      expect(r3.bitmap!.count()).toBe(0);
+      expect(r3.dirtyPages).toBe(0);
+      // The copy is taken exactly when no two mappings share a guest page.
+      expect(modes.length).toBeGreaterThan(0);
+      expect(new Set(modes)).toEqual(new Set([!manyToOne]));
+    } finally {
+      s.close();
+    }
+  });
+
+  it("bits read at unmap time are gone from the report once their guest range is a hole (iommufd)", () => {
+    const sim = simProfile(profileOf(scenario(false, true), "viommu-copy-hole"));
+    const s = openSim(sim, "iommufd");
+    const modes: boolean[] = [];
+    try {
+      const { tracker, choice } = openTracker(s.target, {
+        core: spyCore(modes),
+        memory: s.memory,
+        viommu: true,
+        viommuAperture: [{ iova: IOVA, length: 32n * MIB }],
+        mapper: s.mapper,
+      });
+      expect(choice.strategy).toBe("iommufd");
+      using t = tracker;
+      t.map(IOVA, 8n * MIB, 2n * MIB);
+      t.map(IOVA + 4n * MIB, 2n * MIB, MIB);
+      t.start();
+      t.setPhase("precopy");
+      sim.run(1);
+      t.sync();
+      // Written, then unmapped: the unmap reads the bit (into the carry), the next report has it.
+      sim.dmaWrite(bdfOf(0), IOVA + 4n * MIB + 0x5000n, 0x1000n);
+      t.unmap(IOVA + 4n * MIB, MIB);
+      sim.run(1);
+      const r2 = t.sync();
+      expect([...r2.bitmap!.runs()]).toEqual([[Number((2n * MIB + 0x5000n) / 4096n), 1]]);
+      // Now GPA 2M..3M is covered by no mapping: the reused report must not keep that bit.
+      sim.run(1);
+      const r3 = t.sync();
+      expect(r3.bitmap!.count()).toBe(0);
+      expect(r3.dirtyPages).toBe(0);
+      expect(modes.at(-1)).toBe(true);
+    } finally {
+      s.close();
+    }
+  });
+
+  it("type1 windows that share an IOVA block are not copied (a later window would copy zeros over pages it never queried)", () => {
+    // type1 cannot cut a mapping, so a mapping too long for the current window opens its own,
+    // starting at the 64-page block where the previous window ends: their bitmaps overlap.
+    const sim = simProfile(profileOf(scenario(false, false), "viommu-copy-overlap"));
+    const s = openSim(sim, "type1");
+    const modes: boolean[] = [];
+    try {
+      const { tracker, choice } = openTracker(s.target, {
+        core: spyCore(modes),
+        memory: s.memory,
+        viommu: true,
+        viommuAperture: [{ iova: IOVA, length: 32n * MIB }],
+        mapper: s.mapper,
+        windowBytes: 4n * MIB,
+      });
+      expect(choice.strategy).toBe("type1");
+      using t = tracker;
+      const a = MIB + 0x2000n; // ends 2 pages into a 64-page block
+      t.map(IOVA, 4n * MIB, a);
+      t.map(IOVA + MIB + 0x4000n, 8n * MIB, 4n * MIB); // starts 4 pages into that block
+      t.start();
+      t.setPhase("precopy");
+      sim.run(1);
+      const r = t.sync();
+      // type1 reports every mapped page: all of both mappings, including a's last two pages.
+      expect([...r.bitmap!.runs()]).toEqual([
+        [Number((4n * MIB) / 4096n), Number(a / 4096n)],
+        [Number((8n * MIB) / 4096n), 1024],
+      ]);
+      expect(modes.length).toBeGreaterThan(0);
+      expect(modes.every((m) => !m)).toBe(true);
     } finally {
       s.close();
     }
