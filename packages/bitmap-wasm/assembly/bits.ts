@@ -335,8 +335,13 @@ export function anyInRange(w: usize, a: u64, b: u64): bool {
 /** Word `i` of dst (op)= s, where only the bits in mask m take part (a head or tail word). */
 // @ts-ignore: decorator
 @inline function applyMasked(dst: usize, i: u64, s: u64, m: u64, op: i32): void {
-  const d = wordAt(dst, i);
-  setWordAt(dst, i, op == OP_COPY ? (d & ~m) | (s & m) : applyOp(d, s & m, op));
+  // A copy over the whole word stores without loading: for a translation the destination line is
+  // usually not in cache, and a load would wait for it where a store does not.
+  if (op == OP_COPY && m == ONES) setWordAt(dst, i, s);
+  else {
+    const d = wordAt(dst, i);
+    setWordAt(dst, i, op == OP_COPY ? (d & ~m) | (s & m) : applyOp(d, s & m, op));
+  }
 }
 
 /** The word at d (op)= s, as applyOpAt. */
@@ -453,8 +458,10 @@ export function anyInRange(w: usize, a: u64, b: u64): bool {
  * the cache misses at both destinations' starts are in flight together: heads, then the shifted
  * middle loops of both in lockstep, then whatever is left of either middle, then tails. Every
  * write is a load-OR-store from src, which is not written, so overlapping or adjacent
- * destinations give the same result as two mergeRange calls. Short or unshifted merges, and
- * src == dst (callers forbid it), take two plain mergeRange calls.
+ * destinations give the same result as two mergeRange calls. Short merges take two plain
+ * mergeRange calls; src == dst is forbidden by the callers. Unshifted merges go in lockstep too:
+ * a translation whose mappings keep their bit offset (2 MiB-aligned guest memory) would otherwise
+ * have one destination miss in flight at a time.
  */
 export function orMergePair(dst: usize, src: usize, dA: u64, sA: u64, nA: u64, dB: u64, sB: u64, nB: u64): void {
   mergePairImpl(dst, src, dA, sA, nA, dB, sB, nB, OP_OR);
@@ -492,7 +499,7 @@ export function copyMergeQuad(dst: usize, src: usize, m: usize): void {
   const pB = <u64>(deltaB + <i64>((bFirst + 1) << 6));
   const shiftA = <i32>(pA & 63);
   const shiftB = <i32>(pB & 63);
-  if (nA == 0 || nB == 0 || aLast - aFirst < 10 || bLast - bFirst < 10 || shiftA == 0 || shiftB == 0) {
+  if (nA == 0 || nB == 0 || aLast - aFirst < 10 || bLast - bFirst < 10) {
     mergeRange(dst, dA, src, sA, nA, op);
     mergeRange(dst, dB, src, sB, nB, op);
     return;
@@ -521,7 +528,7 @@ export function copyMergeQuad(dst: usize, src: usize, m: usize): void {
 
 /**
  * Four merges at once, as mergePairImpl for two: falls back to two pairs unless all four are
- * long and shifted. Lockstep while all four middles have 64 bytes left.
+ * long. Lockstep while all four middles have 64 bytes left.
  */
 // @ts-ignore: decorator
 @inline function mergeQuadImpl(dst: usize, src: usize, m: usize, op: i32): void {
@@ -532,7 +539,7 @@ export function copyMergeQuad(dst: usize, src: usize, m: usize): void {
     const first = d0 >> 6;
     const last = (d0 + n - 1) >> 6;
     const delta = <i64>load<u64>(m + q * 24, 8) - <i64>d0;
-    if (n == 0 || last - first < 10 || ((<u64>(delta + <i64>((first + 1) << 6))) & 63) == 0) {
+    if (n == 0 || last - first < 10) {
       if (op == OP_COPY) {
         copyMergePair(dst, src, load<u64>(m), load<u64>(m, 8), load<u64>(m, 16), load<u64>(m, 24), load<u64>(m, 32), load<u64>(m, 40));
         copyMergePair(dst, src, load<u64>(m, 48), load<u64>(m, 56), load<u64>(m, 64), load<u64>(m, 72), load<u64>(m, 80), load<u64>(m, 88));
@@ -625,9 +632,16 @@ function quadFinish(dst: usize, src: usize, m: usize, q: usize, d: usize, op: i3
   applyMasked(dst, last, windowSlack(src, delta + <i64>(last << 6)), lowMask(d0 + n - (last << 6)), op);
 }
 
-/** One 64-byte step of mergeMiddle's shifted loop (shift in 1..63); reads s .. s + 80. */
+/** One 64-byte step of mergeMiddle's loop (shift in 0..63); reads s .. s + 80 (s + 64 unshifted). */
 // @ts-ignore: decorator
 @inline function shifted64(d: usize, s: usize, shift: i32, op: i32): void {
+  if (shift == 0) {
+    applyOpAt(d, 0, v128.load(s, 0), op);
+    applyOpAt(d, 16, v128.load(s, 16), op);
+    applyOpAt(d, 32, v128.load(s, 32), op);
+    applyOpAt(d, 48, v128.load(s, 48), op);
+    return;
+  }
   const back = 64 - shift;
   const a0 = v128.load(s, 0);
   const a1 = v128.load(s, 16);

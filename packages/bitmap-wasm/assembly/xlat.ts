@@ -298,9 +298,24 @@ export function xlatClearUnmappedGpa(t: usize, dst: usize, dBase: u64, dBits: u6
     }
     const skip = (gx - g) >> log;
     const inner = (gy - gx) >> log;
-    // Merges go out two at a time (orMergePair): more destination misses in flight.
+    const dStart = (gx - dBase) >> log;
+    if (pending > 0) {
+      // A mapping that carries on where the last queued one ends, in both spaces, extends it:
+      // mappings laid out in the same order in IOVA and GPA space become one long merge.
+      const prev = QUAD + (<usize>(pending - 1) * 24);
+      const pn = load<u64>(prev, 16);
+      if (load<u64>(prev) + pn == dStart && load<u64>(prev, 8) + pn == s0 + skip) {
+        store<u64>(prev, pn + inner, 16);
+        if (stats != 0) {
+          outside += countRange(src, s0, skip);
+          outside += countRange(src, s0 + skip + inner, np - skip - inner);
+        }
+        continue;
+      }
+    }
+    // Merges go out four at a time (orMergeQuad): more destination misses in flight.
     const slot = QUAD + (<usize>pending * 24);
-    store<u64>(slot, (gx - dBase) >> log);
+    store<u64>(slot, dStart);
     store<u64>(slot, s0 + skip, 8);
     store<u64>(slot, inner, 16);
     pending++;

@@ -262,14 +262,17 @@ describe("xlat table", () => {
           { minLength: 1, maxLength: 9 },
         ),
         fc.integer({ min: 1, max: 0x7fff_ffff }),
-        (maps, seed) => {
+        fc.boolean(),
+        (maps, seed, aligned) => {
           const t = core.xlatTable(4096n);
           let iova = 0;
           const placed: { iova: number; gpa: number; n: number }[] = [];
           for (const m of maps) {
             iova += m.gap;
-            t.map(BigInt(iova) * 4096n, BigInt(m.gpa) * 4096n, BigInt(m.npages) * 4096n);
-            placed.push({ iova, gpa: m.gpa, n: m.npages });
+            // aligned: the GPA at the same bit of a word as the IOVA (the unshifted merges)
+            const gpa = aligned ? m.gpa - (m.gpa % 64) + (iova % 64) : m.gpa;
+            t.map(BigInt(iova) * 4096n, BigInt(gpa) * 4096n, BigInt(m.npages) * 4096n);
+            placed.push({ iova, gpa, n: m.npages });
             iova += m.npages;
           }
           const sref = new Uint8Array(iova + 5);
@@ -279,7 +282,7 @@ describe("xlat table", () => {
             sref[i] = (s >>> 16) % 3 === 0 ? 1 : 0;
           }
           const src = load(core, sref, 4096n, 0n);
-          const dBits = 62_000;
+          const dBits = 62_100;
           const dst = core.bitmap({ nbits: dBits });
           t.translate(src, dst);
           const want = new Uint8Array(dBits);
@@ -313,7 +316,8 @@ describe("xlat table", () => {
         ),
         fc.integer({ min: 0, max: 3000 }),
         fc.integer({ min: 1, max: 0x7fff_ffff }),
-        (maps, sOff, seed) => {
+        fc.constantFrom("shuffled", "same order", "aligned"),
+        (maps, sOff, seed, layout) => {
           const t = core.xlatTable(4096n);
           let iova = 0;
           const placed: { iova: number; gpa: number; n: number }[] = [];
@@ -322,10 +326,16 @@ describe("xlat table", () => {
             placed.push({ iova, gpa: 0, n: m.npages });
             iova += m.npages;
           }
-          let gpa = 0;
-          const order = maps.map((m, i) => ({ i, key: m.key })).sort((a, b) => a.key - b.key || a.i - b.i);
+          // "same order": GPAs in IOVA order with the IOVA gaps, so mappings after a 0 gap carry
+          // on in both spaces (merged into one copy); "aligned": every GPA at the IOVA's bit of a
+          // word (unshifted copies).
+          let gpa = layout === "same order" ? placed[0]!.iova : 0;
+          const order = maps
+            .map((m, i) => ({ i, key: layout === "same order" ? i : m.key }))
+            .sort((a, b) => a.key - b.key || a.i - b.i);
           for (const { i } of order) {
-            gpa += maps[i]!.gpaGap;
+            gpa += layout === "same order" ? (i > 0 ? maps[i]!.gap : 0) : maps[i]!.gpaGap;
+            if (layout === "aligned") gpa += (((placed[i]!.iova - gpa) % 64) + 64) % 64;
             placed[i]!.gpa = gpa;
             gpa += maps[i]!.npages;
           }
