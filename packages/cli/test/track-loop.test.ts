@@ -98,6 +98,28 @@ describe("runTrack", () => {
     expect(f.closed()).toBe(1);
   });
 
+  it("a window handed over twice in one sync (all dirty the second time) fills its columns, no more", async () => {
+    const f = fakeBackend([1], [1]);
+    const inner = f.backend.tracker.sync.bind(f.backend.tracker);
+    f.backend.tracker.sync = ({ onWindow }) => {
+      const r = inner({ onWindow });
+      // As the tracker does when a read fails in a later window: window 0 again, every page dirty.
+      const again = core.bitmap({ nbits: 512, pageSize: 4096n, base: 0n });
+      again.set(0, 512);
+      onWindow(again);
+      again.free();
+      return r;
+    };
+    const r = await runTrack(
+      f.backend,
+      { durationMs: 1000, intervalMs: 1000, phaseSwitchMs: null, seed: 1, heatmapColumns: 4 },
+      { signal: new AbortController().signal },
+    );
+    // 4 MiB in 4 columns of 256 pages: window 0 is columns 0 and 1, whole; nothing counted twice.
+    expect(r.heatmap.rows[0]).toEqual([256, 256, 0, 0]);
+    expect(r.groundTruth).toMatchObject({ pagesReported: 512, pagesLost: 0 });
+  });
+
   it("counts a written page no sync reported as lost", async () => {
     const f = fakeBackend([1], [1, 700]);
     const r = await runTrack(

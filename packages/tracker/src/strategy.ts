@@ -64,7 +64,10 @@ export type TrackerEventKind =
   // sync(): threw part-way (a failed callback or merge); every queried unit is reported whole next sync.
   | "sync-failed"
   // sync({ into }): dirty pages outside \`into\` (they are still in the report, never dropped).
-  | "not-merged";
+  | "not-merged"
+  // sync({ onWindow }): a unit's read failed in a later window, so the windows before it, already
+  // handed over, were handed over again with every page the unit covers there dirty.
+  | "re-emitted";
 
 /** Something the user must know: every fail-safe path records one. */
 export interface TrackerEvent {

@@ -139,7 +139,13 @@ export interface DirtyReport {
 }
 
 export interface SyncOptions {
-  /** Receive each window (GPA space) instead of a full bitmap; the window is freed after the call. */
+  /**
+   * Receive each window (GPA space) instead of a full bitmap; the window is freed after the call.
+   * OR each window into your dirty bitmap, never assign it: when a unit's read fails in a later
+   * window, the windows before it are handed over a second time in the same sync, with every page
+   * that unit covers dirty (the uAPI says the whole log is corrupt after a failed read), and a
+   * "re-emitted" event is recorded.
+   */
   readonly onWindow?: (window: Bitmap) => void;
   /** Also OR the result into this bitmap (any page size, e.g. QEMU's RAM bitmap), via convert. */
   readonly into?: Bitmap;
@@ -403,6 +409,8 @@ class TrackerImpl implements Tracker {
       const sectionPages = this.#memory.map(() => 0);
       let notMerged = 0;
       const failedAt = new Map<Unit, number>();
+      // onWindow: each window's piece counts as handed over (a window handed over again replaces them).
+      const handedOver: number[][] = [];
 
       // Counting is the tracker's main cost after the kernel's: one pass over each window's pieces
       // after each unit (the previous unit's "after" is the next one's "before"); the last pass
@@ -456,6 +464,7 @@ class TrackerImpl implements Tracker {
                 const si = sectionOf(p);
                 if (si >= 0) sectionPages[si]! += counts[i]!;
               }
+              if (!full) handedOver[wi] = counts;
             }
           } finally {
             if (target !== dst) target.free();
@@ -467,6 +476,37 @@ class TrackerImpl implements Tracker {
         } finally {
           if (!full) dst.free();
         }
+      }
+
+      if (!full && failedAt.size > 0) {
+        // The same for windows already handed over: hand them over again, every page the failed
+        // units cover there dirty (units query every piece of a window, so: all pieces). The
+        // caller ORs each window into its dirty bitmap (or passes \`into\`), so the second call
+        // adds what the first one lacked; the counts then hold the window's pages once.
+        const upTo = Math.max(...failedAt.values());
+        for (const [wi, w] of windows.slice(0, upTo).entries()) {
+          const again = this.#windowBitmap(w);
+          try {
+            this.#markAll(w, again);
+            for (const [i, p] of w.pieces.entries()) {
+              const n = again.count(...this.#bitSpan(again, p));
+              const before = handedOver[wi]?.[i] ?? 0;
+              dirtyPages += n - before;
+              const si = sectionOf(p);
+              if (si >= 0) sectionPages[si]! += n - before;
+            }
+            if (opts.into) notMerged += this.#core.convert(again, opts.into).outsidePages;
+            opts.onWindow?.(again);
+          } finally {
+            again.free();
+          }
+        }
+        const units = [...failedAt.keys()].map((u) => u.id).join(", ");
+        this.#event(
+          "re-emitted",
+          "tracker",
+          `${upTo} window(s) handed over again all dirty: ${units} failed in a later window, so the log they were read from is corrupt`,
+        );
       }
 
       if (full) {

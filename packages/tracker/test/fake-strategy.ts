@@ -15,6 +15,8 @@ export class FakeLogStrategy implements DirtyStrategy {
   readonly log = new Set<bigint>();
   /** Fault injection. */
   failQueries = 0;
+  /** When >= 0: that many more queries succeed, then one fails (a failure in a later window). */
+  failAfterQueries = -1;
   failStarts = 0;
   unhealthy: string | undefined;
   failUnmap = 0;
@@ -65,6 +67,10 @@ export class FakeLogStrategy implements DirtyStrategy {
 
   query(iova: bigint, length: bigint, into: Bitmap): void {
     if (!this.running) throw Object.assign(new Error("EINVAL: not started"), { errno: 22 });
+    if (this.failAfterQueries === 0) {
+      this.failAfterQueries = -1;
+      this.failQueries++;
+    } else if (this.failAfterQueries > 0) this.failAfterQueries--;
     if (this.failQueries > 0) {
       this.failQueries--;
       // A failed REPORT may have cleared part of the log already: drop it all, the worst case.

@@ -42,6 +42,38 @@ describe("sync that throws part-way", () => {
     tracker.close();
   });
 
+  it("onWindow: a read that fails in a later window hands the earlier windows over again, all dirty", () => {
+    const { dev, tracker } = setup(); // 4 windows of 64 pages
+    dev.write(3n * P); // window 0
+    dev.write(200n * P); // window 3
+    dev.failAfterQueries = 2; // windows 0 and 1 read fine, window 2's read fails
+    const handed: [base: bigint, runs: [number, number][]][] = [];
+    const into = core.bitmap({ nbits: 256, pageSize: P });
+    const r = tracker.sync({
+      into,
+      onWindow: (w) => {
+        handed.push([w.base, [...w.runs()]]);
+      },
+    });
+    // First pass: window 0 as read, window 1 clean, windows 2 and 3 whole (the log is corrupt).
+    // Then windows 0 and 1 again, whole: they were read from that same corrupt log.
+    expect(handed).toEqual([
+      [0n, [[3, 1]]],
+      [64n * P, []],
+      [128n * P, [[0, 64]]],
+      [192n * P, [[0, 64]]],
+      [0n, [[0, 64]]],
+      [64n * P, [[0, 64]]],
+    ]);
+    expect([...into.runs()]).toEqual([[0, 256]]);
+    // Each page counted once, however often its window was handed over.
+    expect(r.dirtyPages).toBe(256);
+    expect(r.perSection.map((s) => s.pages)).toEqual([256]);
+    expect(tracker.events.map((e) => e.kind)).toEqual(expect.arrayContaining(["query-failed", "re-emitted"]));
+    into.free();
+    tracker.close();
+  });
+
   it("a merge into an unusable bitmap throws: the pages read are reported at the next sync", () => {
     const { dev, tracker } = setup();
     dev.write(5n * P);

@@ -176,6 +176,9 @@ function syncOnce(
       addDensity(row, w, perBucket);
     },
   });
+  // A window handed over twice (a read failed in a later window: the earlier ones come again,
+  // all dirty) adds its pages twice; a column never holds more pages than it spans.
+  for (const [c, n] of row.entries()) row[c] = Math.min(n, Number(perBucket));
   rows.push(row);
   onStrategy(r.strategy);
   const now = backend.nowMs();
