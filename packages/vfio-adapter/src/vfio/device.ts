@@ -254,7 +254,21 @@ export class Device extends FdObject {
       `last iova ${hex(last.iova)} length ${hex(last.length)}`,
       `page_size ${hex(pageSize)}`,
     );
-    return this.decode(op, () => decodeDmaLoggingControl(decodeDeviceFeature(buf).data)).pageSize;
+    const granted = this.decode(op, () => decodeDmaLoggingControl(decodeDeviceFeature(buf).data)).pageSize;
+    if (granted === 0n || (granted & (granted - 1n)) !== 0n) {
+      // The device now logs at a size no dirty bitmap can describe: stop it before refusing, so a
+      // caller falling back to another strategy does not leave it logging.
+      let stopNote = "logging was stopped";
+      try {
+        this.dmaLoggingStop();
+      } catch (e) {
+        stopNote = `stopping it failed too (${e instanceof Error ? e.message : String(e)})`;
+      }
+      throw new ProtocolError(
+        `${op} (${this.detail()}): the kernel wrote back page_size ${hex(granted)}, not a power of two; ${stopNote}. Report this kernel/driver behaviour; tracking falls back to another strategy`,
+      );
+    }
+    return granted;
   }
 
   /** VFIO_DEVICE_FEATURE SET DMA_LOGGING_STOP. */

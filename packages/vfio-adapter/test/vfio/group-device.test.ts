@@ -239,6 +239,28 @@ describe("Device", () => {
     expect(() => device.dmaLoggingStart(ranges, 0x1001n)).toThrow(InvalidInputError);
   });
 
+  it.each([0n, 0x3000n])(
+    "refuses a written-back page size of %s and stops the logging it started",
+    (bogus) => {
+      const { host, device } = setup();
+      const ranges = [{ iova: 0n, length: 0x10_0000n }];
+      const ops: number[] = [];
+      host.onIoctl = (_fd, _r, arg) => {
+        const f = v.decodeDeviceFeature(arg as Uint8Array);
+        ops.push(f.flags & v.VFIO_DEVICE_FEATURE_MASK);
+        if ((f.flags & v.VFIO_DEVICE_FEATURE_MASK) === v.VFIO_DEVICE_FEATURE_DMA_LOGGING_START)
+          setU64(f.data, 0, bogus);
+        return 0;
+      };
+      const e = thrown(() => device.dmaLoggingStart(ranges, 0x1000n));
+      expect(e).toBeInstanceOf(ProtocolError);
+      expect(e.message).toContain(
+        `wrote back page_size 0x${bogus.toString(16)}, not a power of two; logging was stopped`,
+      );
+      expect(ops).toEqual([v.VFIO_DEVICE_FEATURE_DMA_LOGGING_START, v.VFIO_DEVICE_FEATURE_DMA_LOGGING_STOP]);
+    },
+  );
+
   it("reports DMA logging into the caller's bitmap and stops", () => {
     const { host, device } = setup();
     const bitmap = new Uint8Array(8);
