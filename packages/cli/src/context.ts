@@ -19,6 +19,11 @@ export interface Io {
   env: NodeJS.ProcessEnv;
   /** Fires on SIGINT/SIGTERM: a long-running command stops cleanly and still writes its report. */
   signal: AbortSignal;
+  /**
+   * Register what must be stopped even if the process is forced to exit (a second Ctrl-C, stdout
+   * closed); returns the call that unregisters it once the normal path has stopped it.
+   */
+  onForcedExit?: (what: string, stop: () => void) => () => void;
 }
 
 export interface Context {

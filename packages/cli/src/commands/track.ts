@@ -9,12 +9,13 @@ import type { Context } from "../context.ts";
 import { CheckFailedError, UsageError } from "../errors.ts";
 import { keyValueTable } from "../format/table.ts";
 import { formatMs, formatRate } from "../format/units.ts";
-import { chooseHost, hostLine } from "../host.ts";
+import { chooseHost, type HostChoice, hostLine } from "../host.ts";
 import { parseDuration } from "../parse/duration.ts";
 import { parsePciAddress } from "../parse/pci.ts";
 import { parseCount, parsePageSize } from "../parse/size.ts";
 import type { TrackReport } from "../report.ts";
 import { trackSvg } from "../svg/pictures.ts";
+import type { TrackBackend } from "../track/backend.ts";
 import { runTrack, summaryLines } from "../track/loop.ts";
 import { openTrackBackend } from "../track/open.ts";
 
@@ -83,33 +84,47 @@ Exit code 3 when the simulated host's ground truth shows a written page that was
         signal: ctx.io.signal,
         fast: opts.fast === true,
       });
-      ctx.out.info(hostLine(backend.host, choice));
-      ctx.out.info(
-        `tracking ${backend.devices.join(", ")} with ${backend.strategy} for ${formatMs(durationMs)}, sync every ${formatMs(intervalMs)} (Ctrl-C stops)`,
-      );
-      const report = await runTrack(
-        backend,
-        { durationMs, intervalMs, phaseSwitchMs, seed },
-        {
-          signal: ctx.io.signal,
-          onSample: (s, elapsed) =>
-            ctx.out.liveLine(
-              `sync ${s.sync}  ${s.dirtyPages} dirty pages  ${formatRate(s.dirtyRate)}  ${formatMs(elapsed)} / ${formatMs(durationMs)}  [${s.phase}]`,
-            ),
-        },
-      );
-      ctx.out.clearLive();
-      writeOutputs(report, opts);
-      ctx.out.document(report);
-      printSummary(ctx, report, opts);
-      if (report.groundTruth && !report.groundTruth.ok)
-        throw new CheckFailedError(
-          `${report.groundTruth.pagesLost} written pages were never reported dirty: a tracking bug; please report it with the report file`,
-        );
+      // runTrack closes the backend on every path it controls; a forced exit skips those paths.
+      const unguard = ctx.io.onForcedExit?.("tracking", () => backend.close());
+      try {
+        await trackAndReport(ctx, backend, choice, { durationMs, intervalMs, phaseSwitchMs, seed }, opts);
+      } finally {
+        unguard?.();
+      }
     });
 }
 
 // --- Internal helpers ---
+
+/** The session once the backend is open: live line, report and picture, summary, ground-truth verdict. */
+async function trackAndReport(
+  ctx: Context,
+  backend: TrackBackend,
+  choice: HostChoice,
+  run: { durationMs: number; intervalMs: number; phaseSwitchMs: number | null; seed: number },
+  opts: TrackOptions,
+): Promise<void> {
+  const { durationMs, intervalMs } = run;
+  ctx.out.info(hostLine(backend.host, choice));
+  ctx.out.info(
+    `tracking ${backend.devices.join(", ")} with ${backend.strategy} for ${formatMs(durationMs)}, sync every ${formatMs(intervalMs)} (Ctrl-C stops)`,
+  );
+  const report = await runTrack(backend, run, {
+    signal: ctx.io.signal,
+    onSample: (s, elapsed) =>
+      ctx.out.liveLine(
+        `sync ${s.sync}  ${s.dirtyPages} dirty pages  ${formatRate(s.dirtyRate)}  ${formatMs(elapsed)} / ${formatMs(durationMs)}  [${s.phase}]`,
+      ),
+  });
+  ctx.out.clearLive();
+  writeOutputs(report, opts);
+  ctx.out.document(report);
+  printSummary(ctx, report, opts);
+  if (report.groundTruth && !report.groundTruth.ok)
+    throw new CheckFailedError(
+      `${report.groundTruth.pagesLost} written pages were never reported dirty: a tracking bug; please report it with the report file`,
+    );
+}
 
 function writeOutputs(report: TrackReport, opts: TrackOptions): void {
   const write = (path: string, text: string) => {

@@ -1,0 +1,55 @@
+import { describe, expect, it } from "vitest";
+import { run } from "../src/cli.ts";
+import type { Io } from "../src/context.ts";
+import { ExitGuard } from "../src/exit-guard.ts";
+
+describe("ExitGuard", () => {
+  it("stops everything registered, newest first, even when one stop throws, and only once", () => {
+    const guard = new ExitGuard();
+    const order: string[] = [];
+    guard.register("container", () => order.push("container"));
+    guard.register("tracking", () => {
+      order.push("tracking");
+      throw new Error("EBADF");
+    });
+    const gone = guard.register("workload", () => order.push("workload"));
+    gone();
+    expect(guard.size).toBe(2);
+    expect(guard.runAll()).toEqual(["tracking: stopping failed (EBADF)", "container stopped"]);
+    expect(order).toEqual(["tracking", "container"]);
+    expect(guard.runAll()).toEqual([]);
+    expect(guard.size).toBe(0);
+  });
+});
+
+describe("track and a forced exit", () => {
+  it("registers stopping the tracking session while it runs, and unregisters it once closed", async () => {
+    const guard = new ExitGuard();
+    const seen: { what: string; live: number }[] = [];
+    let stdout = "";
+    const io: Io = {
+      stdout: {
+        write: (s: string) => {
+          stdout += s;
+          return true;
+        },
+      },
+      stderr: { write: () => true },
+      env: {},
+      signal: new AbortController().signal,
+      onForcedExit: (what, stop) => {
+        const unregister = guard.register(what, stop);
+        seen.push({ what, live: guard.size });
+        return unregister;
+      },
+    };
+    const code = await run(
+      ["track", "--host", "sim", "--fast", "--duration", "1s", "--interval", "500ms"],
+      io,
+    );
+    expect(code).toBe(0);
+    expect(stdout).toMatch(/tracking /);
+    expect(seen).toEqual([{ what: "tracking", live: 1 }]);
+    expect(guard.size).toBe(0);
+  });
+});
