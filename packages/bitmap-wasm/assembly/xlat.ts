@@ -19,7 +19,9 @@
 // change of the table (a sort by GPA) and remembered in the header with the sorted GPA ranges,
 // from which xlatClearUnmappedGpa clears what no mapping covers.
 
-import { copyMergeQuad, countRange, listRuns, mergeRange, OP_COPY, OP_OR, orMergeQuad, writeRange } from "./bits";
+import {
+  countRange, listRuns, LOCKSTEP_MAX, LOCKSTEP_MIN_WORDS, lockstepMerge, mergeRange, OP_COPY, OP_OR, writeRange,
+} from "./bits";
 import { ERR_NOMEM, ERR_OVERLAP, OK } from "./errors";
 import { memAlloc, memFree, OWNER_MODULE } from "./mem";
 
@@ -302,7 +304,7 @@ export function xlatClearUnmappedGpa(t: usize, dst: usize, dBase: u64, dBits: u6
     if (pending > 0) {
       // A mapping that carries on where the last queued one ends, in both spaces, extends it:
       // mappings laid out in the same order in IOVA and GPA space become one long merge.
-      const prev = QUAD + (<usize>(pending - 1) * 24);
+      const prev = QUEUE + (<usize>(pending - 1) * 24);
       const pn = load<u64>(prev, 16);
       if (load<u64>(prev) + pn == dStart && load<u64>(prev, 8) + pn == s0 + skip) {
         store<u64>(prev, pn + inner, 16);
@@ -313,15 +315,14 @@ export function xlatClearUnmappedGpa(t: usize, dst: usize, dBase: u64, dBits: u6
         continue;
       }
     }
-    // Merges go out four at a time (orMergeQuad): more destination misses in flight.
-    const slot = QUAD + (<usize>pending * 24);
+    // Merges go out LOCKSTEP_MAX at a time (lockstepMerge): more destination misses in flight.
+    const slot = QUEUE + (<usize>pending * 24);
     store<u64>(slot, dStart);
     store<u64>(slot, s0 + skip, 8);
     store<u64>(slot, inner, 16);
     pending++;
-    if (pending == 4) {
-      if (op == OP_COPY) copyMergeQuad(dst, src, QUAD);
-      else orMergeQuad(dst, src, QUAD);
+    if (pending == LOCKSTEP_MAX) {
+      runQueue(dst, src, pending, op);
       pending = 0;
     }
     if (stats != 0) {
@@ -329,10 +330,7 @@ export function xlatClearUnmappedGpa(t: usize, dst: usize, dBase: u64, dBits: u6
       outside += countRange(src, s0 + skip + inner, np - skip - inner);
     }
   }
-  for (let q: u32 = 0; q < pending; q++) {
-    const slot = QUAD + (<usize>q * 24);
-    mergeRange(dst, load<u64>(slot), src, load<u64>(slot, 8), load<u64>(slot, 16), op);
-  }
+  runQueue(dst, src, pending, op);
   if (stats != 0) {
     store<u64>(stats, countUnmapped(t, src, sBase, sBits), 0);
     store<u64>(stats, outside, 8);
@@ -513,5 +511,42 @@ function siftDown(p: usize, i: u32, n: u32): void {
   v128.store(b, v1, 16);
 }
 
-// Up to four pending merges of xlatTranslate: {u64 dstStart, u64 srcStart, u64 n} each.
-const QUAD: usize = memory.data(96, 16);
+// Pending merges of a translation: {u64 dstStart, u64 srcStart, u64 n} each.
+const QUEUE: usize = memory.data(<i32>LOCKSTEP_MAX * 24, 16);
+
+/**
+ * Run the queued merges: short ones one by one, long unshifted ones all in one lockstep, long
+ * shifted ones four at a time (see lockstepMerge for why).
+ */
+function runQueue(dst: usize, src: usize, pending: u32, op: i32): void {
+  // Compact in place: unshifted long ones to the front, shifted long ones after them.
+  let plain: u32 = 0;
+  for (let q: u32 = 0; q < pending; q++) {
+    const slot = QUEUE + <usize>q * 24;
+    const n = load<u64>(slot, 16);
+    if (n < LOCKSTEP_MIN_WORDS << 6) mergeRange(dst, load<u64>(slot), src, load<u64>(slot, 8), n, op);
+    else if (((load<u64>(slot, 8) - load<u64>(slot)) & 63) == 0) {
+      if (plain != q) swapSlots(QUEUE + <usize>plain * 24, slot);
+      plain++;
+    }
+  }
+  let shifted = plain;
+  for (let q = plain; q < pending; q++) {
+    const slot = QUEUE + <usize>q * 24;
+    const n = load<u64>(slot, 16);
+    if (n < LOCKSTEP_MIN_WORDS << 6 || ((load<u64>(slot, 8) - load<u64>(slot)) & 63) == 0) continue;
+    if (shifted != q) swapSlots(QUEUE + <usize>shifted * 24, slot);
+    shifted++;
+  }
+  if (plain > 0) lockstepMerge(dst, src, QUEUE, plain, op);
+  for (let q = plain; q < shifted; q += 4) lockstepMerge(dst, src, QUEUE + <usize>q * 24, min<u32>(4, shifted - q), op);
+}
+
+// @ts-ignore: decorator
+@inline function swapSlots(a: usize, b: usize): void {
+  for (let k: usize = 0; k < 24; k += 8) {
+    const t = load<u64>(a + k);
+    store<u64>(a + k, load<u64>(b + k));
+    store<u64>(b + k, t);
+  }
+}
