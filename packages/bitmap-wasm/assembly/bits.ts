@@ -138,6 +138,24 @@ export const OP_ANDNOT: i32 = 1;
 export const OP_COPY: i32 = 2;
 
 /**
+ * Set bits written by OP_COPY merges since resetCopiedBits. Counted as the copy goes, summed in
+ * locals and added here once per loop:
+ * the popcounts hide behind the stores' cache misses, where a count pass afterwards would read
+ * everything again (translation reports it, so a tracker needs no count of its own).
+ */
+let copiedBits: u64 = 0;
+
+/** Start counting the bits OP_COPY merges write. */
+export function resetCopiedBits(): void {
+  copiedBits = 0;
+}
+
+/** The bits OP_COPY merges wrote since resetCopiedBits. */
+export function copiedBitsSoFar(): u64 {
+  return copiedBits;
+}
+
+/**
  * dst[dstStart + i] (op)= src[srcStart + i] for i < n: OR, AND-NOT or copy at any two bit offsets.
  * Both must be bitmaps from bitmap_new (header before, slack word after: see windowSlack).
  * Walks destination words; each gets the 64 source bits aligned to it (two overlapping loads and
@@ -337,6 +355,7 @@ export function anyInRange(w: usize, a: u64, b: u64): bool {
 @inline function applyMasked(dst: usize, i: u64, s: u64, m: u64, op: i32): void {
   // A copy over the whole word stores without loading: for a translation the destination line is
   // usually not in cache, and a load would wait for it where a store does not.
+  if (op == OP_COPY) copiedBits += popcnt(s & m);
   if (op == OP_COPY && m == ONES) setWordAt(dst, i, s);
   else {
     const d = wordAt(dst, i);
@@ -346,17 +365,28 @@ export function anyInRange(w: usize, a: u64, b: u64): bool {
 
 /** The word at d (op)= s, as applyOpAt. */
 // @ts-ignore: decorator
-@inline function applyOpAt64(d: usize, s: u64, op: i32): void {
-  if (op == OP_COPY) store<u64>(d, s);
-  else store<u64>(d, applyOp(load<u64>(d), s, op));
+@inline function applyOpAt64(d: usize, s: u64, op: i32): u64 {
+  if (op == OP_COPY) {
+    store<u64>(d, s);
+    return popcnt(s);
+  }
+  store<u64>(d, applyOp(load<u64>(d), s, op));
+  return 0;
 }
 
-/** The vector at d + off (op)= s. A copy never loads d: translation's destination is write-only. */
+/**
+ * The vector at d + off (op)= s. A copy never loads d (translation's destination is write-only)
+ * and returns the bits it wrote, for the caller to sum in a local (see copiedBits); other ops 0.
+ */
 // @ts-ignore: decorator
-@inline function applyOpAt(d: usize, off: usize, s: v128, op: i32): void {
-  if (op == OP_COPY) v128.store(d + off, s);
-  else if (op == OP_OR) v128.store(d + off, v128.or(v128.load(d + off), s));
+@inline function applyOpAt(d: usize, off: usize, s: v128, op: i32): u64 {
+  if (op == OP_COPY) {
+    v128.store(d + off, s);
+    return popcnt(i64x2.extract_lane(s, 0)) + popcnt(i64x2.extract_lane(s, 1));
+  }
+  if (op == OP_OR) v128.store(d + off, v128.or(v128.load(d + off), s));
   else v128.store(d + off, v128.andnot(v128.load(d + off), s));
+  return 0;
 }
 
 // @ts-ignore: decorator
@@ -390,20 +420,22 @@ export function anyInRange(w: usize, a: u64, b: u64): bool {
   const p0 = <u64>(delta + <i64>(k0 << 6));
   const shift = <i32>(p0 & 63);
   let s = src + (<usize>(p0 >> 6) << 3);
+  let copied: u64 = 0;
   if (shift == 0) {
     while (d + 64 <= dend) {
-      applyOpAt(d, 0, v128.load(s, 0), op);
-      applyOpAt(d, 16, v128.load(s, 16), op);
-      applyOpAt(d, 32, v128.load(s, 32), op);
-      applyOpAt(d, 48, v128.load(s, 48), op);
+      copied += applyOpAt(d, 0, v128.load(s, 0), op);
+      copied += applyOpAt(d, 16, v128.load(s, 16), op);
+      copied += applyOpAt(d, 32, v128.load(s, 32), op);
+      copied += applyOpAt(d, 48, v128.load(s, 48), op);
       d += 64;
       s += 64;
     }
     while (d < dend) {
-      applyOpAt64(d, load<u64>(s), op);
+      copied += applyOpAt64(d, load<u64>(s), op);
       d += 8;
       s += 8;
     }
+    if (op == OP_COPY) copiedBits += copied;
     return;
   }
   const back = 64 - shift;
@@ -426,10 +458,10 @@ export function anyInRange(w: usize, a: u64, b: u64): bool {
     const v1 = v128.or(i64x2.shr_u(a1, shift), i64x2.shl(b1, back));
     const v2 = v128.or(i64x2.shr_u(a2, shift), i64x2.shl(b2, back));
     const v3 = v128.or(i64x2.shr_u(a3, shift), i64x2.shl(b3, back));
-    applyOpAt(d, 0, v0, op);
-    applyOpAt(d, 16, v1, op);
-    applyOpAt(d, 32, v2, op);
-    applyOpAt(d, 48, v3, op);
+    copied += applyOpAt(d, 0, v0, op);
+    copied += applyOpAt(d, 16, v1, op);
+    copied += applyOpAt(d, 32, v2, op);
+    copied += applyOpAt(d, 48, v3, op);
     d += 64;
     s += 64;
   }
@@ -440,17 +472,18 @@ export function anyInRange(w: usize, a: u64, b: u64): bool {
     const b1 = v128.load(s, 24);
     const v0 = v128.or(i64x2.shr_u(a0, shift), i64x2.shl(b0, back));
     const v1 = v128.or(i64x2.shr_u(a1, shift), i64x2.shl(b1, back));
-    applyOpAt(d, 0, v0, op);
-    applyOpAt(d, 16, v1, op);
+    copied += applyOpAt(d, 0, v0, op);
+    copied += applyOpAt(d, 16, v1, op);
     d += 32;
     s += 32;
   }
   while (d < dend) {
     const v = (load<u64>(s) >> <u64>shift) | (load<u64>(s, 8) << <u64>back);
-    applyOpAt64(d, v, op);
+    copied += applyOpAt64(d, v, op);
     d += 8;
     s += 8;
   }
+  if (op == OP_COPY) copiedBits += copied;
 }
 
 /** Most merges lockstepMerge takes at once (its callers queue up to this many). */
@@ -501,16 +534,18 @@ const LOCK_STATE: usize = memory.data(<i32>LOCKSTEP_MAX * 32, 16);
     store<u64>(st, last, 24);
     steps = min<usize>(steps, <usize>(last - kA) >> 3);
   }
+  let copied: u64 = 0;
   for (let i: usize = 0; i < steps; i++) {
     for (let q: u32 = 0; q < count; q++) {
       const st = LOCK_STATE + <usize>q * 32;
       const d = <usize>load<u64>(st, 0);
       const s = <usize>load<u64>(st, 8);
-      shifted64(d, s, <i32>load<u64>(st, 16), op);
+      copied += shifted64(d, s, <i32>load<u64>(st, 16), op);
       store<u64>(st, d + 64, 0);
       store<u64>(st, s + 64, 8);
     }
   }
+  if (op == OP_COPY) copiedBits += copied;
   for (let q: u32 = 0; q < count; q++) {
     const r = m + <usize>q * 24;
     const d0 = load<u64>(r);
@@ -525,13 +560,14 @@ const LOCK_STATE: usize = memory.data(<i32>LOCKSTEP_MAX * 32, 16);
 
 /** One 64-byte step of mergeMiddle's loop (shift in 0..63); reads s .. s + 80 (s + 64 unshifted). */
 // @ts-ignore: decorator
-@inline function shifted64(d: usize, s: usize, shift: i32, op: i32): void {
+@inline function shifted64(d: usize, s: usize, shift: i32, op: i32): u64 {
   if (shift == 0) {
-    applyOpAt(d, 0, v128.load(s, 0), op);
-    applyOpAt(d, 16, v128.load(s, 16), op);
-    applyOpAt(d, 32, v128.load(s, 32), op);
-    applyOpAt(d, 48, v128.load(s, 48), op);
-    return;
+    return (
+      applyOpAt(d, 0, v128.load(s, 0), op) +
+      applyOpAt(d, 16, v128.load(s, 16), op) +
+      applyOpAt(d, 32, v128.load(s, 32), op) +
+      applyOpAt(d, 48, v128.load(s, 48), op)
+    );
   }
   const back = 64 - shift;
   const a0 = v128.load(s, 0);
@@ -543,10 +579,12 @@ const LOCK_STATE: usize = memory.data(<i32>LOCKSTEP_MAX * 32, 16);
   const b1 = v128.shuffle<u8>(a1, a2, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23);
   const b2 = v128.shuffle<u8>(a2, a3, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23);
   const b3 = v128.shuffle<u8>(a3, a4, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23);
-  applyOpAt(d, 0, v128.or(i64x2.shr_u(a0, shift), i64x2.shl(b0, back)), op);
-  applyOpAt(d, 16, v128.or(i64x2.shr_u(a1, shift), i64x2.shl(b1, back)), op);
-  applyOpAt(d, 32, v128.or(i64x2.shr_u(a2, shift), i64x2.shl(b2, back)), op);
-  applyOpAt(d, 48, v128.or(i64x2.shr_u(a3, shift), i64x2.shl(b3, back)), op);
+  return (
+    applyOpAt(d, 0, v128.or(i64x2.shr_u(a0, shift), i64x2.shl(b0, back)), op) +
+    applyOpAt(d, 16, v128.or(i64x2.shr_u(a1, shift), i64x2.shl(b1, back)), op) +
+    applyOpAt(d, 32, v128.or(i64x2.shr_u(a2, shift), i64x2.shl(b2, back)), op) +
+    applyOpAt(d, 48, v128.or(i64x2.shr_u(a3, shift), i64x2.shl(b3, back)), op)
+  );
 }
 
 /** Bits [a, b) (1..64 bits, inside the validated range) shifted down to bit 0. */

@@ -314,7 +314,7 @@ export function xlat_translate_copy(t: usize, src: usize, dst: usize, stats: usi
   if (!isTable(t) || !isBitmap(src) || !isBitmap(dst)) return ERR_BAD_HANDLE;
   if (pageSizeOf(src) != tPageSize(t) || pageSizeOf(dst) != tPageSize(t)) return ERR_PAGE_SIZE;
   if (src == dst) return ERR_OVERLAP;
-  if (stats != 0 && !checkBuffer(stats, 16)) return ERR_BAD_POINTER;
+  if (stats != 0 && !checkBuffer(stats, 24)) return ERR_BAD_POINTER;
   const disjoint = xlatGpaDisjoint(t);
   if (disjoint < 0) return ERR_NOMEM;
   if (disjoint == 0) return ERR_OVERLAP;

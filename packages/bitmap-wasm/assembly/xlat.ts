@@ -20,7 +20,8 @@
 // from which xlatClearUnmappedGpa clears what no mapping covers.
 
 import {
-  countRange, listRuns, LOCKSTEP_MAX, LOCKSTEP_MIN_WORDS, lockstepMerge, mergeRange, OP_COPY, OP_OR, writeRange,
+  copiedBitsSoFar, countRange, listRuns, LOCKSTEP_MAX, LOCKSTEP_MIN_WORDS, lockstepMerge, mergeRange, OP_COPY, OP_OR,
+  resetCopiedBits, writeRange,
 } from "./bits";
 import { ERR_NOMEM, ERR_OVERLAP, OK } from "./errors";
 import { memAlloc, memFree, OWNER_MODULE } from "./mem";
@@ -225,9 +226,10 @@ export function xlatTranslate(
 }
 
 /**
- * As xlatTranslate, but each mapping's destination pages get its source bits (copied, not ORed).
- * The caller has checked xlatGpaDisjoint: with no GPA page shared, the order of the copies does
- * not matter, so they may go out four at a time as the ORs do.
+ * As xlatTranslate, but each mapping's destination pages get its source bits (copied, not ORed),
+ * and stats (when != 0) gets a third u64: the set bits copied into dst. The caller has checked
+ * xlatGpaDisjoint: with no GPA page shared, the order of the copies does not matter, so they may
+ * go out in lockstep as the ORs do.
  */
 export function xlatTranslateCopy(
   t: usize, src: usize, sBase: u64, sBits: u64,
@@ -278,6 +280,7 @@ export function xlatClearUnmappedGpa(t: usize, dst: usize, dBase: u64, dBits: u6
   const n = tCount(t);
   let outside: u64 = 0;
   let pending: u32 = 0;
+  if (op == OP_COPY) resetCopiedBits();
   // Entries are in iova order: start at the first that can reach sBase, stop at sEnd. A window of
   // a large IOVA space then costs its own mappings, not a pass over the whole table.
   for (let i = firstReaching(t, sBase); i < n; i++) {
@@ -334,6 +337,7 @@ export function xlatClearUnmappedGpa(t: usize, dst: usize, dBase: u64, dBits: u6
   if (stats != 0) {
     store<u64>(stats, countUnmapped(t, src, sBase, sBits), 0);
     store<u64>(stats, outside, 8);
+    if (op == OP_COPY) store<u64>(stats, copiedBitsSoFar(), 16);
   }
 }
 

@@ -24,6 +24,8 @@ export interface TranslateResult {
   unmappedPages: number;
   /** Dirty pages whose GPA falls outside the destination bitmap (per mapping). */
   outsidePages: number;
+  /** With `copy`: the dirty pages written into the destination (counted during the copy). */
+  copiedPages?: number;
 }
 
 const RUNS_BATCH = 1024;
@@ -92,13 +94,14 @@ export class XlatTable implements Disposable {
   /**
    * OR the dirty pages of `src` (IOVA space) into `dst` (GPA space); both in this table's page size.
    * With `copy: true` each mapping's GPA pages are overwritten with its IOVA pages' bits instead,
-   * so `dst` needs no clearing first where mappings cover it; that needs mappings that share no
-   * GPA page (see gpaDisjoint(); OVERLAP otherwise). Pages of `dst` that no mapping inside
-   * `src`'s range covers are left as they are either way.
+   * so `dst` needs no clearing first where mappings cover it, and the result also says how many
+   * dirty pages went in (`copiedPages`); that needs mappings that share no GPA page (see
+   * gpaDisjoint(); OVERLAP otherwise). Pages of `dst` that no mapping inside `src`'s range covers
+   * are left as they are either way.
    */
   translate(src: Bitmap, dst: Bitmap, opts: { copy?: boolean } = {}): TranslateResult {
     const op = opts.copy ? "xlat.translateCopy" : "xlat.translate";
-    const stats = this.scratch.get(16);
+    const stats = this.scratch.get(24);
     const fn = opts.copy ? this.x.xlat_translate_copy : this.x.xlat_translate;
     const r = fn(this.#h(op), src._handle(op), dst._handle(op), stats);
     check(
@@ -106,8 +109,10 @@ export class XlatTable implements Disposable {
       op,
       () => `src pageSize ${src.pageSize}, dst pageSize ${dst.pageSize}, table pageSize ${this.pageSize}`,
     );
-    const v = new BigUint64Array(this.x.memory.buffer, stats, 2);
-    return { unmappedPages: Number(v[0]), outsidePages: Number(v[1]) };
+    const v = new BigUint64Array(this.x.memory.buffer, stats, 3);
+    const result: TranslateResult = { unmappedPages: Number(v[0]), outsidePages: Number(v[1]) };
+    if (opts.copy) result.copiedPages = Number(v[2]);
+    return result;
   }
 
   /** Whether no two mappings (active or removed) share a GPA page: the condition of a copying translate. */

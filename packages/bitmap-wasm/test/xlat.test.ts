@@ -184,7 +184,15 @@ describe("xlat table", () => {
                 if (i >= 0 && i < sref.length && j >= 0 && j < copied.length) copied[j] = sref[i]!;
               }
             }
-            expect(t.translate(src, dst2, { copy: true })).toEqual(got);
+            let copiedPages = 0;
+            for (const m of model.maps) {
+              for (let k = 0; k < m.n; k++) {
+                const i = m.iova + k - g.sOff;
+                const j = m.gpa + k - g.dOff;
+                if (i >= 0 && i < sref.length && j >= 0 && j < copied.length) copiedPages += sref[i]!;
+              }
+            }
+            expect(t.translate(src, dst2, { copy: true })).toEqual({ ...got, copiedPages });
             expect(read(dst2)).toEqual(copied);
           } else {
             expect(() => t.translate(src, dst2, { copy: true })).toThrow(
@@ -353,15 +361,18 @@ describe("xlat table", () => {
           const src = load(core, sref, 4096n, BigInt(sOff) * 4096n);
           const dst = load(core, dref, 4096n, 0n);
           t.clearUnmappedGpa(dst);
-          t.translate(src, dst, { copy: true });
+          const { copiedPages } = t.translate(src, dst, { copy: true });
           const want = new Uint8Array(dref.length);
+          let copiedWant = 0;
           for (const p of placed) {
             for (let k = 0; k < p.n; k++) {
               const i = p.iova + k - sOff;
               want[p.gpa + k] = i >= 0 && i < sref.length ? sref[i]! : dref[p.gpa + k]!;
+              if (i >= 0 && i < sref.length) copiedWant += sref[i]!;
             }
           }
           expect(read(dst)).toEqual(want);
+          expect(copiedPages).toBe(copiedWant);
           t.free();
           src.free();
           dst.free();

@@ -43,7 +43,7 @@ export interface XlatTable {
     srcIova: Bitmap,
     dstGpa: Bitmap,
     opts?: { copy?: boolean },
-  ): { unmappedPages: number | bigint; outsidePages?: number | bigint };
+  ): { unmappedPages: number | bigint; outsidePages?: number | bigint; copiedPages?: number | bigint };
   /** Clear the pages of dstGpa that no mapping (active or removed) maps to. */
   clearUnmappedGpa(dstGpa: Bitmap): void;
   free(): void;

@@ -426,6 +426,9 @@ class TrackerImpl implements Tracker {
             // Pieces are disjoint and start empty (cleared here, or a fresh window bitmap).
             if (target === this.#report) for (const p of w.pieces) target.clear(...this.#bitSpan(target, p));
             let counts = w.pieces.map(() => 0);
+            // A copying translation counts what it copies: when the window's mappings all lie in
+            // one section, that count stands in for the last pass over the window (vIOMMU).
+            const fusedSection = copy && xlatCounted ? singleSection(w) : -1;
             for (const [ui, u] of eligible.entries()) {
               if (corrupt.has(u)) this.#markAll(w, target);
               else {
@@ -442,7 +445,7 @@ class TrackerImpl implements Tracker {
               // Without per-device counts only the last pass is needed, and only without a vIOMMU
               // (the GPA report is counted after translation instead).
               const last = ui === eligible.length - 1;
-              if (this.#perDeviceCounts || (last && !this.#xlat)) {
+              if ((this.#perDeviceCounts && !(last && fusedSection >= 0)) || (last && !this.#xlat)) {
                 const after = w.pieces.map((p) => target.count(...this.#bitSpan(target, p)));
                 pages.set(u.id, pages.get(u.id)! + sum(after) - sum(counts));
                 counts = after;
@@ -450,14 +453,22 @@ class TrackerImpl implements Tracker {
             }
             if (this.#xlat) {
               this.#markUntracked(target);
-              if (xlatCounted) {
+              if (xlatCounted && fusedSection < 0) {
                 // The last unit's counts are the pieces' totals; without per-device counts, count
                 // them now, while the window is in cache.
                 if (!this.#perDeviceCounts)
                   counts = w.pieces.map((p) => target.count(...this.#bitSpan(target, p)));
                 for (const [i, si] of w.pieceSections!.entries()) sectionPages[si]! += counts[i]!;
               }
-              if (!this.#translate(target, dst, copy)) xlatCounted = false;
+              const t = this.#translate(target, dst, copy);
+              if (!t.exact) xlatCounted = false;
+              if (fusedSection >= 0) {
+                // Every dirty page of the window was copied into the report, or fell outside it.
+                sectionPages[fusedSection]! += t.copiedPages;
+                const lastUnit = eligible[eligible.length - 1];
+                if (this.#perDeviceCounts && lastUnit)
+                  pages.set(lastUnit.id, pages.get(lastUnit.id)! + t.windowPages - sum(counts));
+              }
             } else {
               dirtyPages += sum(counts);
               for (const [i, p] of w.pieces.entries()) {
@@ -953,11 +964,16 @@ class TrackerImpl implements Tracker {
   }
 
   /**
-   * Translate into GPA space (ORing, or with `copy` writing the mapped pages); false when some
-   * dirty page fell on no mapping or outside gpaBits.
+   * Translate into GPA space (ORing, or with `copy` writing the mapped pages). `exact`: no dirty
+   * page fell on no mapping or outside gpaBits. With `copy`, `copiedPages` are the dirty pages
+   * written and `windowPages` all dirty pages of iovaBits (copied, outside or on no mapping).
    */
-  #translate(iovaBits: Bitmap, gpaBits: Bitmap, copy = false): boolean {
-    const { unmappedPages, outsidePages } = this.#xlat!.translate(iovaBits, gpaBits, { copy });
+  #translate(
+    iovaBits: Bitmap,
+    gpaBits: Bitmap,
+    copy = false,
+  ): { exact: boolean; copiedPages: number; windowPages: number } {
+    const { unmappedPages, outsidePages, copiedPages } = this.#xlat!.translate(iovaBits, gpaBits, { copy });
     // A dirty IOVA on no mapping has no guest page behind it: the IOMMU faulted that DMA.
     if (unmappedPages > 0)
       this.#event(
@@ -965,7 +981,12 @@ class TrackerImpl implements Tracker {
         "viommu",
         `${unmappedPages} dirty IOVA page(s) on no mapping (IOMMU faults; no guest page)`,
       );
-    return Number(unmappedPages) === 0 && Number(outsidePages ?? 0) === 0;
+    const copied = Number(copiedPages ?? 0);
+    return {
+      exact: Number(unmappedPages) === 0 && Number(outsidePages ?? 0) === 0,
+      copiedPages: copied,
+      windowPages: copied + Number(unmappedPages) + Number(outsidePages ?? 0),
+    };
   }
 
   #countSections(b: Bitmap, into: number[]): void {
@@ -1080,6 +1101,13 @@ function placeInSections(
   }
   for (const [i, w] of windows.entries()) w.pieceSections = placed[i]!;
   return true;
+}
+
+/** The one section all of a window's mappings lie in (placeInSections), else -1. */
+function singleSection(w: Window): number {
+  const s = w.pieceSections;
+  if (!s || s.length === 0) return -1;
+  return s.every((x) => x === s[0]) ? s[0]! : -1;
 }
 
 /** Whether no two windows' bitmaps cover a common IOVA (windows come in IOVA order). */

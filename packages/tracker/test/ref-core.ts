@@ -144,9 +144,10 @@ class RefXlat implements XlatTable {
     src: Bitmap,
     dst: Bitmap,
     opts: { copy?: boolean } = {},
-  ): { unmappedPages: number; outsidePages: number } {
+  ): { unmappedPages: number; outsidePages: number; copiedPages?: number } {
     const s = src as RefBitmap;
     const d = dst as RefBitmap;
+    let copied = 0;
     if (opts.copy) {
       // Copy: every page of every mapping inside src's range takes the src bit (0 or 1).
       if (!this.#gpaDisjoint()) throw new Error("overlap");
@@ -155,8 +156,11 @@ class RefXlat implements XlatTable {
         for (let iova = m.iova; iova < m.iova + m.length; iova += s.pageSize) {
           if (iova < s.base || iova >= sEnd) continue;
           const bit = (m.gpa + (iova - m.iova) - d.base) / d.pageSize;
-          if (bit >= 0n && bit < BigInt(d.nbits))
-            d.bits[Number(bit)] = s.bits[Number((iova - s.base) / s.pageSize)]!;
+          if (bit >= 0n && bit < BigInt(d.nbits)) {
+            const v = s.bits[Number((iova - s.base) / s.pageSize)]!;
+            d.bits[Number(bit)] = v;
+            copied += v;
+          }
         }
     }
     let unmapped = 0;
@@ -174,7 +178,7 @@ class RefXlat implements XlatTable {
       }
       if (!hit) unmapped++;
     }
-    return { unmappedPages: unmapped, outsidePages: 0 };
+    return { unmappedPages: unmapped, outsidePages: 0, ...(opts.copy ? { copiedPages: copied } : {}) };
   }
   clearUnmappedGpa(dst: Bitmap): void {
     const d = dst as RefBitmap;

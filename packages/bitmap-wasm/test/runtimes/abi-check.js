@@ -238,8 +238,12 @@ export async function checkAbi(bytes) {
     for (const [iova, gpa, n] of live) for (let k = 0; k < n; k++) refC[gpa + k] = refS[iova + k];
     eq(x.bitmap_fill(dst, 1), 0, "bitmap_fill stale");
     eq(x.xlat_clear_unmapped_gpa(t, dst), 0, "xlat_clear_unmapped_gpa");
-    eq(x.xlat_translate_copy(t, src, dst, 0), 0, "xlat_translate_copy");
+    const stats3 = alloc(x, 24);
+    eq(x.xlat_translate_copy(t, src, dst, stats3), 0, "xlat_translate_copy");
     sameBits(expect, load(x, dst), refC, "xlat_translate_copy bits");
+    const copiedWant = refC.reduce((a, b) => a + b, 0);
+    eq(new BigUint64Array(x.memory.buffer, stats3, 3)[2], BigInt(copiedWant), "xlat_translate_copy copied_pages");
+    eq(x.mem_free(stats3), 0, "mem_free copy stats");
     for (const p of [src, dst]) eq(x.bitmap_free(p), 0, "bitmap_free after translate");
     eq(x.mem_free(stats), 0, "mem_free stats");
     eq(x.xlat_free(t), 0, "xlat_free");
