@@ -242,7 +242,11 @@ export async function checkAbi(bytes) {
     eq(x.xlat_translate_copy(t, src, dst, stats3), 0, "xlat_translate_copy");
     sameBits(expect, load(x, dst), refC, "xlat_translate_copy bits");
     const copiedWant = refC.reduce((a, b) => a + b, 0);
-    eq(new BigUint64Array(x.memory.buffer, stats3, 3)[2], BigInt(copiedWant), "xlat_translate_copy copied_pages");
+    eq(
+      new BigUint64Array(x.memory.buffer, stats3, 3)[2],
+      BigInt(copiedWant),
+      "xlat_translate_copy copied_pages",
+    );
     eq(x.mem_free(stats3), 0, "mem_free copy stats");
     for (const p of [src, dst]) eq(x.bitmap_free(p), 0, "bitmap_free after translate");
     eq(x.mem_free(stats), 0, "mem_free stats");
