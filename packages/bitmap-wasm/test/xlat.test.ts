@@ -71,6 +71,18 @@ class ModelTable {
 
 const cmp = (a: bigint, b: bigint): number => (a < b ? -1 : a > b ? 1 : 0);
 
+/**
+ * A stream of pseudo-random bits (about one in three set) from an LCG: sources of tens of
+ * thousands of pages that fast-check would be slow to draw and shrink bit by bit.
+ */
+function lcgBit(seed: number): () => number {
+  let s = seed;
+  return () => {
+    s = (Math.imul(s, 1103515245) + 12345) | 0;
+    return (s >>> 16) % 3 === 0 ? 1 : 0;
+  };
+}
+
 // Small page-number spaces so mappings are often adjacent, overlapping (rejected) or many-to-one.
 const opArb: fc.Arbitrary<Op> = fc.oneof(
   {
@@ -284,12 +296,7 @@ describe("xlat table", () => {
             placed.push({ iova, gpa, n: m.npages });
             iova += m.npages;
           }
-          const sref = new Uint8Array(iova + 5);
-          let s = seed;
-          for (let i = 0; i < sref.length; i++) {
-            s = (Math.imul(s, 1103515245) + 12345) | 0;
-            sref[i] = (s >>> 16) % 3 === 0 ? 1 : 0;
-          }
+          const sref = new Uint8Array(iova + 5).map(lcgBit(seed));
           const src = load(core, sref, 4096n, 0n);
           const dBits = 62_100;
           const dst = core.bitmap({ nbits: dBits });
@@ -350,11 +357,7 @@ describe("xlat table", () => {
           }
           for (const p of placed) t.map(BigInt(p.iova) * 4096n, BigInt(p.gpa) * 4096n, BigInt(p.n) * 4096n);
           expect(t.gpaDisjoint()).toBe(true);
-          let s = seed;
-          const rnd = (): number => {
-            s = (Math.imul(s, 1103515245) + 12345) | 0;
-            return (s >>> 16) % 3 === 0 ? 1 : 0;
-          };
+          const rnd = lcgBit(seed);
           // The source window starts at sOff pages, so some mappings are cut at its edges.
           const sref = new Uint8Array(Math.max(1, iova - sOff + 5)).map(rnd);
           const dref = new Uint8Array(gpa + 9).map(() => 1 - rnd());

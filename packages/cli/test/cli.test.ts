@@ -1,31 +1,8 @@
 import { describe, expect, it } from "vitest";
 import { handleError, run } from "../src/cli.ts";
-import type { Io } from "../src/context.ts";
 import { CheckFailedError, ExitError, UsageError } from "../src/errors.ts";
 import { Output } from "../src/output.ts";
-
-function captureIo(opts: { tty?: boolean; env?: NodeJS.ProcessEnv } = {}) {
-  let stdout = "";
-  let stderr = "";
-  const io: Io = {
-    stdout: {
-      write: (s: string) => {
-        stdout += s;
-        return true;
-      },
-      isTTY: opts.tty ?? false,
-    },
-    stderr: {
-      write: (s: string) => {
-        stderr += s;
-        return true;
-      },
-    },
-    env: opts.env ?? {},
-    signal: new AbortController().signal,
-  };
-  return { io, out: () => stdout, err: () => stderr };
-}
+import { captureIo } from "./capture-io.ts";
 
 describe("handleError: the one place errors become exit codes", () => {
   class VfioError extends Error {

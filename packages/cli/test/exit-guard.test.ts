@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { run } from "../src/cli.ts";
-import type { Io } from "../src/context.ts";
 import { ExitGuard } from "../src/exit-guard.ts";
+import { captureIo } from "./capture-io.ts";
 
 describe("ExitGuard", () => {
   it("stops everything registered, newest first, even when one stop throws, and only once", () => {
@@ -26,29 +26,19 @@ describe("track and a forced exit", () => {
   it("registers stopping the tracking session while it runs, and unregisters it once closed", async () => {
     const guard = new ExitGuard();
     const seen: { what: string; live: number }[] = [];
-    let stdout = "";
-    const io: Io = {
-      stdout: {
-        write: (s: string) => {
-          stdout += s;
-          return true;
-        },
-      },
-      stderr: { write: () => true },
-      env: {},
-      signal: new AbortController().signal,
+    const { io, out } = captureIo({
       onForcedExit: (what, stop) => {
         const unregister = guard.register(what, stop);
         seen.push({ what, live: guard.size });
         return unregister;
       },
-    };
+    });
     const code = await run(
       ["track", "--host", "sim", "--fast", "--duration", "1s", "--interval", "500ms"],
       io,
     );
     expect(code).toBe(0);
-    expect(stdout).toMatch(/tracking /);
+    expect(out()).toMatch(/tracking /);
     expect(seen).toEqual([{ what: "tracking", live: 1 }]);
     expect(guard.size).toBe(0);
   });

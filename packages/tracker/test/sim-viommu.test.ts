@@ -128,21 +128,38 @@ describe("vIOMMU report rewritten by copying", () => {
     };
   }
 
-  it.each([
-    ["one-to-one mappings: copied", false],
-    ["two IOVAs on one guest page: ORed", true],
-  ])("%s, and each report holds exactly its own sync's pages", (_name, manyToOne) => {
-    const sim = simProfile(profileOf(scenario(true, false), "viommu-copy"));
-    const s = openSim(sim, "type1");
+  /** A simulated vIOMMU setup whose tracker records, per translate, whether it copied. */
+  function openSpied(
+    logging: boolean,
+    iommuDirty: boolean,
+    name: string,
+    extra: { windowBytes?: bigint } = {},
+  ) {
+    const sim = simProfile(profileOf(scenario(logging, iommuDirty), name));
+    const s = openSim(sim, iommuDirty ? "iommufd" : "type1");
     const modes: boolean[] = [];
     try {
-      const { tracker } = openTracker(s.target, {
+      const opened = openTracker(s.target, {
         core: spyCore(modes),
         memory: s.memory,
         viommu: true,
         viommuAperture: [{ iova: IOVA, length: 32n * MIB }],
         mapper: s.mapper,
+        ...extra,
       });
+      return { sim, s, modes, ...opened };
+    } catch (e) {
+      s.close();
+      throw e;
+    }
+  }
+
+  it.each([
+    ["one-to-one mappings: copied", false],
+    ["two IOVAs on one guest page: ORed", true],
+  ])("%s, and each report holds exactly its own sync's pages", (_name, manyToOne) => {
+    const { sim, s, modes, tracker } = openSpied(true, false, "viommu-copy");
+    try {
       using t = tracker;
       t.map(IOVA, 8n * MIB, 2n * MIB); // IOVA 256M -> GPA 8M
       t.map(IOVA + 4n * MIB, 2n * MIB, MIB); // IOVA 260M -> GPA 2M
@@ -180,17 +197,8 @@ describe("vIOMMU report rewritten by copying", () => {
   });
 
   it("bits read at unmap time are gone from the report once their guest range is a hole (iommufd)", () => {
-    const sim = simProfile(profileOf(scenario(false, true), "viommu-copy-hole"));
-    const s = openSim(sim, "iommufd");
-    const modes: boolean[] = [];
+    const { sim, s, modes, tracker, choice } = openSpied(false, true, "viommu-copy-hole");
     try {
-      const { tracker, choice } = openTracker(s.target, {
-        core: spyCore(modes),
-        memory: s.memory,
-        viommu: true,
-        viommuAperture: [{ iova: IOVA, length: 32n * MIB }],
-        mapper: s.mapper,
-      });
       expect(choice.strategy).toBe("iommufd");
       using t = tracker;
       t.map(IOVA, 8n * MIB, 2n * MIB);
@@ -219,18 +227,10 @@ describe("vIOMMU report rewritten by copying", () => {
   it("type1 windows that share an IOVA block are not copied (a later window would copy zeros over pages it never queried)", () => {
     // type1 cannot cut a mapping, so a mapping too long for the current window opens its own,
     // starting at the 64-page block where the previous window ends: their bitmaps overlap.
-    const sim = simProfile(profileOf(scenario(false, false), "viommu-copy-overlap"));
-    const s = openSim(sim, "type1");
-    const modes: boolean[] = [];
+    const { sim, s, modes, tracker, choice } = openSpied(false, false, "viommu-copy-overlap", {
+      windowBytes: 4n * MIB,
+    });
     try {
-      const { tracker, choice } = openTracker(s.target, {
-        core: spyCore(modes),
-        memory: s.memory,
-        viommu: true,
-        viommuAperture: [{ iova: IOVA, length: 32n * MIB }],
-        mapper: s.mapper,
-        windowBytes: 4n * MIB,
-      });
       expect(choice.strategy).toBe("type1");
       using t = tracker;
       const a = MIB + 0x2000n; // ends 2 pages into a 64-page block
