@@ -489,12 +489,12 @@ class TrackerImpl implements Tracker {
         }
       }
 
-      if (!full && failedAt.size > 0) {
-        // The same for windows already handed over: hand them over again, every page the failed
-        // units cover there dirty (units query every piece of a window, so: all pieces). The
-        // caller ORs each window into its dirty bitmap (or passes \`into\`), so the second call
-        // adds what the first one lacked; the counts then hold the window's pages once.
-        const upTo = Math.max(...failedAt.values());
+      // Windows handed over before a unit's read failed: hand them over again, every page the
+      // failed units cover there dirty (units query every piece of a window, so: all pieces). The
+      // caller ORs each window into its dirty bitmap (or passes `into`), so the second call adds
+      // what the first one lacked; the counts then hold the window's pages once.
+      const upTo = full ? 0 : Math.max(0, ...failedAt.values());
+      if (upTo > 0) {
         for (const [wi, w] of windows.slice(0, upTo).entries()) {
           const again = this.#windowBitmap(w);
           try {

@@ -74,6 +74,22 @@ describe("sync that throws part-way", () => {
     tracker.close();
   });
 
+  it("onWindow: a read that fails in the first window hands each window over once, all dirty", () => {
+    const { dev, tracker } = setup();
+    dev.failQueries = 1;
+    const handed: bigint[] = [];
+    const r = tracker.sync({
+      onWindow: (w) => {
+        expect(w.count()).toBe(64);
+        handed.push(w.base);
+      },
+    });
+    expect(handed).toEqual([0n, 64n * P, 128n * P, 192n * P]);
+    expect(r.dirtyPages).toBe(256);
+    expect(tracker.events.map((e) => e.kind)).not.toContain("re-emitted");
+    tracker.close();
+  });
+
   it("a merge into an unusable bitmap throws: the pages read are reported at the next sync", () => {
     const { dev, tracker } = setup();
     dev.write(5n * P);
