@@ -54,6 +54,11 @@ export interface DeviceProbe {
 export interface SetProbe {
   devices: DeviceProbe[];
   strategy: StrategyName;
+  /**
+   * What the tracker moves to, in order, if the kernel refuses the strategy's START (the probe
+   * only asks what is supported; START itself can still fail, e.g. on a span the device cannot log).
+   */
+  fallbacks: StrategyName[];
   /** True when decided from sysfs alone (no --open). */
   provisional: boolean;
   reasons: string[];
@@ -134,6 +139,7 @@ export async function probeDevices(
   return {
     devices: probes,
     strategy: choice.strategy,
+    fallbacks: [...choice.fallbacks],
     provisional: !opts.open,
     reasons: choice.reasons.map(reasonLine),
     reasonDetails: [...choice.reasons],

@@ -47,6 +47,16 @@ describe("probe names what the kernel said", () => {
   });
 });
 
+describe("probe says what tracking falls back to if START is refused", () => {
+  it("guest-16tib: device logging, then iommufd, then all-dirty", async () => {
+    const host = ["--host", "sim:guest-16tib", "--open"];
+    const human = await cli(["probe", ...host]);
+    expect(human.stdout).toContain("if its START is refused: iommufd, then all-dirty");
+    const { doc } = await cliJson<{ strategy: string; fallbacks: string[] }>(["probe", ...host]);
+    expect(doc).toMatchObject({ strategy: "device", fallbacks: ["iommufd", "all-dirty"] });
+  });
+});
+
 describe.each(PROFILES)("profile %s", (profile) => {
   const host = ["--host", `sim:${profile}`];
 

@@ -139,6 +139,10 @@ function printProbe(ctx: Context, d: ProbeDocument): void {
     `strategy: ${c.bold(d.strategy)}${d.opened ? "" : c.dim(" (from sysfs only; --open asks the kernel)")}`,
   );
   for (const r of d.reasons) out.result(`  - ${r}`);
+  if (d.fallbacks.length > 0)
+    out.result(
+      `  if its START is refused: ${d.fallbacks.join(", then ")} (track records the refusal as an event)`,
+    );
   for (const w of d.warnings) out.warn(w);
   if (d.blockers.length) {
     out.result(c.red(`blockers (${d.blockers.length}):`));
