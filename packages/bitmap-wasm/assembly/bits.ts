@@ -138,10 +138,10 @@ export const OP_ANDNOT: i32 = 1;
 export const OP_COPY: i32 = 2;
 
 /**
- * Set bits written by OP_COPY merges since resetCopiedBits. Counted as the copy goes, summed in
- * locals and added here once per loop:
- * the popcounts hide behind the stores' cache misses, where a count pass afterwards would read
- * everything again (translation reports it, so a tracker needs no count of its own).
+ * Set bits written by OP_COPY merges since resetCopiedBits. Counted as the copy goes (summed in
+ * locals, added here once per loop): the popcounts hide behind the stores' cache misses, where a
+ * count pass afterwards would read everything again. Translation reports it, so a tracker needs
+ * no count of its own.
  */
 let copiedBits: u64 = 0;
 
@@ -423,10 +423,7 @@ export function anyInRange(w: usize, a: u64, b: u64): bool {
   let copied: u64 = 0;
   if (shift == 0) {
     while (d + 64 <= dend) {
-      copied += applyOpAt(d, 0, v128.load(s, 0), op);
-      copied += applyOpAt(d, 16, v128.load(s, 16), op);
-      copied += applyOpAt(d, 32, v128.load(s, 32), op);
-      copied += applyOpAt(d, 48, v128.load(s, 48), op);
+      copied += block64(d, s, op);
       d += 64;
       s += 64;
     }
@@ -439,29 +436,8 @@ export function anyInRange(w: usize, a: u64, b: u64): bool {
     return;
   }
   const back = 64 - shift;
-  // Word j of the output is (s[j] >> shift) | (s[j + 1] << back): two overlapping v128 loads.
-  // The last middle word reads s[j + 1], which still holds bits of the range because shift != 0.
-  // Four output vectors per step from five loads: the "next word" vectors [s1,s2], [s3,s4], ...
-  // come from i8x16 shuffles (palignr) of neighbouring loads instead of four more unaligned loads.
-  // The fifth load reads up to two words past this step, never past the slack word.
   while (d + 64 <= dend) {
-    const a0 = v128.load(s, 0);
-    const a1 = v128.load(s, 16);
-    const a2 = v128.load(s, 32);
-    const a3 = v128.load(s, 48);
-    const a4 = v128.load(s, 64);
-    const b0 = v128.shuffle<u8>(a0, a1, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23);
-    const b1 = v128.shuffle<u8>(a1, a2, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23);
-    const b2 = v128.shuffle<u8>(a2, a3, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23);
-    const b3 = v128.shuffle<u8>(a3, a4, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23);
-    const v0 = v128.or(i64x2.shr_u(a0, shift), i64x2.shl(b0, back));
-    const v1 = v128.or(i64x2.shr_u(a1, shift), i64x2.shl(b1, back));
-    const v2 = v128.or(i64x2.shr_u(a2, shift), i64x2.shl(b2, back));
-    const v3 = v128.or(i64x2.shr_u(a3, shift), i64x2.shl(b3, back));
-    copied += applyOpAt(d, 0, v0, op);
-    copied += applyOpAt(d, 16, v1, op);
-    copied += applyOpAt(d, 32, v2, op);
-    copied += applyOpAt(d, 48, v3, op);
+    copied += shiftedBlock64(d, s, shift, op);
     d += 64;
     s += 64;
   }
@@ -558,17 +534,32 @@ const LOCK_STATE: usize = memory.data(<i32>LOCKSTEP_MAX * 32, 16);
   }
 }
 
-/** One 64-byte step of mergeMiddle's loop (shift in 0..63); reads s .. s + 80 (s + 64 unshifted). */
+/** One 64-byte step of a lockstep merge: block64 or shiftedBlock64 by the merge's shift. */
 // @ts-ignore: decorator
 @inline function shifted64(d: usize, s: usize, shift: i32, op: i32): u64 {
-  if (shift == 0) {
-    return (
-      applyOpAt(d, 0, v128.load(s, 0), op) +
-      applyOpAt(d, 16, v128.load(s, 16), op) +
-      applyOpAt(d, 32, v128.load(s, 32), op) +
-      applyOpAt(d, 48, v128.load(s, 48), op)
-    );
-  }
+  return shift == 0 ? block64(d, s, op) : shiftedBlock64(d, s, shift, op);
+}
+
+/** 64 bytes at the same bit offset in src and dst; reads s .. s + 64. */
+// @ts-ignore: decorator
+@inline function block64(d: usize, s: usize, op: i32): u64 {
+  return (
+    applyOpAt(d, 0, v128.load(s, 0), op) +
+    applyOpAt(d, 16, v128.load(s, 16), op) +
+    applyOpAt(d, 32, v128.load(s, 32), op) +
+    applyOpAt(d, 48, v128.load(s, 48), op)
+  );
+}
+
+/**
+ * 64 bytes of dst from src shifted down by 1..63 bits: word j is (s[j] >> shift) | (s[j + 1] <<
+ * back). Four output vectors from five loads: the "next word" vectors [s1,s2], [s3,s4], ... come
+ * from i8x16 shuffles (palignr) of neighbouring loads instead of four more unaligned loads. Reads
+ * s .. s + 80: up to two words past this step, never past the slack word (the last middle word
+ * reads s[j + 1], which still holds bits of the range because shift != 0).
+ */
+// @ts-ignore: decorator
+@inline function shiftedBlock64(d: usize, s: usize, shift: i32, op: i32): u64 {
   const back = 64 - shift;
   const a0 = v128.load(s, 0);
   const a1 = v128.load(s, 16);
