@@ -302,19 +302,15 @@ export function xlat_mapping_get(t: usize, index: i32, out: usize): i32 {
 }
 
 export function xlat_translate(t: usize, src: usize, dst: usize, stats: usize): i32 {
-  if (!isTable(t) || !isBitmap(src) || !isBitmap(dst)) return ERR_BAD_HANDLE;
-  if (pageSizeOf(src) != tPageSize(t) || pageSizeOf(dst) != tPageSize(t)) return ERR_PAGE_SIZE;
-  if (src == dst) return ERR_OVERLAP;
-  if (stats != 0 && !checkBuffer(stats, 16)) return ERR_BAD_POINTER;
+  const err = checkTranslate(t, src, dst, stats, 16);
+  if (err != OK) return err;
   xlatTranslate(t, words(src), baseOf(src), nbitsOf(src), words(dst), baseOf(dst), nbitsOf(dst), stats);
   return OK;
 }
 
 export function xlat_translate_copy(t: usize, src: usize, dst: usize, stats: usize): i32 {
-  if (!isTable(t) || !isBitmap(src) || !isBitmap(dst)) return ERR_BAD_HANDLE;
-  if (pageSizeOf(src) != tPageSize(t) || pageSizeOf(dst) != tPageSize(t)) return ERR_PAGE_SIZE;
-  if (src == dst) return ERR_OVERLAP;
-  if (stats != 0 && !checkBuffer(stats, 24)) return ERR_BAD_POINTER;
+  const err = checkTranslate(t, src, dst, stats, 24);
+  if (err != OK) return err;
   const disjoint = xlatGpaDisjoint(t);
   if (disjoint < 0) return ERR_NOMEM;
   if (disjoint == 0) return ERR_OVERLAP;
@@ -345,6 +341,15 @@ export function xlat_unmapped_runs(t: usize, src: usize, from: i64, out: usize, 
 }
 
 // --- Internal helpers ---
+
+/** The arguments of xlat_translate and xlat_translate_copy (`statsBytes`: what stats receives). */
+function checkTranslate(t: usize, src: usize, dst: usize, stats: usize, statsBytes: u64): i32 {
+  if (!isTable(t) || !isBitmap(src) || !isBitmap(dst)) return ERR_BAD_HANDLE;
+  if (pageSizeOf(src) != tPageSize(t) || pageSizeOf(dst) != tPageSize(t)) return ERR_PAGE_SIZE;
+  if (src == dst) return ERR_OVERLAP;
+  if (stats != 0 && !checkBuffer(stats, statsBytes)) return ERR_BAD_POINTER;
+  return OK;
+}
 
 // @ts-ignore: decorator
 @inline function words(bm: usize): usize {

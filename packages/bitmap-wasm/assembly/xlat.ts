@@ -120,9 +120,8 @@ export function xlatCreate(pageSize: u64, log: u64): usize {
   store<u32>(t, <u32>entries, 12);
   store<u64>(t, pageSize, 16);
   store<u64>(t, log, 24);
-  store<u32>(t, GPA_UNKNOWN, 32);
-  store<u32>(t, 0, 36);
-  store<u64>(t, 0, 40);
+  store<u32>(t, 0, 36); // no sorted array to free yet
+  forgetGpa(t);
   return t;
 }
 
@@ -279,7 +278,12 @@ export function xlatClearUnmappedGpa(t: usize, dst: usize, dBase: u64, dBits: u6
   const dEnd = dBase + (dBits << log);
   const n = tCount(t);
   let outside: u64 = 0;
-  let pending: u32 = 0;
+  // The merge not yet handed to the queues: a mapping that carries on where it ends, in both
+  // spaces, extends it, so mappings laid out in the same order in IOVA and GPA space (and the
+  // pieces of one mapping) become one long merge.
+  let candDst: u64 = 0;
+  let candSrc: u64 = 0;
+  let candN: u64 = 0;
   if (op == OP_COPY) resetCopiedBits();
   // Entries are in iova order: start at the first that can reach sBase, stop at sEnd. A window of
   // a large IOVA space then costs its own mappings, not a pass over the whole table.
@@ -304,36 +308,21 @@ export function xlatClearUnmappedGpa(t: usize, dst: usize, dBase: u64, dBits: u6
     const skip = (gx - g) >> log;
     const inner = (gy - gx) >> log;
     const dStart = (gx - dBase) >> log;
-    if (pending > 0) {
-      // A mapping that carries on where the last queued one ends, in both spaces, extends it:
-      // mappings laid out in the same order in IOVA and GPA space become one long merge.
-      const prev = QUEUE + (<usize>(pending - 1) * 24);
-      const pn = load<u64>(prev, 16);
-      if (load<u64>(prev) + pn == dStart && load<u64>(prev, 8) + pn == s0 + skip) {
-        store<u64>(prev, pn + inner, 16);
-        if (stats != 0) {
-          outside += countRange(src, s0, skip);
-          outside += countRange(src, s0 + skip + inner, np - skip - inner);
-        }
-        continue;
-      }
-    }
-    // Merges go out LOCKSTEP_MAX at a time (lockstepMerge): more destination misses in flight.
-    const slot = QUEUE + (<usize>pending * 24);
-    store<u64>(slot, dStart);
-    store<u64>(slot, s0 + skip, 8);
-    store<u64>(slot, inner, 16);
-    pending++;
-    if (pending == LOCKSTEP_MAX) {
-      runQueue(dst, src, pending, op);
-      pending = 0;
+    if (candN != 0 && candDst + candN == dStart && candSrc + candN == s0 + skip) candN += inner;
+    else {
+      if (candN != 0) queueMerge(dst, src, candDst, candSrc, candN, op);
+      candDst = dStart;
+      candSrc = s0 + skip;
+      candN = inner;
     }
     if (stats != 0) {
       outside += countRange(src, s0, skip);
       outside += countRange(src, s0 + skip + inner, np - skip - inner);
     }
   }
-  runQueue(dst, src, pending, op);
+  if (candN != 0) queueMerge(dst, src, candDst, candSrc, candN, op);
+  flushQueue(dst, src, PLAIN, op);
+  flushQueue(dst, src, SHIFTED, op);
   if (stats != 0) {
     store<u64>(stats, countUnmapped(t, src, sBase, sBits), 0);
     store<u64>(stats, outside, 8);
@@ -453,7 +442,6 @@ function sortEntries(t: usize): void {
   }
 }
 
-/** Heap sort of n {u64 key, u64 value} records by key: O(n log n) with no extra memory. */
 /** Sort the entries' GPA ranges and check them for overlap, once per change; false when out of memory. */
 function knowGpa(t: usize): bool {
   if (load<u32>(t, 32) != GPA_UNKNOWN) return true;
@@ -475,6 +463,7 @@ function knowGpa(t: usize): bool {
   return true;
 }
 
+/** Heap sort of n {u64 key, u64 value} records by key: O(n log n) with no extra memory. */
 function heapSortPairs(p: usize, n: u32): void {
   if (n < 2) return; // (n - 1 below would wrap)
   for (let i = <i32>(n >> 1) - 1; i >= 0; i--) siftDown(p, <u32>i, n);
@@ -515,42 +504,32 @@ function siftDown(p: usize, i: u32, n: u32): void {
   v128.store(b, v1, 16);
 }
 
-// Pending merges of a translation: {u64 dstStart, u64 srcStart, u64 n} each.
-const QUEUE: usize = memory.data(<i32>LOCKSTEP_MAX * 24, 16);
+// The two queues of long merges waiting for a lockstep: unshifted ones go eight at a time,
+// shifted ones (more work per block) four at a time; see lockstepMerge. Each is a count (u32)
+// followed by records {u64 dstStart, u64 srcStart, u64 n}.
+const PLAIN: usize = memory.data(16 + <i32>LOCKSTEP_MAX * 24, 16);
+const SHIFTED: usize = memory.data(16 + 4 * 24, 16);
 
-/**
- * Run the queued merges: short ones one by one, long unshifted ones all in one lockstep, long
- * shifted ones four at a time (see lockstepMerge for why).
- */
-function runQueue(dst: usize, src: usize, pending: u32, op: i32): void {
-  // Compact in place: unshifted long ones to the front, shifted long ones after them.
-  let plain: u32 = 0;
-  for (let q: u32 = 0; q < pending; q++) {
-    const slot = QUEUE + <usize>q * 24;
-    const n = load<u64>(slot, 16);
-    if (n < LOCKSTEP_MIN_WORDS << 6) mergeRange(dst, load<u64>(slot), src, load<u64>(slot, 8), n, op);
-    else if (((load<u64>(slot, 8) - load<u64>(slot)) & 63) == 0) {
-      if (plain != q) swapSlots(QUEUE + <usize>plain * 24, slot);
-      plain++;
-    }
+/** A merge for translation: short ones now, long ones into their queue (run when it is full). */
+function queueMerge(dst: usize, src: usize, dStart: u64, sStart: u64, n: u64, op: i32): void {
+  if (n < LOCKSTEP_MIN_WORDS << 6) {
+    mergeRange(dst, dStart, src, sStart, n, op);
+    return;
   }
-  let shifted = plain;
-  for (let q = plain; q < pending; q++) {
-    const slot = QUEUE + <usize>q * 24;
-    const n = load<u64>(slot, 16);
-    if (n < LOCKSTEP_MIN_WORDS << 6 || ((load<u64>(slot, 8) - load<u64>(slot)) & 63) == 0) continue;
-    if (shifted != q) swapSlots(QUEUE + <usize>shifted * 24, slot);
-    shifted++;
-  }
-  if (plain > 0) lockstepMerge(dst, src, QUEUE, plain, op);
-  for (let q = plain; q < shifted; q += 4) lockstepMerge(dst, src, QUEUE + <usize>q * 24, min<u32>(4, shifted - q), op);
+  const q = ((sStart - dStart) & 63) == 0 ? PLAIN : SHIFTED;
+  const count = load<u32>(q);
+  const r = q + 16 + <usize>count * 24;
+  store<u64>(r, dStart, 0);
+  store<u64>(r, sStart, 8);
+  store<u64>(r, n, 16);
+  store<u32>(q, count + 1);
+  if (count + 1 == (q == PLAIN ? LOCKSTEP_MAX : 4)) flushQueue(dst, src, q, op);
 }
 
-// @ts-ignore: decorator
-@inline function swapSlots(a: usize, b: usize): void {
-  for (let k: usize = 0; k < 24; k += 8) {
-    const t = load<u64>(a + k);
-    store<u64>(a + k, load<u64>(b + k));
-    store<u64>(b + k, t);
-  }
+/** Run and empty a queue. */
+function flushQueue(dst: usize, src: usize, q: usize, op: i32): void {
+  const count = load<u32>(q);
+  if (count == 0) return;
+  lockstepMerge(dst, src, q + 16, count, op);
+  store<u32>(q, 0);
 }
