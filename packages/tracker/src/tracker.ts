@@ -489,29 +489,33 @@ class TrackerImpl implements Tracker {
         }
       }
 
-      // Windows handed over before a unit's read failed: hand them over again, every page the
-      // failed units cover there dirty (units query every piece of a window, so: all pieces). The
-      // caller ORs each window into its dirty bitmap (or passes `into`), so the second call adds
-      // what the first one lacked; the counts then hold the window's pages once.
-      const upTo = full ? 0 : Math.max(0, ...failedAt.values());
-      if (upTo > 0) {
-        for (const [wi, w] of windows.slice(0, upTo).entries()) {
-          const again = this.#windowBitmap(w);
-          try {
-            this.#markAll(w, again);
-            for (const [i, p] of w.pieces.entries()) {
-              const n = again.count(...this.#bitSpan(again, p));
-              const before = handedOver[wi]?.[i] ?? 0;
-              dirtyPages += n - before;
-              const si = sectionOf(p);
-              if (si >= 0) sectionPages[si]! += n - before;
-            }
-            if (opts.into) notMerged += this.#core.convert(again, opts.into).outsidePages;
-            opts.onWindow?.(again);
-          } finally {
-            again.free();
+      // A unit that failed in a later window: the windows before it were read from a log now
+      // known to be corrupt, so everything they cover is reported again (units query every piece
+      // of a window). A full report gets it marked in. With onWindow each such window is handed
+      // over a second time, all dirty: the caller ORs it into its bitmap (or passes `into`), so
+      // the second call adds what the first lacked, and the counts then hold its pages once.
+      const upTo = Math.max(0, ...failedAt.values());
+      for (const [wi, w] of windows.slice(0, upTo).entries()) {
+        const again = full && !this.#xlat ? this.#report! : this.#windowBitmap(w);
+        try {
+          this.#markAll(w, again);
+          if (full) {
+            if (this.#xlat) this.#translate(again, this.#report!);
+            continue;
           }
+          for (const [i, p] of w.pieces.entries()) {
+            const added = this.#bitSpan(again, p)[1] - (handedOver[wi]?.[i] ?? 0);
+            dirtyPages += added;
+            const si = sectionOf(p);
+            if (si >= 0) sectionPages[si]! += added;
+          }
+          if (opts.into) notMerged += this.#core.convert(again, opts.into).outsidePages;
+          opts.onWindow?.(again);
+        } finally {
+          if (again !== this.#report) again.free();
         }
+      }
+      if (upTo > 0 && !full) {
         const units = [...failedAt.keys()].map((u) => u.id).join(", ");
         this.#event(
           "re-emitted",
@@ -521,19 +525,6 @@ class TrackerImpl implements Tracker {
       }
 
       if (full) {
-        // A unit that failed in a later window: its earlier windows were read from a log now known
-        // to be corrupt, so report everything it covers there too.
-        for (const wi of failedAt.values()) {
-          for (const w of windows.slice(0, wi)) {
-            const target = this.#xlat ? this.#windowBitmap(w) : this.#report!;
-            try {
-              this.#markAll(w, target);
-              if (this.#xlat) this.#translate(target, this.#report!);
-            } finally {
-              if (target !== this.#report) target.free();
-            }
-          }
-        }
         // Bits read at vIOMMU unmap time since the last sync (cleared once the report is complete).
         if (this.#carry && this.#carryDirty) {
           this.#core.convert(this.#carry, this.#report!);

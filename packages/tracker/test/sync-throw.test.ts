@@ -74,6 +74,37 @@ describe("sync that throws part-way", () => {
     tracker.close();
   });
 
+  it("full report: a read that fails in a later window reports the earlier windows whole too", () => {
+    const { dev, tracker } = setup(); // 4 windows of 64 pages
+    dev.write(3n * P);
+    dev.failAfterQueries = 2; // windows 0 and 1 read fine, window 2's read fails
+    const r = tracker.sync();
+    expect([...r.bitmap!.runs()]).toEqual([[0, 256]]);
+    expect(r.dirtyPages).toBe(256);
+    tracker.close();
+  });
+
+  it("full report behind a vIOMMU: the same, through the translation", () => {
+    const dev = new FakeLogStrategy("device", P);
+    const tracker = createTracker({
+      core,
+      units: [{ id: "0000:01:00.0", devices: ["0000:01:00.0"], strategy: dev }],
+      memory,
+      viommu: { aperture: [{ iova: 0n, length: 1024n * P }] },
+      windowBytes: 64n * P,
+    });
+    // IOVA [512, 768) -> GPA [0, 256): four windows of 64 pages.
+    tracker.map(512n * P, 0n, 256n * P);
+    tracker.start();
+    tracker.setPhase("precopy");
+    dev.write(515n * P);
+    dev.failAfterQueries = 2;
+    const r = tracker.sync();
+    expect([...r.bitmap!.runs()]).toEqual([[0, 256]]);
+    expect(r.dirtyPages).toBe(256);
+    tracker.close();
+  });
+
   it("onWindow: a read that fails in the first window hands each window over once, all dirty", () => {
     const { dev, tracker } = setup();
     dev.failQueries = 1;
