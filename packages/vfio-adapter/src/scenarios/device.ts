@@ -36,6 +36,11 @@ const PAGE = 4096n;
 const START = VFIO_DEVICE_FEATURE_DMA_LOGGING_START | VFIO_DEVICE_FEATURE_SET;
 const REPORT = VFIO_DEVICE_FEATURE_DMA_LOGGING_REPORT | VFIO_DEVICE_FEATURE_GET;
 
+/** VFIO_DEVICE_FEATURE with these flags (and payload) on the device, as sent. */
+function feature(s: Session, device: Device, flags: number, data?: Uint8Array): Outcome {
+  return ioctl(s.t, device.fd, VFIO_DEVICE_FEATURE, encodeDeviceFeature(flags, data));
+}
+
 /** Sends DMA_LOGGING_START through the encoders, whatever the ranges (bad ones included). */
 function sendStart(
   s: Session,
@@ -46,7 +51,7 @@ function sendStart(
 ): Outcome {
   const array = encodeDmaLoggingRanges(ranges);
   const control = encodeDmaLoggingControl({ pageSize, numRanges, ranges: s.t.host.addressOf(array) });
-  return ioctl(s.t, device.fd, VFIO_DEVICE_FEATURE, encodeDeviceFeature(START, control));
+  return feature(s, device, START, control);
 }
 
 function sendReport(
@@ -58,7 +63,7 @@ function sendReport(
   bm: Uint8Array,
 ): Outcome {
   const report = encodeDmaLoggingReport({ iova, length, pageSize, bitmap: s.t.host.addressOf(bm) });
-  return ioctl(s.t, device.fd, VFIO_DEVICE_FEATURE, encodeDeviceFeature(REPORT, report));
+  return feature(s, device, REPORT, report);
 }
 
 /** Device open through type1 with `pages` pages of fresh memory mapped at the IOVA base. */
@@ -76,13 +81,7 @@ export const deviceScenarios: Scenario[] = [
     kernel: "vfio_main.c vfio_check_feature: PROBE returns 0 when the ops are supported",
     expected: { errno: null },
     skip: needs.logging,
-    run: (t, s) =>
-      ioctl(
-        t,
-        s.device().device.fd,
-        VFIO_DEVICE_FEATURE,
-        encodeDeviceFeature(START | VFIO_DEVICE_FEATURE_PROBE),
-      ),
+    run: (_t, s) => feature(s, s.device().device, START | VFIO_DEVICE_FEATURE_PROBE),
   },
   {
     id: "device.probe.unsupported-op",
@@ -90,14 +89,11 @@ export const deviceScenarios: Scenario[] = [
     kernel: "vfio_main.c vfio_check_feature: (flags & (GET|SET)) & ~supported_ops",
     expected: { errno: "EINVAL" },
     skip: needs.logging,
-    run: (t, s) =>
-      ioctl(
-        t,
-        s.device().device.fd,
-        VFIO_DEVICE_FEATURE,
-        encodeDeviceFeature(
-          VFIO_DEVICE_FEATURE_DMA_LOGGING_START | VFIO_DEVICE_FEATURE_GET | VFIO_DEVICE_FEATURE_PROBE,
-        ),
+    run: (_t, s) =>
+      feature(
+        s,
+        s.device().device,
+        VFIO_DEVICE_FEATURE_DMA_LOGGING_START | VFIO_DEVICE_FEATURE_GET | VFIO_DEVICE_FEATURE_PROBE,
       ),
   },
   {
@@ -106,13 +102,7 @@ export const deviceScenarios: Scenario[] = [
     kernel: "vfio_main.c vfio_ioctl_device_feature_logging_start: !device->log_ops",
     expected: { errno: "ENOTTY" },
     skip: needs.noLogging,
-    run: (t, s) =>
-      ioctl(
-        t,
-        s.device().device.fd,
-        VFIO_DEVICE_FEATURE,
-        encodeDeviceFeature(START | VFIO_DEVICE_FEATURE_PROBE),
-      ),
+    run: (_t, s) => feature(s, s.device().device, START | VFIO_DEVICE_FEATURE_PROBE),
   },
   {
     id: "device.logging.start-without-support",
@@ -128,15 +118,12 @@ export const deviceScenarios: Scenario[] = [
     kernel: "vfio_main.c vfio_ioctl_device_feature: GET & SET are mutually exclusive except with PROBE",
     expected: { errno: "EINVAL" },
     skip: needs.type1,
-    run: (t, s) =>
-      ioctl(
-        t,
-        s.device().device.fd,
-        VFIO_DEVICE_FEATURE,
-        encodeDeviceFeature(
-          VFIO_DEVICE_FEATURE_MIGRATION | VFIO_DEVICE_FEATURE_GET | VFIO_DEVICE_FEATURE_SET,
-          new Uint8Array(8),
-        ),
+    run: (_t, s) =>
+      feature(
+        s,
+        s.device().device,
+        VFIO_DEVICE_FEATURE_MIGRATION | VFIO_DEVICE_FEATURE_GET | VFIO_DEVICE_FEATURE_SET,
+        new Uint8Array(8),
       ),
   },
   {
@@ -145,15 +132,12 @@ export const deviceScenarios: Scenario[] = [
     kernel: "vfio_main.c vfio_ioctl_device_feature: flags & ~(MASK|SET|GET|PROBE)",
     expected: { errno: "EINVAL" },
     skip: needs.type1,
-    run: (t, s) =>
-      ioctl(
-        t,
-        s.device().device.fd,
-        VFIO_DEVICE_FEATURE,
-        encodeDeviceFeature(
-          VFIO_DEVICE_FEATURE_MIGRATION | VFIO_DEVICE_FEATURE_GET | (1 << 20),
-          new Uint8Array(8),
-        ),
+    run: (_t, s) =>
+      feature(
+        s,
+        s.device().device,
+        VFIO_DEVICE_FEATURE_MIGRATION | VFIO_DEVICE_FEATURE_GET | (1 << 20),
+        new Uint8Array(8),
       ),
   },
   {
@@ -346,12 +330,12 @@ export const deviceScenarios: Scenario[] = [
     expected: { errno: "ENOTTY" },
     skip: (h) =>
       !h.type1 ? "no type1 container" : h.migration ? "the device supports migration" : undefined,
-    run: (t, s) =>
-      ioctl(
-        t,
-        s.device().device.fd,
-        VFIO_DEVICE_FEATURE,
-        encodeDeviceFeature(VFIO_DEVICE_FEATURE_MIGRATION | VFIO_DEVICE_FEATURE_GET, new Uint8Array(8)),
+    run: (_t, s) =>
+      feature(
+        s,
+        s.device().device,
+        VFIO_DEVICE_FEATURE_MIGRATION | VFIO_DEVICE_FEATURE_GET,
+        new Uint8Array(8),
       ),
   },
   {
@@ -378,15 +362,12 @@ export const deviceScenarios: Scenario[] = [
     kernel: "vfio_main.c vfio_mig_get_next_state: state_flags_table[new] not in migration_flags",
     expected: { errno: "EINVAL" },
     skip: needs.migrationNoPreCopy,
-    run: (t, s) =>
-      ioctl(
-        t,
-        s.device().device.fd,
-        VFIO_DEVICE_FEATURE,
-        encodeDeviceFeature(
-          VFIO_DEVICE_FEATURE_MIG_DEVICE_STATE | VFIO_DEVICE_FEATURE_SET,
-          encodeFeatureMigState({ deviceState: VFIO_DEVICE_STATE_PRE_COPY, dataFd: -1 }),
-        ),
+    run: (_t, s) =>
+      feature(
+        s,
+        s.device().device,
+        VFIO_DEVICE_FEATURE_MIG_DEVICE_STATE | VFIO_DEVICE_FEATURE_SET,
+        encodeFeatureMigState({ deviceState: VFIO_DEVICE_STATE_PRE_COPY, dataFd: -1 }),
       ),
   },
   {
@@ -395,15 +376,12 @@ export const deviceScenarios: Scenario[] = [
     kernel: "vfio_main.c vfio_mig_get_next_state: new_fsm >= ARRAY_SIZE",
     expected: { errno: "EINVAL" },
     skip: needs.migration,
-    run: (t, s) =>
-      ioctl(
-        t,
-        s.device().device.fd,
-        VFIO_DEVICE_FEATURE,
-        encodeDeviceFeature(
-          VFIO_DEVICE_FEATURE_MIG_DEVICE_STATE | VFIO_DEVICE_FEATURE_SET,
-          encodeFeatureMigState({ deviceState: 9, dataFd: -1 }),
-        ),
+    run: (_t, s) =>
+      feature(
+        s,
+        s.device().device,
+        VFIO_DEVICE_FEATURE_MIG_DEVICE_STATE | VFIO_DEVICE_FEATURE_SET,
+        encodeFeatureMigState({ deviceState: 9, dataFd: -1 }),
       ),
   },
 ];

@@ -28,13 +28,20 @@ import {
   errnoOf,
   ioctl,
   needs,
+  type Outcome,
   type Scenario,
+  type ScenarioTarget,
   type Session,
 } from "./scenario.ts";
 
 const RW = VFIO_DMA_MAP_FLAG_READ | VFIO_DMA_MAP_FLAG_WRITE;
 const PAGE = 4096n;
 const MIB = 1n << 20n;
+
+/** VFIO_IOMMU_MAP_DMA with these fields, as sent (bad ones included). */
+function mapDma(t: ScenarioTarget, fd: number, fields: Parameters<typeof encodeDmaMap>[0]): Outcome {
+  return ioctl(t, fd, VFIO_IOMMU_MAP_DMA, encodeDmaMap(fields));
+}
 
 /** Maps `length` bytes of fresh memory at `iova`. */
 function mapFresh(
@@ -157,12 +164,7 @@ export const type1Scenarios: Scenario[] = [
     run: (t, s) => {
       const { container } = s.type1();
       const mem = s.memory(2n * PAGE);
-      return ioctl(
-        t,
-        container.fd,
-        VFIO_IOMMU_MAP_DMA,
-        encodeDmaMap({ flags: RW, vaddr: mem.address, iova: s.iova + 0x800n, length: PAGE }),
-      );
+      return mapDma(t, container.fd, { flags: RW, vaddr: mem.address, iova: s.iova + 0x800n, length: PAGE });
     },
   },
   {
@@ -174,12 +176,7 @@ export const type1Scenarios: Scenario[] = [
     run: (t, s) => {
       const { container } = s.type1();
       const mem = s.memory(PAGE);
-      return ioctl(
-        t,
-        container.fd,
-        VFIO_IOMMU_MAP_DMA,
-        encodeDmaMap({ flags: RW, vaddr: mem.address, iova: s.iova, length: 0n }),
-      );
+      return mapDma(t, container.fd, { flags: RW, vaddr: mem.address, iova: s.iova, length: 0n });
     },
   },
   {
@@ -191,12 +188,7 @@ export const type1Scenarios: Scenario[] = [
     run: (t, s) => {
       const { container } = s.type1();
       const mem = s.memory(PAGE);
-      return ioctl(
-        t,
-        container.fd,
-        VFIO_IOMMU_MAP_DMA,
-        encodeDmaMap({ flags: 0, vaddr: mem.address, iova: s.iova, length: PAGE }),
-      );
+      return mapDma(t, container.fd, { flags: 0, vaddr: mem.address, iova: s.iova, length: PAGE });
     },
   },
   {
@@ -208,12 +200,12 @@ export const type1Scenarios: Scenario[] = [
     run: (t, s) => {
       const { container } = s.type1();
       const mem = mapFresh(s, container, s.iova, 2n * PAGE);
-      return ioctl(
-        t,
-        container.fd,
-        VFIO_IOMMU_MAP_DMA,
-        encodeDmaMap({ flags: RW, vaddr: mem.address, iova: s.iova + PAGE, length: 2n * PAGE }),
-      );
+      return mapDma(t, container.fd, {
+        flags: RW,
+        vaddr: mem.address,
+        iova: s.iova + PAGE,
+        length: 2n * PAGE,
+      });
     },
   },
   {
@@ -225,12 +217,7 @@ export const type1Scenarios: Scenario[] = [
     run: (t, s) => {
       const { container } = s.type1();
       // The first page of the address space is never mapped (mmap_min_addr).
-      return ioctl(
-        t,
-        container.fd,
-        VFIO_IOMMU_MAP_DMA,
-        encodeDmaMap({ flags: RW, vaddr: PAGE, iova: s.iova, length: PAGE }),
-      );
+      return mapDma(t, container.fd, { flags: RW, vaddr: PAGE, iova: s.iova, length: PAGE });
     },
   },
   {
@@ -248,12 +235,7 @@ export const type1Scenarios: Scenario[] = [
         container.mapDma({ vaddr: mem.address, iova: s.iova + BigInt(i) * PAGE, length: PAGE });
       s.defer(() => container.unmapDma({ iova: 0n, length: 0n, flags: VFIO_DMA_UNMAP_FLAG_ALL }));
       const next = s.iova + BigInt(avail) * PAGE;
-      return ioctl(
-        t,
-        container.fd,
-        VFIO_IOMMU_MAP_DMA,
-        encodeDmaMap({ flags: RW, vaddr: mem.address, iova: next, length: PAGE }),
-      );
+      return mapDma(t, container.fd, { flags: RW, vaddr: mem.address, iova: next, length: PAGE });
     },
   },
   {
