@@ -5,7 +5,17 @@ import fc from "fast-check";
 import { afterEach, describe, expect, it } from "vitest";
 import type { Bitmap } from "../src/index.ts";
 import { loadBitmapCoreSync } from "../src/node.ts";
-import { type Bits, bitsArb, load, rangeArb, read, refCount, refRuns } from "./reference.ts";
+import {
+  type Bits,
+  bitsArb,
+  expectBits,
+  load,
+  rangeArb,
+  read,
+  refCount,
+  refRuns,
+  runs,
+} from "./reference.ts";
 
 const core = loadBitmapCoreSync();
 const live: Bitmap[] = [];
@@ -18,7 +28,7 @@ afterEach(() => {
   for (const bm of live.splice(0)) bm.free();
 });
 
-const RUNS = { numRuns: 150 };
+const RUNS = runs(150);
 // Lengths up to ~10 words: crosses word boundaries and exercises the unrolled 4-word loops.
 const nbitsArb = fc.oneof(
   fc.integer({ min: 0, max: 700 }),
@@ -37,7 +47,7 @@ describe("set / clear / test / fill", () => {
           else bm.clear(start, n);
           const want = ref.slice();
           want.fill(value ? 1 : 0, start, start + n);
-          expect(read(bm)).toEqual(want);
+          expectBits(read(bm), want);
           bm.free();
         },
       ),
@@ -52,7 +62,7 @@ describe("set / clear / test / fill", () => {
         for (let i = 0; i < nbits; i++) expect(bm.test(i)).toBe(ref[i] === 1);
         bm.free();
       }),
-      { numRuns: 40 },
+      runs(40),
     );
   });
 
@@ -61,11 +71,11 @@ describe("set / clear / test / fill", () => {
       fc.property(withBits, fc.boolean(), ([nbits, ref], value) => {
         const bm = mk(ref);
         bm.fill(value);
-        expect(read(bm)).toEqual(new Uint8Array(nbits).fill(value ? 1 : 0));
+        expectBits(read(bm), new Uint8Array(nbits).fill(value ? 1 : 0));
         expect(bm.count()).toBe(value ? nbits : 0);
         bm.free();
       }),
-      { numRuns: 60 },
+      runs(60),
     );
   });
 });
@@ -138,7 +148,7 @@ describe("next set / next clear / runs", () => {
         expect(got).toEqual(refRuns(ref));
         bm.free();
       }),
-      { numRuns: 80 },
+      runs(80),
     );
   });
 
@@ -191,14 +201,14 @@ describe("merge: OR and AND-NOT at differing offsets", () => {
         dst.orFrom(src, srcStart, dstStart, n);
         const want = dref.slice();
         for (let i = 0; i < n; i++) want[dstStart + i]! |= sref[srcStart + i]!;
-        expect(read(dst)).toEqual(want);
-        expect(read(src)).toEqual(sref);
+        expectBits(read(dst), want);
+        expectBits(read(src), sref);
         src.free();
         dst.free();
       }),
-      { numRuns: 250 },
+      runs(250),
     );
-  }, 30_000);
+  });
 
   it("andNotFrom clears in the destination what the source has set", () => {
     fc.assert(
@@ -208,13 +218,13 @@ describe("merge: OR and AND-NOT at differing offsets", () => {
         dst.andNotFrom(src, srcStart, dstStart, n);
         const want = dref.slice();
         for (let i = 0; i < n; i++) if (sref[srcStart + i]) want[dstStart + i] = 0;
-        expect(read(dst)).toEqual(want);
+        expectBits(read(dst), want);
         src.free();
         dst.free();
       }),
-      { numRuns: 250 },
+      runs(250),
     );
-  }, 30_000);
+  });
 
   it("orFrom within one bitmap between disjoint ranges", () => {
     fc.assert(
@@ -231,11 +241,11 @@ describe("merge: OR and AND-NOT at differing offsets", () => {
           bm.orFrom(bm, srcStart, dstStart, n);
           const want = ref.slice();
           for (let i = 0; i < n; i++) want[dstStart + i]! |= ref[srcStart + i]!;
-          expect(read(bm)).toEqual(want);
+          expectBits(read(bm), want);
           bm.free();
         },
       ),
-      { numRuns: 100 },
+      runs(100),
     );
   });
 });
@@ -260,15 +270,15 @@ describe("take-and-clear", () => {
           wantDst.set(sref.subarray(start, start + n), start);
           const wantSrc = sref.slice();
           wantSrc.fill(0, start, start + n);
-          expect(read(dst)).toEqual(wantDst);
-          expect(read(src)).toEqual(wantSrc);
+          expectBits(read(dst), wantDst);
+          expectBits(read(src), wantSrc);
           src.free();
           dst.free();
         },
       ),
-      { numRuns: 200 },
+      runs(200),
     );
-  }, 30_000);
+  });
 });
 
 describe("density", () => {

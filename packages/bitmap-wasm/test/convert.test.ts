@@ -5,7 +5,7 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { loadBitmapCoreSync } from "../src/node.ts";
-import { type Bits, bitsArb, load, randomBits, read } from "./reference.ts";
+import { type Bits, bitsArb, expectBits, load, randomBits, read, runs } from "./reference.ts";
 
 const core = loadBitmapCoreSync();
 
@@ -71,13 +71,13 @@ describe("convert", () => {
           const dst = load(core, dref, dPs, dBase);
           const { outsidePages } = core.convert(src, dst);
           const { want, outside } = refConvert(sref, sBase, sPs, dref, dBase, dPs);
-          expect(read(dst)).toEqual(want);
+          expectBits(read(dst), want);
           expect(outsidePages).toBe(outside);
-          expect(read(src)).toEqual(sref);
+          expectBits(read(src), sref);
           src.free();
           dst.free();
         }),
-        { numRuns: 250 },
+        runs(250),
       );
     },
     HEAVY,
@@ -123,13 +123,13 @@ describe("convert", () => {
             const dst = load(core, dref, dPs, dBase);
             const { outsidePages } = core.convert(src, dst);
             const { want, outside } = refConvert(sref, sBase, sPs, dref, dBase, dPs);
-            expect(read(dst)).toEqual(want);
+            expectBits(read(dst), want);
             expect(outsidePages).toBe(outside);
             src.free();
             dst.free();
           },
         ),
-        { numRuns: 250 },
+        runs(250),
       );
     },
     HEAVY,
@@ -155,7 +155,7 @@ describe("convert", () => {
         const dst = load(core, new Uint8Array(dBits), dPs, dBase);
         const { outsidePages } = core.convert(src, dst);
         const { want, outside } = refConvert(sref, sBase, sPs, new Uint8Array(dBits), dBase, dPs);
-        expect(read(dst), `${sPs} -> ${dPs}`).toEqual(want);
+        expectBits(read(dst), want, `${sPs} -> ${dPs}`);
         expect(outsidePages, `${sPs} -> ${dPs}`).toBe(outside);
         src.free();
         dst.free();
@@ -173,7 +173,7 @@ describe("convert", () => {
         const src = load(core, sref, 4096n, 1n << 40n);
         const dst = core.bitmap({ nbits: 3, pageSize: 4096n << BigInt(k), base: 1n << 40n });
         core.convert(src, dst);
-        expect(read(dst), `k ${k}, at ${at}`).toEqual(Uint8Array.from([0, 1, 0]));
+        expectBits(read(dst), Uint8Array.from([0, 1, 0]), `k ${k}, at ${at}`);
         src.free();
         dst.free();
       }
@@ -198,7 +198,7 @@ describe("convert", () => {
         const dst = load(core, dref, 4096n, dBase);
         const { outsidePages } = core.convert(src, dst);
         const { want, outside } = refConvert(sref, 0n, sPs, dref, dBase, 4096n);
-        expect(read(dst), `${sPs} -> 4096 at +${off} pages`).toEqual(want);
+        expectBits(read(dst), want, `${sPs} -> 4096 at +${off} pages`);
         expect(outsidePages).toBe(outside);
         src.free();
         dst.free();
@@ -230,7 +230,7 @@ describe("convert", () => {
         const dst = core.bitmap({ nbits: dBits, pageSize: dPs, base: 0n });
         const { outsidePages } = core.convert(src, dst);
         const { want, outside } = refConvert(sref, sBase, 4096n, new Uint8Array(dBits), 0n, dPs);
-        expect(read(dst), `k ${k}, +${off} pages`).toEqual(want);
+        expectBits(read(dst), want, `k ${k}, +${off} pages`);
         expect(outsidePages).toBe(outside);
         src.free();
         dst.free();
@@ -268,7 +268,7 @@ describe("convert", () => {
           const dst = load(core, dref, dPs, dBase);
           const { outsidePages } = core.convert(src, dst);
           const { want, outside } = refConvert(sref, sBase, 4096n, dref, dBase, dPs);
-          expect(read(dst), `k ${k}, ${dBits} coarse pages`).toEqual(want);
+          expectBits(read(dst), want, `k ${k}, ${dBits} coarse pages`);
           expect(outsidePages).toBe(outside);
           src.free();
           dst.free();
@@ -287,7 +287,7 @@ describe("convert", () => {
     const src = load(core, sref, 4096n, sBase);
     const dst = core.bitmap({ nbits: 4, pageSize: 2n << 20n, base: 0n });
     expect(core.convert(src, dst)).toEqual({ outsidePages: 0 });
-    expect(read(dst)).toEqual(Uint8Array.from([1, 0, 0, 1]));
+    expectBits(read(dst), Uint8Array.from([1, 0, 0, 1]));
     src.free();
     dst.free();
   });

@@ -6,6 +6,7 @@ import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { loadBitmapCore } from "../src/index.ts";
 import { loadBitmapCoreSync, wasmPath } from "../src/node.ts";
+import { runs } from "./reference.ts";
 
 describe("bitmap.wasm", () => {
   it("has zero imports and exports memory and abi_version", async () => {
@@ -81,7 +82,7 @@ describe("allocator", () => {
           expect(core.usedBytes).toBe(baseline);
         },
       ),
-      { numRuns: 60 },
+      runs(60),
     );
     const grownTo = x.memory.buffer.byteLength;
     // Hours of a tracker's life, compressed: the same pattern again many times must not grow memory.

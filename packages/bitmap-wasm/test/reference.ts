@@ -7,6 +7,13 @@ import type { Bitmap, BitmapCore } from "../src/index.ts";
 
 export type Bits = Uint8Array; // one entry (0 or 1) per page
 
+/**
+ * fast-check run counts: `npm test` runs each property `n` times, sized to take well under a
+ * second on a loaded 2-core machine; `npm run test:long` multiplies them (BITMAP_TEST_SCALE).
+ */
+const SCALE = Number(process.env.BITMAP_TEST_SCALE ?? 1);
+export const runs = (n: number): { numRuns: number } => ({ numRuns: Math.max(1, Math.round(n * SCALE)) });
+
 /** Deterministic pseudo-random bits with a given density (xorshift32, seeded). */
 export function randomBits(nbits: number, seed: number, density: number): Bits {
   const out = new Uint8Array(nbits);
@@ -89,3 +96,27 @@ export const rangeArb = (nbits: number): fc.Arbitrary<{ start: number; n: number
       if (mode === "toEnd" || mode === "whole") return { start, n: room };
       return { start, n: b % (room + 1) };
     });
+
+/**
+ * Expects `got` to hold exactly the bits of `want`. A plain loop finds the first difference:
+ * vitest's toEqual on a typed array of tens of thousands of entries costs about 170 ms a call,
+ * which made property tests slow enough to time out on a loaded machine. On a mismatch the
+ * message names the first differing page, how many differ, and the entries around it.
+ */
+export function expectBits(got: Bits, want: Bits, label = "bits"): void {
+  if (got.length !== want.length) throw new Error(`${label}: ${got.length} entries, expected ${want.length}`);
+  let first = -1;
+  let differ = 0;
+  for (let i = 0; i < got.length; i++) {
+    if (got[i] === want[i]) continue;
+    if (first < 0) first = i;
+    differ++;
+  }
+  if (first < 0) return;
+  const lo = Math.max(0, first - 8);
+  const hi = Math.min(got.length, first + 9);
+  throw new Error(
+    `${label}: ${differ} of ${got.length} entries differ, the first at ${first} ` +
+      `(entries ${lo}..${hi - 1}: got ${got.slice(lo, hi).join("")}, expected ${want.slice(lo, hi).join("")})`,
+  );
+}
