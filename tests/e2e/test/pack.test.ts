@@ -109,7 +109,7 @@ beforeAll(async () => {
     JSON.stringify({ name: "app", private: true, dependencies, overrides }),
   );
   await run("npm", ["install", "--offline", "--no-audit", "--no-fund"], { cwd: app, env });
-}, 180_000);
+});
 
 describe("installed from packed tarballs", () => {
   it("has the four tarballs", () => {

@@ -51,7 +51,7 @@ beforeAll(() => {
       });
     }
   }
-}, 400_000);
+});
 
 afterAll(() => {
   if (workDir) rmSync(workDir, { recursive: true, force: true });

@@ -58,7 +58,7 @@ const ran = new Set<string>();
 describe.each(PROFILES)("rule scenarios on sim:%s", (profile) => {
   let outcomes: ScenarioOutcome[] = [];
 
-  it("runs every scenario the host allows without a setup error", { timeout: 30_000 }, async () => {
+  it("runs every scenario the host allows without a setup error", async () => {
     const sim = createSimHost(profile);
     outcomes = await runScenarios(simScenarioTarget(sim), allScenarios);
     for (const o of outcomes) if (!o.skipped) ran.add(o.id);
