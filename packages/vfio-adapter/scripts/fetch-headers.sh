@@ -2,14 +2,20 @@
 # Fetch Debian's linux-libc-dev (kernel uAPI headers) for a suite into a cache outside the repo,
 # through a private apt configuration that leaves the machine's own apt setup untouched.
 #
-#   scripts/fetch-headers.sh trixie      # prints the unpacked include dir, e.g. ~/.cache/vfio-dirty/headers/trixie/usr/include
+#   scripts/fetch-headers.sh trixie             # prints the unpacked include dir, e.g. ~/.cache/vfio-dirty/headers/trixie/usr/include
+#   scripts/fetch-headers.sh --installed trixie # the same, but only from the cache: exit 3 if not fetched
+#
+# Fetching is an install step (CI's .ci/run does it before `npm test`); the header test itself
+# only asks with --installed, so no test touches the network.
 #
 # The archive URL is the one the machine already uses (deb.debian.org or a mirror), read from
 # /etc/apt/sources.list{,.d/*}; only the suite differs. A finished unpack is marked with a
 # ".complete" file, so later runs do no network access at all.
 set -eu
 
-suite="${1:?usage: fetch-headers.sh <suite>}"
+installed_only=""
+if [ "${1:-}" = --installed ]; then installed_only=1; shift; fi
+suite="${1:?usage: fetch-headers.sh [--installed] <suite>}"
 case "$suite" in
   *[!a-z0-9-]*) echo "fetch-headers: bad suite name: $suite" >&2; exit 2 ;;
 esac
@@ -19,6 +25,10 @@ dest="$cache/$suite"
 if [ -f "$dest/.complete" ]; then
   echo "$dest/usr/include"
   exit 0
+fi
+if [ -n "$installed_only" ]; then
+  echo "fetch-headers: $suite headers are not fetched: run packages/vfio-adapter/scripts/fetch-headers.sh $suite" >&2
+  exit 3
 fi
 
 # The Debian archive the machine already uses: first deb.debian.org-style URI that serves
