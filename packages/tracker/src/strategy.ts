@@ -35,6 +35,15 @@ export interface DirtyStrategy {
    * mapping). Windows then keep whole ranges together.
    */
   readonly wholeRanges?: boolean;
+  /**
+   * Optional: the kernel clears dirty state in pages of this size even when a query covers only
+   * part of one, keeping the bits it sets inside the query (a device's logging page, written back
+   * by DMA_LOGGING_START: mlx5's firmware and the test driver's edu_log_read_and_clear both clear
+   * whole pages). A query that cut such a page would lose the rest of it, so the tracker never
+   * ends a window inside one, and the strategy widens each query to whole pages itself. Valid
+   * after start(); undefined: the tracking page size.
+   */
+  readonly clearGranule?: bigint;
   /** Optional: what start() learned (device logging's range attempts), for reports. */
   readonly startNotes?: readonly string[];
 }

@@ -244,7 +244,9 @@ class TrackerImpl implements Tracker {
   #untracked = 0;
   /** The carry bitmap got bits since the last sync (else the sync skips merging it: 2 passes). */
   #carryDirty = false;
-  #windowCache: { gen: number; whole: boolean; windows: Window[]; exact: boolean; copy: boolean } | undefined;
+  #windowCache:
+    | { gen: number; whole: boolean; align: bigint; windows: Window[]; exact: boolean; copy: boolean }
+    | undefined;
 
   constructor(c: TrackerConfig) {
     if (c.units.length === 0) throw new RangeError("createTracker: no units");
@@ -434,6 +436,8 @@ class TrackerImpl implements Tracker {
               else {
                 try {
                   for (const piece of w.pieces) u.strategy.query(piece.iova, piece.length, target);
+                  // Widened queries' bits outside the pieces: no memory there (or no mapping).
+                  for (const r of w.slack ?? []) clearRange(target, r);
                 } catch (e) {
                   this.#event("query-failed", u.id, `dirty log read failed: ${message(e)}`, errnoOf(e), w);
                   corrupt.add(u);
@@ -994,10 +998,14 @@ class TrackerImpl implements Tracker {
    */
   #windows(): Window[] {
     const whole = this.#units.some((u) => u.strategy.wholeRanges);
+    // Windows start and end on whole bitmap words and on whole pages of every unit's clear
+    // granule (a device's logging page): a page the kernel clears whole never straddles two
+    // windows, whose queries would each clear it and keep only their own part.
+    const align = this.#units.reduce((a, u) => max(a, u.strategy.clearGranule ?? 0n), 64n * this.#pageSize);
     // Cutting 10,000 vIOMMU mappings into windows costs more than a sync's bit work: reuse the
     // cut until the mappings change.
     const c = this.#windowCache;
-    if (c && c.gen === this.#mapGen && c.whole === whole) return c.windows;
+    if (c && c.gen === this.#mapGen && c.whole === whole && c.align === align) return c.windows;
     const all = this.#xlat ? [...this.#mappings, ...this.#retired] : [];
     const space: IovaRange[] = this.#xlat
       ? all.map((m) => ({ iova: m.iova, length: m.length }))
@@ -1005,17 +1013,18 @@ class TrackerImpl implements Tracker {
     // Sections are disjoint (checked at creation) and kept apart, so a piece lies in one section.
     const windows = cutWindows(
       this.#xlat ? mergeOverlapping(space) : space,
-      this.#windowBytes,
-      64n * this.#pageSize,
+      alignUp(this.#windowBytes, align),
+      align,
       whole,
     );
+    if (align > 64n * this.#pageSize) for (const w of windows) w.slack = slackOf(w, align);
     const exact = this.#xlat !== undefined && placeInSections(windows, all, this.#memory);
     // Copying translation writes every mapped GPA page from the one window its IOVA lies in, so
     // windows must not overlap: a page in two windows' bitmaps would be copied twice, the second
     // time from a window that did not query it (a zero: a lost page). `exact` means no two
     // mappings share a GPA page, which copying needs too.
     const copy = exact && windowsDisjoint(windows);
-    this.#windowCache = { gen: this.#mapGen, whole, windows, exact, copy };
+    this.#windowCache = { gen: this.#mapGen, whole, align, windows, exact, copy };
     return windows;
   }
 
@@ -1046,6 +1055,12 @@ class TrackerImpl implements Tracker {
 
 interface Window extends IovaRange {
   readonly pieces: readonly IovaRange[];
+  /**
+   * What queries widened to whole clear granules may set outside the pieces (the rest of a
+   * logging page a piece only partly covers): cleared after the queries, so no bit lands where
+   * no memory (or, with a vIOMMU, no mapping) is. Undefined when nothing widens.
+   */
+  slack?: IovaRange[];
   /** vIOMMU: the GPA section every mapping under each piece lies in (set by placeInSections). */
   pieceSections?: number[];
 }
@@ -1092,6 +1107,26 @@ function placeInSections(
   }
   for (const [i, w] of windows.entries()) w.pieceSections = placed[i]!;
   return true;
+}
+
+/**
+ * The parts of `align`-sized pages that a window's pieces touch but do not cover: where a query
+ * widened to whole pages sets bits no piece asked for. Pieces come sorted and disjoint.
+ */
+function slackOf(w: Window, align: bigint): IovaRange[] {
+  const out: IovaRange[] = [];
+  const add = (lo: bigint, hi: bigint) => {
+    if (hi > lo) out.push({ iova: lo, length: hi - lo });
+  };
+  const ps = w.pieces;
+  for (const [i, p] of ps.entries()) {
+    const prevEnd = i > 0 ? ps[i - 1]!.iova + ps[i - 1]!.length : w.iova;
+    add(max((p.iova / align) * align, prevEnd), p.iova);
+    const end = p.iova + p.length;
+    const next = i + 1 < ps.length ? ps[i + 1]!.iova : w.iova + w.length;
+    add(end, min(alignUp(end, align), next));
+  }
+  return out;
 }
 
 /** The one section all of a window's mappings lie in (placeInSections), else -1. */
@@ -1145,6 +1180,14 @@ function cutWindows(
     }
   }
   return out;
+}
+
+/** Clear the bits of `b` inside [r.iova, r.iova + r.length) (whole pages only: r is page aligned). */
+function clearRange(b: Bitmap, r: IovaRange): void {
+  const end = b.base + BigInt(b.nbits) * b.pageSize;
+  const lo = max(r.iova, b.base);
+  const hi = min(r.iova + r.length, end);
+  if (hi > lo) b.clear(Number((lo - b.base) / b.pageSize), Number((hi - lo) / b.pageSize));
 }
 
 function covers(space: readonly IovaRange[], r: IovaRange): boolean {

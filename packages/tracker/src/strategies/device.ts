@@ -2,10 +2,11 @@
 //
 // The ranges come from ranges.ts (QEMU's split, then learned from E2BIG / EOPNOTSUPP); every
 // attempt is kept in `startNotes`. The device may choose another logging page size than the one
-// asked for and writes it back: reports are then read at the device's page size into a scratch
-// bitmap and converted (bitmap-wasm) to the tracking page size; otherwise the kernel writes
-// straight into the caller's bitmap in wasm memory (REPORT only ever sets bits, so devices can
-// share one bitmap).
+// asked for and writes it back. A device clears every logging page a REPORT touches, so a REPORT
+// never cuts one: with logging pages larger than the tracking page, each query is widened to whole
+// logging pages, read at the device's page size into a scratch bitmap and converted (bitmap-wasm);
+// otherwise the kernel writes straight into the caller's bitmap in wasm memory (REPORT only ever
+// sets bits, so devices can share one bitmap).
 //
 //   const s = new DeviceLoggingStrategy(device, core, 4096n);
 //   s.start(sections);   // throws the last IoctlError when no plan is accepted
@@ -112,30 +113,55 @@ export class DeviceLoggingStrategy implements DirtyStrategy {
     return undefined;
   }
 
+  get clearGranule(): bigint {
+    return this.devicePageSize;
+  }
+
+  /**
+   * REPORT never cuts a logging page: the device clears a page it reports whole (the harsh real
+   * behaviour), so [iova, iova + length) is widened to whole logging pages. The extra pages land in
+   * `into` as over-reporting, clamped to its span; the tracker aligns windows to logging pages, so
+   * nothing a later query would need falls outside it.
+   */
   query(iova: bigint, length: bigint, into: Bitmap): void {
     const P = into.pageSize;
+    const D = this.devicePageSize;
+    if (D <= P) {
+      // Tracking pages are whole logging pages: REPORT at P (the kernel coarsens) cuts none.
+      this.#report(iova, length, P, into);
+      return;
+    }
+    const lo = (iova / D) * D;
+    const hi = ((iova + length + D - 1n) / D) * D;
+    const scratch = this.core.bitmap({ nbits: Number((hi - lo) / D), pageSize: D, base: lo });
+    try {
+      this.device.dmaLoggingReport({ iova: lo, length: hi - lo, pageSize: D, bitmap: scratch.bytes });
+      this.kernelBytes += scratch.byteLength;
+      orPlaced(this.core, scratch, into);
+    } finally {
+      scratch.free();
+    }
+  }
+
+  /** REPORT [iova, iova + length) at `pageSize` (that of `into`) into `into`. */
+  #report(iova: bigint, length: bigint, pageSize: bigint, into: Bitmap): void {
     const offset = iova - into.base;
     const direct =
-      this.devicePageSize === P &&
       offset >= 0n &&
-      offset % (64n * P) === 0n &&
-      iova + length <= into.base + BigInt(into.nbits) * P;
+      offset % (64n * pageSize) === 0n &&
+      iova + length <= into.base + BigInt(into.nbits) * pageSize;
     if (direct) {
       // Zero copy: the kernel ORs straight into the caller's words in wasm memory.
-      const firstByte = Number(offset / P / 8n);
-      const nbytes = Number(((length / P + 63n) / 64n) * 8n);
+      const firstByte = Number(offset / pageSize / 8n);
+      const nbytes = Number(((length / pageSize + 63n) / 64n) * 8n);
       const bytes = into.bytes.subarray(firstByte, firstByte + nbytes); // fresh view: memory may have grown
-      this.device.dmaLoggingReport({ iova, length, pageSize: P, bitmap: bytes });
+      this.device.dmaLoggingReport({ iova, length, pageSize, bitmap: bytes });
       this.kernelBytes += nbytes;
       return;
     }
-    // Read at the device's page size when the piece is aligned to it, else at the tracking page
-    // size (the kernel replicates or coarsens bits either way; the sim keeps straddling pages logged).
-    const D =
-      iova % this.devicePageSize === 0n && length % this.devicePageSize === 0n ? this.devicePageSize : P;
-    const scratch = this.core.bitmap({ nbits: Number(length / D), pageSize: D, base: iova });
+    const scratch = this.core.bitmap({ nbits: Number(length / pageSize), pageSize, base: iova });
     try {
-      this.device.dmaLoggingReport({ iova, length, pageSize: D, bitmap: scratch.bytes });
+      this.device.dmaLoggingReport({ iova, length, pageSize, bitmap: scratch.bytes });
       this.kernelBytes += scratch.byteLength;
       orPlaced(this.core, scratch, into);
     } finally {
