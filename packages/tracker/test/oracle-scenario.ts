@@ -377,6 +377,24 @@ export const arbOracleScenario: fc.Arbitrary<OracleScenario> = fc
       .map((rest) => ({ ...base, ...rest }));
   });
 
+/** A directed scenario: one device without DMA logging, 4 MiB of RAM, 4 KiB pages, pre-copy, type1. */
+export function baseScenario(over: Partial<OracleScenario>): OracleScenario {
+  return {
+    backend: "type1",
+    iommuDirty: false,
+    lowPages: 1024,
+    highPages: 0,
+    devices: [{ logging: undefined, p2p: true, preCopy: true, deviceTracking: true }],
+    pageSize: 4096,
+    windowWords: 256,
+    viommu: undefined,
+    startPhase: "precopy",
+    before: [],
+    ops: [],
+    ...over,
+  };
+}
+
 /** PCI address of device i. */
 export function bdfOf(i: number): string {
   return `0000:3b:00.${i + 1}`;

@@ -8,26 +8,9 @@ import { describe, expect, it } from "vitest";
 import type { TrackingTarget } from "../src/probe.ts";
 import type { Tracker } from "../src/tracker.ts";
 import { type FailureKind, OracleFailure, type RunOptions, runOracleScenario } from "./oracle-run.ts";
-import { arbOracleScenario, type Op, type OracleScenario } from "./oracle-scenario.ts";
+import { arbOracleScenario, baseScenario, type Op } from "./oracle-scenario.ts";
 
-/** A small host: one device, 4 MiB of RAM, 4 KiB pages, pre-copy. */
-function scenario(over: Partial<OracleScenario>): OracleScenario {
-  return {
-    backend: "type1",
-    iommuDirty: false,
-    lowPages: 1024,
-    highPages: 0,
-    devices: [{ logging: undefined, p2p: true, preCopy: true, deviceTracking: true }],
-    pageSize: 4096,
-    windowWords: 256,
-    viommu: undefined,
-    startPhase: "precopy",
-    before: [],
-    ops: [],
-    ...over,
-  };
-}
-
+const scenario = baseScenario;
 const logging = { maxRanges: 4, maxSpanLog2: undefined, minPageSize: 4096 };
 const write = (page: number): Op => ({
   op: "write",
