@@ -508,6 +508,8 @@ class Run {
   #unmapAt(iova: bigint, length: bigint, why: string, probe: boolean): boolean {
     const what = `unmap(iova 0x${iova.toString(16)}, 0x${length.toString(16)}) [${why}]`;
     const before = this.#model.within(iova, length);
+    const cuts = before.some((m) => m.iova < iova || m.iova + m.length > iova + length);
+    if (cuts && this.#started) this.#features.add("unmap-cut");
     const faulty = this.#pending(this.#s.backend === "type1" ? "VFIO_IOMMU_UNMAP_DMA" : "IOMMU_IOAS_UNMAP");
     let ok = true;
     try {
@@ -518,7 +520,6 @@ class Run {
       this.#features.add("unmap-refused");
       // Both IOMMUs unmap a range that cuts no mapping, holes or not (type1 v2 refuses to bisect
       // one, iommufd to cut one): refusing it leaves the caller no way to follow its vIOMMU.
-      const cuts = before.some((m) => m.iova < iova || m.iova + m.length > iova + length);
       if (!cuts && !faulty)
         throw this.#fail("contract", `${what} refused, though it cuts no mapping: ${message(e)}`);
     }
@@ -530,8 +531,6 @@ class Run {
       if (this.#started && removed.length > 0) {
         if (why === "all") this.#features.add("unmap-all");
         if (removed.length > 1 || (bytes < length && why !== "all")) this.#features.add("unmap-holes");
-        if (before.some((m) => m.iova < iova || m.iova + m.length > iova + length))
-          this.#features.add("unmap-cut");
       }
     }
     // The device tries what was there: still mapped or not, the host must agree with the model.
