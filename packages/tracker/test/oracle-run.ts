@@ -76,8 +76,6 @@ export interface RunOptions {
   readonly wrapTracker?: (tracker: Tracker) => Tracker;
   /** Called once the session is open: act behind the tracker's back (self-test of the second opinion). */
   readonly tamper?: (session: SimSession, model: DmaModel) => void;
-  /** Extra openTracker options (the policy for mappings outside the logged IOVA space). */
-  readonly open?: Record<string, unknown>;
 }
 
 export interface OracleResult {
@@ -178,15 +176,15 @@ class Run {
               viommu: true,
               mapper: session.mapper,
               ...(this.#aperture ? { viommuAperture: this.#aperture } : {}),
+              ...(s.viommu.untracked ? { viommuUntracked: s.viommu.untracked } : {}),
             }
           : {}),
-        ...this.#opts.open,
       };
       const { tracker: opened, choice } = openTracker(target, options);
       const tracker = this.#opts.wrapTracker ? this.#opts.wrapTracker(opened) : opened;
       this.#tracker = tracker;
       this.#log(
-        `open ${s.backend}, ${s.viommu ? `vIOMMU, aperture ${this.#aperture ? ranges(this.#aperture) : "none"}` : "no vIOMMU"}, page 0x${this.#ps.toString(16)}, window 0x${(BigInt(s.windowWords) * 64n * this.#ps).toString(16)}, RAM ${ranges(this.#ram)}: ${choice.strategy}`,
+        `open ${s.backend}, ${s.viommu ? `vIOMMU, aperture ${this.#aperture ? ranges(this.#aperture) : "none"}, untracked ${s.viommu.untracked ?? "default"}` : "no vIOMMU"}, page 0x${this.#ps.toString(16)}, window 0x${(BigInt(s.windowWords) * 64n * this.#ps).toString(16)}, RAM ${ranges(this.#ram)}: ${choice.strategy}`,
       );
       for (const o of s.before) this.#op(o);
       this.#start();
@@ -238,6 +236,7 @@ class Run {
     if (this.#s.viommu)
       this.#features.add(this.#model.mappings.length === 0 ? "no-mapping-at-start" : "mapped-at-start");
     this.#features.add(this.#aperture ? "aperture" : "no-aperture");
+    if (this.#s.viommu) this.#features.add(`untracked:${this.#s.viommu.untracked ?? "default"}`);
     // Without an aperture the tracker logs what is mapped at start(), or guest RAM when nothing is.
     this.#mappedAtStart = this.#model.mappings.length
       ? this.#model.mappings.map((m) => ({ iova: m.iova, length: m.length }))

@@ -18,7 +18,7 @@
 
 import type { DeviceJson, ProfileJson } from "@vfio-dirty/vfio-adapter/sim";
 import fc from "fast-check";
-import type { Phase } from "../src/tracker.ts";
+import type { Phase, UntrackedPolicy } from "../src/tracker.ts";
 
 const KIB = 1024;
 const MIB = 1 << 20;
@@ -117,13 +117,24 @@ export interface OracleScenario {
   pageSize: number;
   /** Query window: this many bitmap words (64 tracking pages each). */
   windowWords: number;
-  /** undefined: no vIOMMU (RAM mapped at IOVA = GPA). */
-  viommu: { aperture: { zone: number; page: number; npages: number }[] | undefined } | undefined;
+  /**
+   * undefined: no vIOMMU (RAM mapped at IOVA = GPA). `untracked`: openTracker's viommuUntracked,
+   * the policy for mappings device logging cannot see (undefined: the default).
+   */
+  viommu:
+    | {
+        aperture: { zone: number; page: number; npages: number }[] | undefined;
+        untracked?: UntrackedPolicy | undefined;
+      }
+    | undefined;
   startPhase: Phase;
   /** Operations before start(): mappings (none at all, sometimes), unmaps, faults. */
   before: Op[];
   ops: Op[];
 }
+
+/** Every policy openTracker offers for mappings outside what device logging sees. */
+export const UNTRACKED_POLICIES: readonly UntrackedPolicy[] = ["report-dirty", "re-arm"];
 
 const nat = (max: number) => fc.nat({ max });
 

@@ -84,6 +84,9 @@ describe("never lose a dirty page (simulated host, the test's own oracle)", () =
       "window-not-multiple-of-device-page",
       "edge-inside-device-page",
       "fault:error-state",
+      "untracked:default",
+      "untracked:report-dirty",
+      "untracked:re-arm",
     ])
       expect(features.get(f) ?? 0, `${f}: ${seen.join(", ")}`).toBeGreaterThan(0);
     for (const op of [
