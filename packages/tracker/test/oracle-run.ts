@@ -233,10 +233,11 @@ class Run {
 
   #start(): void {
     const t = this.#tracker!;
-    if (this.#s.viommu)
+    if (this.#s.viommu) {
       this.#features.add(this.#model.mappings.length === 0 ? "no-mapping-at-start" : "mapped-at-start");
-    this.#features.add(this.#aperture ? "aperture" : "no-aperture");
-    if (this.#s.viommu) this.#features.add(`untracked:${this.#s.viommu.untracked ?? "default"}`);
+      this.#features.add(this.#aperture ? "aperture" : "no-aperture");
+      this.#features.add(`untracked:${this.#s.viommu.untracked ?? "default"}`);
+    }
     // Without an aperture the tracker logs what is mapped at start(), or guest RAM when nothing is.
     this.#mappedAtStart = this.#model.mappings.length
       ? this.#model.mappings.map((m) => ({ iova: m.iova, length: m.length }))
