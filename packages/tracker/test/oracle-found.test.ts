@@ -338,3 +338,27 @@ describe("not named by the issue: an unmap in chunks that fails part-way", () =>
     );
   });
 });
+
+describe("not named by the issue: the last-resort fd close during a restart", () => {
+  // A REPORT fails, so the unit is restarted; its DMA_LOGGING_STOP fails three times, so the
+  // tracker closes the device's fd, as it may only when tracking ends. Mid-migration that resets
+  // the device and, on iommufd, unbinds it from the IOAS: its next DMA faults.
+  it("iommufd, device logging, no vIOMMU", () => {
+    const stopFails: Op = { op: "fault", kind: "logging-stop", dev: 0, nth: 1 };
+    run(
+      baseScenario({
+        backend: "iommufd",
+        devices: [logging()],
+        ops: [
+          { op: "fault", kind: "report", dev: 0, nth: 1 },
+          stopFails,
+          stopFails,
+          stopFails,
+          sync,
+          writeTo(0),
+          sync,
+        ],
+      }),
+    );
+  });
+});
