@@ -134,7 +134,7 @@ export interface OracleScenario {
 }
 
 /** Every policy openTracker offers for mappings outside what device logging sees. */
-export const UNTRACKED_POLICIES: readonly UntrackedPolicy[] = ["report-dirty", "re-arm"];
+export const UNTRACKED_POLICIES: readonly UntrackedPolicy[] = ["report-dirty", "re-arm", "adaptive"];
 
 const nat = (max: number) => fc.nat({ max });
 

@@ -87,6 +87,7 @@ describe("never lose a dirty page (simulated host, the test's own oracle)", () =
       "untracked:default",
       "untracked:report-dirty",
       "untracked:re-arm",
+      "untracked:adaptive",
     ])
       expect(features.get(f) ?? 0, `${f}: ${seen.join(", ")}`).toBeGreaterThan(0);
     for (const op of [
