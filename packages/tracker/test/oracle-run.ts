@@ -25,6 +25,7 @@ import { type OpenOptions, openTracker } from "../src/open.ts";
 import type { TrackingTarget } from "../src/probe.ts";
 import type { IovaRange } from "../src/ranges.ts";
 import type { DirtyReport, Tracker } from "../src/tracker.ts";
+import { hugeIoptes } from "./oracle-hardware.ts";
 import { DmaModel, type ModelMapping, OwedPages, pageOf } from "./oracle-model.ts";
 import {
   bdfOf,
@@ -157,7 +158,13 @@ class Run {
       // Without a vIOMMU openSim mapped RAM at IOVA = GPA: so does the model.
       if (!s.viommu) for (const r of this.#ram) this.#model.map(r.iova, r.iova, r.length);
       this.#opts.tamper?.(session, this.#model);
-      const target = this.#opts.wrapTarget ? this.#opts.wrapTarget(session.target) : session.target;
+      // The IOMMU behind iommufd is a VT-d with superpages: a dirty read that cuts one clears it.
+      const vtd = hugeIoptes(
+        session.target,
+        () => this.#model.mappings,
+        () => this.#features.add("iopte-cut"),
+      );
+      const target = this.#opts.wrapTarget ? this.#opts.wrapTarget(vtd) : vtd;
       const options: OpenOptions = {
         core: this.#core,
         memory: session.memory,

@@ -6,9 +6,12 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import type { TrackingTarget } from "../src/probe.ts";
+import type { DirtyIommufd } from "../src/strategies/iommufd.ts";
 import type { Tracker } from "../src/tracker.ts";
+import { hugeIoptes } from "./oracle-hardware.ts";
 import { type FailureKind, OracleFailure, type RunOptions, runOracleScenario } from "./oracle-run.ts";
-import { arbOracleScenario, baseScenario, type Op } from "./oracle-scenario.ts";
+import { arbOracleScenario, baseScenario, bdfOf, type Op, oracleProfile } from "./oracle-scenario.ts";
+import { openSim, simProfile } from "./sim-helpers.ts";
 
 const scenario = baseScenario;
 const logging = { maxRanges: 4, maxSpanLog2: undefined, minPageSize: 4096 };
@@ -184,6 +187,38 @@ describe("the oracle catches broken hardware and a broken tracker", () => {
         },
       });
     expect(outcome(() => runOracleScenario(s, { wrapTracker: lying }))).toBe("counts");
+  });
+
+  it("the emulated VT-d clears the rest of a 2 MiB IOPTE that a dirty read cuts", () => {
+    const s = scenario({ backend: "iommufd", iommuDirty: true, lowPages: 1024 });
+    const sim = simProfile(oracleProfile(s));
+    const session = openSim(sim, "iommufd");
+    try {
+      const iommu = session.target.iommu;
+      if (iommu.kind !== "iommufd") throw new Error("not iommufd");
+      const hwptId = iommu.hwptIds![0]!;
+      const ram = [{ iova: 0n, gpa: 0n, length: 4n << 20n }]; // openSim mapped RAM at IOVA = GPA
+      const cut = hugeIoptes(
+        session.target,
+        () => ram,
+        () => {},
+      );
+      if (cut.iommu.kind !== "iommufd") throw new Error("not iommufd");
+      const read = (fd: DirtyIommufd, iova: bigint) => {
+        const bitmap = new Uint8Array(32); // 256 pages
+        fd.getDirtyBitmap({ hwptId, iova, length: 1n << 20n, pageSize: 4096n, bitmap });
+        return bitmap.some((b) => b !== 0);
+      };
+      iommu.iommufd.setDirtyTracking(hwptId, true);
+      for (const fd of [iommu.iommufd, cut.iommu.iommufd]) {
+        sim.dmaWrite(bdfOf(0), 0x10_1000n, 0x1000n); // in the second MiB of the first IOPTE
+        expect(read(fd, 0n)).toBe(false); // a read of the first MiB: nothing dirty in it
+        const kept = read(fd, 1n << 20n);
+        expect(kept).toBe(fd === iommu.iommufd); // the sim keeps it; VT-d cleared the IOPTE
+      }
+    } finally {
+      session.close();
+    }
   });
 
   // Random scenarios that pass with healthy hardware: with a device that drops bits, some must
