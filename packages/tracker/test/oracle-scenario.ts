@@ -368,10 +368,16 @@ export const arbOracleScenario: fc.Arbitrary<OracleScenario> = fc
     devices: fc.array(deviceDraw, { minLength: 1, maxLength: 3 }),
     pageSize: fc.constantFrom(4 * KIB, 4 * KIB, 4 * KIB, 4 * KIB, 8 * KIB, 64 * KIB),
     windowWords: fc.constantFrom(1, 2, 3, 4, 5, 12, 256, 1 << 22),
-    viommu: fc.option(fc.record({ aperture: fc.option(apertureDraw, { nil: undefined }) }), {
-      nil: undefined,
-      freq: 2,
-    }),
+    viommu: fc.option(
+      fc.record({
+        aperture: fc.option(apertureDraw, { nil: undefined }),
+        untracked: fc.constantFrom<UntrackedPolicy | undefined>(undefined, ...UNTRACKED_POLICIES),
+      }),
+      {
+        nil: undefined,
+        freq: 2,
+      },
+    ),
     startPhase: fc.constantFrom<Phase>("setup", "precopy", "precopy", "precopy", "stop-copy"),
   })
   .chain((base) => {
