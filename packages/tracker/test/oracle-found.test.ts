@@ -320,8 +320,9 @@ describe("not named by the issue: widened REPORTs leave bits past the end of a R
 
 describe("not named by the issue: an unmap in chunks that fails part-way", () => {
   // [0, 256 MiB + 8 KiB) holds two mappings a window apart, so the tracker unmaps them in two
-  // kernel calls; the second fails (EIO) and unmap() throws, but the first mapping is gone from
-  // the kernel while the tracker (and its contract: a throw changes nothing) still has it.
+  // kernel calls; the second fails (EIO). unmap() used to throw a plain error though the first
+  // mapping was gone; it now throws an UnmapError naming what was unmapped before the failure,
+  // which the oracle's model follows, and tracker, kernel and model must agree.
   it.each(STRATEGIES)("%s", (_name, host) => {
     run(
       baseScenario({
