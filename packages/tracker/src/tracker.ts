@@ -171,6 +171,27 @@ export class TrackerStateError extends Error {
   override name = "TrackerStateError";
 }
 
+/**
+ * unmap() failed part-way: it went in several kernel calls (whole mappings, a window's span at a
+ * time) and a later one failed. `unmapped` were unmapped before the failure and are no longer
+ * tracked (their bits are kept); the rest of the range stays mapped and tracked, as in the kernel.
+ */
+export class UnmapError extends Error {
+  override name = "UnmapError";
+  constructor(
+    readonly iova: bigint,
+    readonly length: bigint,
+    readonly unmapped: readonly IovaRange[],
+    cause: unknown,
+  ) {
+    const what = unmapped.map((r) => `0x${r.iova.toString(16)}+0x${r.length.toString(16)}`).join(", ");
+    super(
+      `unmap 0x${iova.toString(16)}+0x${length.toString(16)} failed part-way: ${cause instanceof Error ? cause.message : String(cause)}; unmapped before it: ${what}; the rest stays mapped and tracked`,
+      { cause },
+    );
+  }
+}
+
 export interface Tracker {
   readonly started: boolean;
   readonly phase: Phase;
@@ -264,6 +285,8 @@ class TrackerImpl implements Tracker {
   #untracked = 0;
   /** "adaptive": bytes of untracked mappings reported dirty since the last re-arm (#rearmDue). */
   #untrackedRent = 0n;
+  /** Strategies whose STOP failed mid-session, by unit id: stop() tries them again, finally. */
+  readonly #unstopped = new Map<DirtyStrategy, string>();
   /** The carry bitmap got bits since the last sync (else the sync skips merging it: 2 passes). */
   #carryDirty = false;
   #windowCache:
@@ -488,14 +511,16 @@ class TrackerImpl implements Tracker {
               else {
                 try {
                   for (const piece of w.pieces) u.strategy.query(piece.iova, piece.length, target);
-                  // Widened queries' bits outside the pieces: no memory there (or no mapping).
-                  for (const r of w.slack ?? []) clearRange(target, r);
                 } catch (e) {
                   this.#event("query-failed", u.id, `dirty log read failed: ${message(e)}`, errnoOf(e), w);
                   corrupt.add(u);
                   restart.add(u);
                   failedAt.set(u, wi);
                   this.#markAll(w, target);
+                } finally {
+                  // Widened queries' bits outside the pieces (no memory or mapping there), also
+                  // those of pieces read before one failed.
+                  for (const r of w.slack ?? []) clearRange(target, r);
                 }
               }
               // Without per-device counts only the last pass is needed, and only without a vIOMMU
@@ -765,11 +790,19 @@ class TrackerImpl implements Tracker {
     checkAligned("map", this.#pageSize, iova, gpa, length);
     if (!this.#memory.some((m) => gpa >= m.iova && gpa + length <= m.iova + m.length))
       throw new RangeError("map: the gpa range is not inside one guest RAM section");
-    xlat.map(iova, gpa, length); // throws on overlap with an active mapping, before the kernel sees it
+    // Overlap is refused before the kernel sees it; then the kernel, then the table, so that a map
+    // the kernel refuses leaves no trace (xlat.unmap would retire it, not delete it: it would
+    // keep translating, and a later IOVA onto the same guest page would break the copy).
+    const clash = this.#mappings.find((m) => m.iova < iova + length && iova < m.iova + m.length);
+    if (clash)
+      throw new RangeError(
+        `map: ${hexRange(iova, length)} overlaps the mapping ${hexRange(clash.iova, clash.length)}`,
+      );
+    this.#viommu?.mapper?.map(iova, gpa, length);
     try {
-      this.#viommu?.mapper?.map(iova, gpa, length);
+      xlat.map(iova, gpa, length);
     } catch (e) {
-      xlat.unmap(iova, length);
+      this.#viommu?.mapper?.unmap(iova, length); // the table refused (out of memory): undo the kernel's
       throw e;
     }
     // Before start() nothing logs yet: start() takes every mapping into what it logs.
@@ -812,7 +845,16 @@ class TrackerImpl implements Tracker {
       // Whole mappings, in chunks spanning at most a window: a whole-address-space unmap becomes
       // bounded UNMAPs (type1's bitmap is limited to 256 MiB, 8 TiB at 4 KiB) and bounded
       // scratch bitmaps. Each chunk that succeeds is recorded before the next is tried.
-      for (const chunk of chunksOf(hits, this.#windowBytes)) this.#unmapWhole(chunk, reader);
+      const done: IovaRange[] = [];
+      for (const chunk of chunksOf(hits, this.#windowBytes)) {
+        try {
+          this.#unmapWhole(chunk, reader);
+        } catch (e) {
+          if (done.length === 0) throw e;
+          throw new UnmapError(iova, length, done, e);
+        }
+        done.push(...chunk.map((m) => ({ iova: m.iova, length: m.length })));
+      }
       return;
     }
     // The caller unmaps in the kernel itself (device logging without a mapper): bookkeeping only.
@@ -896,9 +938,10 @@ class TrackerImpl implements Tracker {
   }
 
   stop(): void {
-    if (!this.#started) return;
-    for (const u of this.#units) this.#stopUnit(u);
+    if (this.#started) for (const u of this.#units) this.#stopUnit(u, true);
     this.#started = false;
+    // STOPs that failed while tracking went on (a restart, a blocked start): their last chance.
+    for (const [strategy, id] of [...this.#unstopped]) this.#stopStrategy(id, strategy, true);
   }
 
   close(): void {
@@ -1068,13 +1111,26 @@ class TrackerImpl implements Tracker {
     });
   }
 
-  #stopUnit(u: Unit): void {
+  /**
+   * Stop a unit's tracking. `final` (the tracker's stop): a strategy may use its last resort.
+   * Otherwise (a restart, a fallback, a re-arm: the guest runs on) a strategy whose STOP keeps
+   * failing is remembered, and the final stop tries it again.
+   */
+  #stopUnit(u: Unit, final = false): void {
     if (!u.running) return;
     u.running = false;
+    this.#stopStrategy(u.id, u.strategy, final);
+  }
+
+  #stopStrategy(id: string, strategy: DirtyStrategy, final: boolean): void {
     try {
-      u.strategy.stop();
+      strategy.stop(final);
+      this.#unstopped.delete(strategy);
     } catch (e) {
-      this.#event("stop-failed", u.id, `stopping tracking failed: ${message(e)}`, errnoOf(e));
+      const later = final ? "" : "; tried again when tracking ends";
+      this.#event("stop-failed", id, `stopping tracking failed: ${message(e)}${later}`, errnoOf(e));
+      if (final) this.#unstopped.delete(strategy);
+      else this.#unstopped.set(strategy, id);
     }
   }
 
@@ -1220,7 +1276,9 @@ class TrackerImpl implements Tracker {
       (a, u) => (u.strategy.widensQueries ? max(a, u.strategy.clearGranule ?? 0n) : a),
       0n,
     );
-    if (widen > 64n * this.#pageSize) for (const w of windows) w.slack = slackOf(w, widen);
+    // Any widening past a tracking page can set bits outside the pieces (a section's last logging
+    // page), however the windows are aligned.
+    if (widen > this.#pageSize) for (const w of windows) w.slack = slackOf(w, widen);
     const exact = this.#xlat !== undefined && placeInSections(windows, all, this.#memory);
     // Copying translation writes every mapped GPA page from the one window its IOVA lies in, so
     // windows must not overlap: a page in two windows' bitmaps would be copied twice, the second
