@@ -62,7 +62,7 @@ export async function openHost(
     nowMs: () => sim.clock.now() / 1e6,
     async advance(ms, signal, fast) {
       if (sim.clock.mode !== "virtual") return sleep(ms, signal);
-      if (fast) return sim.run(ms);
+      if (fast) return runFast(sim, ms, signal);
       // Paced: simulated time follows the wall clock in steps, so the live line moves and
       // Ctrl-C lands between steps.
       let left = ms;
@@ -96,6 +96,24 @@ export function sleep(ms: number, signal: AbortSignal): Promise<void> {
 }
 
 // --- Internal helpers ---
+
+/** Simulated time the fast mode runs between two looks at the event loop (signals, scrapes). */
+const FAST_STEP_MS = 250;
+
+/**
+ * --fast: simulated time as fast as the simulator goes, in steps with a turn of the event loop
+ * between them, so Ctrl-C and SIGTERM land within one step instead of after the whole interval.
+ * The workloads write the same pages however time is chopped (sim/workload.ts).
+ */
+async function runFast(sim: { run(ms: number): void }, ms: number, signal: AbortSignal): Promise<void> {
+  let left = ms;
+  while (left > 0 && !signal.aborted) {
+    const step = Math.min(FAST_STEP_MS, left);
+    sim.run(step);
+    left -= step;
+    if (left > 0) await new Promise((resolve) => setImmediate(resolve));
+  }
+}
 
 function applyOverrides(profile: Profile, opts: { seed?: number; workload?: string }): Profile {
   const workload = opts.workload === undefined ? undefined : simWorkload(opts.workload);

@@ -26,7 +26,7 @@ export function cli(
       [CLI, ...args],
       {
         cwd: opts.cwd ?? REPO,
-        env: { ...process.env, NO_COLOR: "1", FORCE_COLOR: "", ...opts.env },
+        env: cleanEnv({ NO_COLOR: "1", ...opts.env }),
         maxBuffer: 64 << 20,
         encoding: "utf8",
       },
@@ -52,11 +52,20 @@ export async function cliJson<T = Record<string, unknown>>(
   return { ...r, doc };
 }
 
+/**
+ * The test process's environment with `over` applied, without FORCE_COLOR unless `over` sets it:
+ * by Node's convention any FORCE_COLOR value but "0"/"false" (even "") forces colour.
+ */
+export function cleanEnv(over: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
+  const { FORCE_COLOR: _, ...env } = process.env;
+  return { ...env, ...over };
+}
+
 /** Starts the CLI without waiting (for signals). */
 export function startCli(args: readonly string[]): ChildProcess {
   return spawn(process.execPath, [CLI, ...args], {
     cwd: REPO,
-    env: { ...process.env, NO_COLOR: "1" },
+    env: cleanEnv({ NO_COLOR: "1" }),
     stdio: ["ignore", "pipe", "pipe"],
   });
 }

@@ -4,15 +4,17 @@
 // Ctrl-C or SIGTERM stops tracking cleanly and still writes the report and the picture.
 
 import { writeFileSync } from "node:fs";
+import { constants as os } from "node:os";
 import { Command } from "commander";
 import type { Context } from "../context.ts";
-import { CheckFailedError, UsageError } from "../errors.ts";
+import { CheckFailedError, EXIT_RUNTIME, ExitError, UsageError } from "../errors.ts";
 import { keyValueTable } from "../format/table.ts";
 import { formatMs, formatRate } from "../format/units.ts";
 import { chooseHost, type HostChoice, hostLine } from "../host.ts";
 import { parseDuration } from "../parse/duration.ts";
 import { parsePciAddress } from "../parse/pci.ts";
 import { parseCount, parsePageSize } from "../parse/size.ts";
+import { checkWritable } from "../parse/writable.ts";
 import type { TrackReport } from "../report.ts";
 import { trackSvg } from "../svg/pictures.ts";
 import type { TrackBackend } from "../track/backend.ts";
@@ -75,6 +77,9 @@ Exit code 3 when the simulated host's ground truth shows a written page that was
         throw new UsageError(
           `--interval ${opts.interval} is longer than --duration ${opts.duration}; shorten the interval`,
         );
+      // Before any work: a missing directory must not throw a long measurement away at the end.
+      if (opts.report) checkWritable(opts.report, "--report");
+      if (opts.svg) checkWritable(opts.svg, "--svg");
       const choice = chooseHost(ctx.globals.host);
       const backend = await openTrackBackend(choice, {
         addresses: addresses.map(parsePciAddress),
@@ -105,52 +110,94 @@ async function trackAndReport(
   opts: TrackOptions,
 ): Promise<void> {
   const { durationMs, intervalMs } = run;
-  ctx.out.info(hostLine(backend.host, choice));
-  ctx.out.info(
+  const { out } = ctx;
+  out.info(hostLine(backend.host, choice));
+  out.info(
     `tracking ${backend.devices.join(", ")} with ${backend.strategy} for ${formatMs(durationMs)}, sync every ${formatMs(intervalMs)} (Ctrl-C stops)`,
   );
+  let slowWarned = false;
   const report = await runTrack(backend, run, {
     signal: ctx.io.signal,
+    // Notes and warnings as they happen, not after the run: a degradation is news now.
+    onStarted: (events) => {
+      printEvents(ctx, events);
+      for (const r of backend.reasons) out.note(out.color.dim(`why ${backend.strategy}: ${r}`));
+    },
+    onEvents: (events) => printEvents(ctx, events),
     onSample: (s, elapsed) =>
-      ctx.out.liveLine(
+      out.liveLine(
         `sync ${s.sync}  ${s.dirtyPages} dirty pages  ${formatRate(s.dirtyRate)}  ${formatMs(elapsed)} / ${formatMs(durationMs)}  [${s.phase}]`,
       ),
+    onSlowSync: (s, interval) => {
+      // With --fast simulated time does not pass during a sync: nothing stretches.
+      if (slowWarned || opts.fast) return;
+      slowWarned = true;
+      out.warn(
+        `sync ${s.sync} took ${formatMs(s.syncMs)}${backend.simulated ? " (simulated host)" : ""}, longer than the ${formatMs(interval)} interval: the run takes longer than --duration in wall time (the summary gives both); use a longer --interval`,
+      );
+    },
   });
-  ctx.out.clearLive();
-  writeOutputs(report, opts);
-  ctx.out.document(report);
-  printSummary(ctx, report, opts);
+  out.clearLive();
+  const failed = writeOutputs(report, opts);
+  out.document(report);
+  printSummary(ctx, report, opts, failed);
+  // A failed write is reported after the summary, so the measurement is at least on screen.
+  if (failed.length > 0) throw new ExitError(failed.join("; "), EXIT_RUNTIME);
   if (report.groundTruth && !report.groundTruth.ok)
     throw new CheckFailedError(
       `${report.groundTruth.pagesLost} written pages were never reported dirty: a tracking bug; please report it with the report file`,
     );
+  if (report.interrupted) throw new ExitError("", signalExitCode(ctx.io.signal.reason));
 }
 
-function writeOutputs(report: TrackReport, opts: TrackOptions): void {
-  const write = (path: string, text: string) => {
+/** 128 + the signal's number, as shells report a process ended by it: 130 for SIGINT, 143 for SIGTERM. */
+function signalExitCode(reason: unknown): number {
+  const n = typeof reason === "string" ? os.signals[reason as NodeJS.Signals] : undefined;
+  return 128 + (n ?? os.signals.SIGINT);
+}
+
+/** Writes the report and the picture; returns one line per file that could not be written. */
+function writeOutputs(report: TrackReport, opts: TrackOptions): string[] {
+  const failed: string[] = [];
+  const write = (path: string, text: () => string) => {
+    let content: string;
     try {
-      writeFileSync(path, text);
+      content = text();
     } catch (err) {
-      throw new UsageError(
-        `${path}: cannot write (${(err as NodeJS.ErrnoException).code}); check the directory exists`,
-        {
-          cause: err,
-        },
+      // A bug in drawing must not cost the summary or the other file.
+      failed.push(
+        `${path}: not written: internal error (${err instanceof Error ? err.message : err}); please report it with the report file`,
+      );
+      return;
+    }
+    try {
+      writeFileSync(path, content);
+    } catch (err) {
+      failed.push(
+        `${path}: cannot write (${(err as NodeJS.ErrnoException).code ?? err}); nothing was written there`,
       );
     }
   };
-  if (opts.report) write(opts.report, `${JSON.stringify(report, null, 2)}\n`);
-  if (opts.svg) write(opts.svg, trackSvg(report));
+  if (opts.report) write(opts.report, () => `${JSON.stringify(report, null, 2)}\n`);
+  if (opts.svg) write(opts.svg, () => trackSvg(report));
+  return failed;
 }
 
-function printSummary(ctx: Context, report: TrackReport, opts: TrackOptions): void {
+/** Start notes as notes; anything the tracker had to do to stay safe as a warning (never quiet). */
+function printEvents(ctx: Context, events: readonly TrackReport["events"][number][]): void {
+  for (const e of events)
+    if (e.kind === "start-notes") ctx.out.note(ctx.out.color.dim(`note: ${e.message}`));
+    else ctx.out.warn(`${e.kind}: ${e.message}`);
+}
+
+function printSummary(
+  ctx: Context,
+  report: TrackReport,
+  opts: TrackOptions,
+  failed: readonly string[],
+): void {
   const { out } = ctx;
   const c = out.color;
-  // What the tracker had to do to stay safe (degraded, restarted, over-reported) is never quiet.
-  for (const e of report.events)
-    if (e.kind === "start-notes") out.info(c.dim(`note: ${e.message}`));
-    else out.warn(`${e.kind}: ${e.message}`);
-  for (const r of report.reasons) out.info(c.dim(`why ${report.strategy}: ${r}`));
   out.result(keyValueTable(summaryLines(report)));
   if (report.groundTruth)
     out.result(
@@ -158,7 +205,8 @@ function printSummary(ctx: Context, report: TrackReport, opts: TrackOptions): vo
         ? c.green("ground truth: no page lost")
         : c.red(`ground truth: ${report.groundTruth.pagesLost} pages LOST`),
     );
-  if (report.interrupted) out.info(c.yellow("interrupted: tracking stopped cleanly"));
-  if (opts.report) out.info(`report: ${opts.report}`);
-  if (opts.svg) out.info(`picture: ${opts.svg}`);
+  if (report.interrupted) out.note(c.yellow("interrupted: tracking stopped cleanly"));
+  const written = (p: string | undefined) => p !== undefined && !failed.some((f) => f.startsWith(`${p}:`));
+  if (written(opts.report)) out.note(`report: ${opts.report}`);
+  if (written(opts.svg)) out.note(`picture: ${opts.svg}`);
 }

@@ -2,6 +2,7 @@
 // Used for "guest-physical address against time" (track) and "dirty density across the address
 // range" (bitmap render).
 
+import { maxOf } from "../report.ts";
 import { esc, heatColor, r, text } from "./document.ts";
 
 export interface HeatmapSpec {
@@ -30,7 +31,7 @@ export function heatmap(spec: HeatmapSpec, x: number, y: number, width: number, 
   const top = y + 6;
   const plotW = width - 130;
   const plotH = height - 60;
-  const max = spec.max ?? Math.max(0, ...spec.rows.flat());
+  const max = spec.max ?? maxOf(spec.rows.flat());
   const cw = ncols ? plotW / ncols : plotW;
   const ch = nrows ? plotH / nrows : plotH;
   out.push(`<g class="heatmap" data-rows="${nrows}" data-columns="${ncols}">`);

@@ -24,8 +24,9 @@ export function trackSvg(report: TrackReport): string {
     ),
   );
   body.push(text(20, 70, "Dirty rate over time", 'font-size="13" font-weight="bold"'));
-  body.push(
-    ...rateChart(
+  append(
+    body,
+    rateChart(
       report.samples.map((s) => ({ t: s.tMs / 1000, rate: s.dirtyRate })),
       0,
       76,
@@ -48,8 +49,9 @@ export function trackSvg(report: TrackReport): string {
   const colStep = Math.max(1, Math.ceil(h.rows.length / 10));
   const columnLabels: [number, string][] = [];
   for (let i = 0; i < h.rows.length; i += colStep) columnLabels.push([i, `#${i + 1}`]);
-  body.push(
-    ...heatmap(
+  append(
+    body,
+    heatmap(
       {
         rows,
         rowLabels,
@@ -124,4 +126,9 @@ export function densitySvg(opts: {
     ),
   ];
   return svgDocument(WIDTH, height, title, body);
+}
+
+/** Appends `items` to `to` one by one: push(...items) passes each as an argument and overflows the stack for long runs. */
+function append(to: string[], items: readonly string[]): void {
+  for (const item of items) to.push(item);
 }

@@ -1,6 +1,7 @@
 // A line chart of dirty rate over time, with the phase switch marked: the first thing people look
 // at to see whether a device settles down or keeps dirtying memory.
 
+import { maxOf } from "../report.ts";
 import { r, text } from "./document.ts";
 
 export interface RatePoint {
@@ -23,8 +24,8 @@ export function rateChart(
   const top = y + 10;
   const plotW = width - 130;
   const plotH = height - 40;
-  const tMax = Math.max(1e-9, ...points.map((p) => p.t));
-  const vMax = Math.max(1, ...points.map((p) => p.rate)) * 1.1;
+  const tMax = Math.max(1e-9, maxOf(points.map((p) => p.t)));
+  const vMax = Math.max(1, maxOf(points.map((p) => p.rate))) * 1.1;
   const px = (t: number) => left + (t / tMax) * plotW;
   const py = (v: number) => top + plotH - (v / vMax) * plotH;
   const out: string[] = [`<g class="rate-chart" data-points="${points.length}">`];
