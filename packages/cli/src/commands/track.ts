@@ -11,8 +11,13 @@ import { CheckFailedError, EXIT_RUNTIME, ExitError, UsageError } from "../errors
 import { keyValueTable } from "../format/table.ts";
 import { formatMs, formatRate } from "../format/units.ts";
 import { chooseHost, type HostChoice, hostLine } from "../host.ts";
+import { SIM_WORKLOADS } from "../host-open.ts";
+import { expose } from "../metrics/exposition.ts";
+import { serveMetrics } from "../metrics/server.ts";
+import { TrackMetrics } from "../metrics/track.ts";
 import { parseDuration } from "../parse/duration.ts";
-import { parsePciAddress } from "../parse/pci.ts";
+import { parseListenAddress } from "../parse/listen.ts";
+import { parsePciAddresses } from "../parse/pci.ts";
 import { parseCount, parsePageSize } from "../parse/size.ts";
 import { checkWritable } from "../parse/writable.ts";
 import type { TrackReport } from "../report.ts";
@@ -31,6 +36,7 @@ interface TrackOptions {
   report?: string;
   svg?: string;
   fast?: boolean;
+  metricsListen?: string;
 }
 
 /** The seed simulated workloads use unless --seed is given, so runs repeat. */
@@ -46,12 +52,16 @@ export function trackCommand(makeContext: (cmd: Command) => Context): Command {
     .option("--phase-switch <duration>", "switch from pre-copy to stop-copy after this long")
     .option(
       "--workload <name|file>",
-      "sim: a workload kind or trace file for every device; linux: a plugin (edu or a .js path)",
+      `sim: ${SIM_WORKLOADS.join(", ")} or a trace .json, for every device; linux: a plugin (edu or a .js path)`,
     )
     .option("--seed <n>", "seed of the simulated workloads", String(DEFAULT_SEED))
     .option("--report <file.json>", "write the full report (the --json document) here")
     .option("--svg <file.svg>", "write the picture: dirty rate over time and a GPA x time heat map")
     .option("--fast", "sim only: run simulated time as fast as possible instead of at wall-clock pace")
+    .option(
+      "--metrics-listen <addr>",
+      "serve Prometheus/OpenMetrics /metrics here during the run (e.g. 127.0.0.1:9464; port 0: a free one)",
+    )
     .addHelpText(
       "after",
       `
@@ -80,21 +90,49 @@ Exit code 3 when the simulated host's ground truth shows a written page that was
       // Before any work: a missing directory must not throw a long measurement away at the end.
       if (opts.report) checkWritable(opts.report, "--report");
       if (opts.svg) checkWritable(opts.svg, "--svg");
+      const listen =
+        opts.metricsListen !== undefined
+          ? parseListenAddress(opts.metricsListen, "--metrics-listen")
+          : undefined;
       const choice = chooseHost(ctx.globals.host);
-      const backend = await openTrackBackend(choice, {
-        addresses: addresses.map(parsePciAddress),
-        pageSize,
-        seed,
-        workload: opts.workload,
-        signal: ctx.io.signal,
-        fast: opts.fast === true,
-      });
-      // runTrack closes the backend on every path it controls; a forced exit skips those paths.
-      const unguard = ctx.io.onForcedExit?.("tracking", () => backend.close());
+      // Listening comes first: a taken port is refused before any device is opened.
+      let metrics: TrackMetrics | undefined;
+      const server = listen
+        ? await serveMetrics(listen, (f) => metrics?.text(f) ?? expose([], f))
+        : undefined;
       try {
-        await trackAndReport(ctx, backend, choice, { durationMs, intervalMs, phaseSwitchMs, seed }, opts);
+        const backend = await openTrackBackend(choice, {
+          addresses: parsePciAddresses(addresses),
+          pageSize,
+          seed,
+          workload: opts.workload,
+          signal: ctx.io.signal,
+          fast: opts.fast === true,
+        });
+        metrics = new TrackMetrics({
+          host: backend.hostName,
+          simulated: backend.simulated,
+          devices: backend.devices,
+          strategy: backend.strategy,
+          pageSize: Number(backend.pageSize),
+        });
+        if (server) ctx.out.note(`metrics: ${server.url}`);
+        // runTrack closes the backend on every path it controls; a forced exit skips those paths.
+        const unguard = ctx.io.onForcedExit?.("tracking", () => backend.close());
+        try {
+          await trackAndReport(
+            ctx,
+            backend,
+            choice,
+            { durationMs, intervalMs, phaseSwitchMs, seed },
+            opts,
+            metrics,
+          );
+        } finally {
+          unguard?.();
+        }
       } finally {
-        unguard?.();
+        await server?.close();
       }
     });
 }
@@ -108,6 +146,7 @@ async function trackAndReport(
   choice: HostChoice,
   run: { durationMs: number; intervalMs: number; phaseSwitchMs: number | null; seed: number },
   opts: TrackOptions,
+  metrics: TrackMetrics,
 ): Promise<void> {
   const { durationMs, intervalMs } = run;
   const { out } = ctx;
@@ -120,14 +159,16 @@ async function trackAndReport(
     signal: ctx.io.signal,
     // Notes and warnings as they happen, not after the run: a degradation is news now.
     onStarted: (events) => {
-      printEvents(ctx, events);
+      printEvents(ctx, events, metrics);
       for (const r of backend.reasons) out.note(out.color.dim(`why ${backend.strategy}: ${r}`));
     },
-    onEvents: (events) => printEvents(ctx, events),
-    onSample: (s, elapsed) =>
+    onEvents: (events) => printEvents(ctx, events, metrics),
+    onSample: (s, elapsed, sync) => {
+      metrics.onSync(s, sync.strategy, sync.perDevice);
       out.liveLine(
         `sync ${s.sync}  ${s.dirtyPages} dirty pages  ${formatRate(s.dirtyRate)}  ${formatMs(elapsed)} / ${formatMs(durationMs)}  [${s.phase}]`,
-      ),
+      );
+    },
     onSlowSync: (s, interval) => {
       // With --fast simulated time does not pass during a sync: nothing stretches.
       if (slowWarned || opts.fast) return;
@@ -184,10 +225,17 @@ function writeOutputs(report: TrackReport, opts: TrackOptions): string[] {
 }
 
 /** Start notes as notes; anything the tracker had to do to stay safe as a warning (never quiet). */
-function printEvents(ctx: Context, events: readonly TrackReport["events"][number][]): void {
+function printEvents(
+  ctx: Context,
+  events: readonly TrackReport["events"][number][],
+  metrics: TrackMetrics,
+): void {
   for (const e of events)
     if (e.kind === "start-notes") ctx.out.note(ctx.out.color.dim(`note: ${e.message}`));
-    else ctx.out.warn(`${e.kind}: ${e.message}`);
+    else {
+      metrics.onEvent(e.kind);
+      ctx.out.warn(`${e.kind}: ${e.message}`);
+    }
 }
 
 function printSummary(

@@ -17,6 +17,8 @@ export interface TrackerLike {
     readonly durationMs: number;
     readonly kernelBytes: number;
     readonly events: readonly { atMs: number; kind: string; unit: string; message: string }[];
+    /** Per tracking unit (a device, "iommu" or "all"): its strategy and the pages it added. */
+    readonly perDevice?: Readonly<Record<string, { strategy: string; pages: number | undefined }>>;
   };
   stop(): void;
   close(): void;

@@ -28,8 +28,8 @@ export interface TrackOptions {
 
 export interface TrackHooks {
   signal: AbortSignal;
-  /** Called after each sync (for the live line). */
-  onSample?(s: SyncSample, elapsedMs: number): void;
+  /** Called after each sync (for the live line and the metrics), with the tracker's per-unit counts. */
+  onSample?(s: SyncSample, elapsedMs: number, sync: SyncDetail): void;
   /** Called once tracking has started, with what the tracker recorded while starting. */
   onStarted?(events: readonly TrackEvent[]): void;
   /** Called after each sync with the events the tracker recorded during it (printed as they happen). */
@@ -44,6 +44,12 @@ export interface TrackHooks {
 }
 
 type TrackEvent = TrackReport["events"][number];
+
+/** What the tracker said of one sync beyond the sample: the strategy used, and per unit. */
+export interface SyncDetail {
+  strategy: string;
+  perDevice: ReturnType<TrackBackend["tracker"]["sync"]>["perDevice"];
+}
 
 /** Runs a tracking session on `backend` and returns its report. Always stops tracking. */
 export async function runTrack(
@@ -93,11 +99,13 @@ export async function runTrack(
         stopCopy = true;
         phaseSwitchMs = backend.nowMs() - t0;
       }
-      last = syncOnce(backend, reported, samples, rows, columns, t0, last, (st) => {
-        lastStrategy = st;
+      let detail: SyncDetail = { strategy: backend.strategy, perDevice: undefined };
+      last = syncOnce(backend, reported, samples, rows, columns, t0, last, (r) => {
+        lastStrategy = r.strategy;
+        detail = { strategy: r.strategy, perDevice: r.perDevice };
       });
       const sample = samples.at(-1)!;
-      hooks.onSample?.(sample, backend.nowMs() - t0);
+      hooks.onSample?.(sample, backend.nowMs() - t0, detail);
       const fresh = tracker.events.slice(seenEvents);
       seenEvents = tracker.events.length;
       if (fresh.length > 0) hooks.onEvents?.(fresh.map(toEvent));
@@ -221,7 +229,7 @@ function syncOnce(
   columns: number,
   t0: number,
   last: number,
-  onStrategy: (strategy: string) => void,
+  onResult: (r: ReturnType<TrackBackend["tracker"]["sync"]>) => void,
 ): number {
   const perBucket = bucketBytes(backend.gpaEnd, backend.pageSize, columns) / backend.pageSize;
   const row = new Array<number>(columns).fill(0);
@@ -237,7 +245,7 @@ function syncOnce(
   // all dirty) adds its pages twice; a column never holds more pages than it spans.
   for (const [c, n] of row.entries()) row[c] = Math.min(n, Number(perBucket));
   rows.push(row);
-  onStrategy(r.strategy);
+  onResult(r);
   const now = backend.nowMs();
   const intervalMs = now - last;
   const dirtyBytes = r.dirtyPages * Number(backend.pageSize);
