@@ -76,6 +76,11 @@ export interface TrackReport {
   reasons: string[];
   pageSize: number;
   ramBytes: number;
+  /**
+   * The guest memory sections tracked (RAM) or only logged (pci-bar), from the tracker's first
+   * sync: the picture draws them as bands. Empty when no sync ran.
+   */
+  memory: { gpa: string; length: number; kind: string }[];
   startedAt: string;
   /** Tracked time: the host's clock from start to the last sync (simulated time on the sim). */
   durationMs: number;

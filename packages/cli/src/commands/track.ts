@@ -23,6 +23,7 @@ import { checkWritable } from "../parse/writable.ts";
 import type { TrackReport } from "../report.ts";
 import { trackSvg } from "../svg/pictures.ts";
 import type { TrackBackend } from "../track/backend.ts";
+import { DirtGrid } from "../track/dirt-grid.ts";
 import { runTrack, summaryLines } from "../track/loop.ts";
 import { openTrackBackend } from "../track/open.ts";
 
@@ -155,31 +156,37 @@ async function trackAndReport(
     `tracking ${backend.devices.join(", ")} with ${backend.strategy} for ${formatMs(durationMs)}, sync every ${formatMs(intervalMs)} (Ctrl-C stops)`,
   );
   let slowWarned = false;
-  const report = await runTrack(backend, run, {
-    signal: ctx.io.signal,
-    // Notes and warnings as they happen, not after the run: a degradation is news now.
-    onStarted: (events) => {
-      printEvents(ctx, events, metrics);
-      for (const r of backend.reasons) out.note(out.color.dim(`why ${backend.strategy}: ${r}`));
+  // The picture's finer heat map is gathered only when a picture is wanted.
+  const grid = opts.svg ? new DirtGrid(backend.gpaEnd, backend.pageSize) : undefined;
+  const report = await runTrack(
+    backend,
+    { ...run, ...(grid ? { grid } : {}) },
+    {
+      signal: ctx.io.signal,
+      // Notes and warnings as they happen, not after the run: a degradation is news now.
+      onStarted: (events) => {
+        printEvents(ctx, events, metrics);
+        for (const r of backend.reasons) out.note(out.color.dim(`why ${backend.strategy}: ${r}`));
+      },
+      onEvents: (events) => printEvents(ctx, events, metrics),
+      onSample: (s, elapsed, sync) => {
+        metrics.onSync(s, sync.strategy, sync.perDevice);
+        out.liveLine(
+          `sync ${s.sync}  ${s.dirtyPages} dirty pages  ${formatRate(s.dirtyRate)}  ${formatMs(elapsed)} / ${formatMs(durationMs)}  [${s.phase}]`,
+        );
+      },
+      onSlowSync: (s, interval) => {
+        // With --fast simulated time does not pass during a sync: nothing stretches.
+        if (slowWarned || opts.fast) return;
+        slowWarned = true;
+        out.warn(
+          `sync ${s.sync} took ${formatMs(s.syncMs)}${backend.simulated ? " (simulated host)" : ""}, longer than the ${formatMs(interval)} interval: the run takes longer than --duration in wall time (the summary gives both); use a longer --interval`,
+        );
+      },
     },
-    onEvents: (events) => printEvents(ctx, events, metrics),
-    onSample: (s, elapsed, sync) => {
-      metrics.onSync(s, sync.strategy, sync.perDevice);
-      out.liveLine(
-        `sync ${s.sync}  ${s.dirtyPages} dirty pages  ${formatRate(s.dirtyRate)}  ${formatMs(elapsed)} / ${formatMs(durationMs)}  [${s.phase}]`,
-      );
-    },
-    onSlowSync: (s, interval) => {
-      // With --fast simulated time does not pass during a sync: nothing stretches.
-      if (slowWarned || opts.fast) return;
-      slowWarned = true;
-      out.warn(
-        `sync ${s.sync} took ${formatMs(s.syncMs)}${backend.simulated ? " (simulated host)" : ""}, longer than the ${formatMs(interval)} interval: the run takes longer than --duration in wall time (the summary gives both); use a longer --interval`,
-      );
-    },
-  });
+  );
   out.clearLive();
-  const failed = writeOutputs(report, opts);
+  const failed = writeOutputs(report, opts, grid);
   out.document(report);
   printSummary(ctx, report, opts, failed);
   // A failed write is reported after the summary, so the measurement is at least on screen.
@@ -198,7 +205,7 @@ function signalExitCode(reason: unknown): number {
 }
 
 /** Writes the report and the picture; returns one line per file that could not be written. */
-function writeOutputs(report: TrackReport, opts: TrackOptions): string[] {
+function writeOutputs(report: TrackReport, opts: TrackOptions, grid: DirtGrid | undefined): string[] {
   const failed: string[] = [];
   const write = (path: string, text: () => string) => {
     let content: string;
@@ -220,7 +227,7 @@ function writeOutputs(report: TrackReport, opts: TrackOptions): string[] {
     }
   };
   if (opts.report) write(opts.report, () => `${JSON.stringify(report, null, 2)}\n`);
-  if (opts.svg) write(opts.svg, () => trackSvg(report));
+  if (opts.svg) write(opts.svg, () => trackSvg(report, grid?.snapshot()));
   return failed;
 }
 

@@ -15,6 +15,7 @@ import {
   type TrackReport,
 } from "../report.ts";
 import type { TrackBackend } from "./backend.ts";
+import type { DirtGrid } from "./dirt-grid.ts";
 
 export interface TrackOptions {
   durationMs: number;
@@ -24,6 +25,8 @@ export interface TrackOptions {
   seed: number;
   /** Columns (GPA buckets) of the heat map. */
   heatmapColumns?: number;
+  /** Where the picture's finer heat map is gathered (bounded however long the run). */
+  grid?: DirtGrid;
 }
 
 export interface TrackHooks {
@@ -75,6 +78,7 @@ export async function runTrack(
   const wallNow = hooks.wallNow ?? (() => performance.now());
   let wall0 = 0;
   let slowSyncs = 0;
+  let memory: TrackReport["memory"] | undefined;
   let report: Omit<TrackReport, "trackingStopped">;
   let trackingStopped: boolean | null = null;
   try {
@@ -100,9 +104,10 @@ export async function runTrack(
         phaseSwitchMs = backend.nowMs() - t0;
       }
       let detail: SyncDetail = { strategy: backend.strategy, perDevice: undefined };
-      last = syncOnce(backend, reported, samples, rows, columns, t0, last, (r) => {
+      last = syncOnce(backend, reported, samples, rows, columns, t0, last, opts.grid, (r) => {
         lastStrategy = r.strategy;
         detail = { strategy: r.strategy, perDevice: r.perDevice };
+        memory ??= r.perSection?.map((m) => ({ gpa: hex(m.iova), length: Number(m.length), kind: m.kind }));
       });
       const sample = samples.at(-1)!;
       hooks.onSample?.(sample, backend.nowMs() - t0, detail);
@@ -135,6 +140,7 @@ export async function runTrack(
       reasons: [...backend.reasons],
       pageSize: Number(backend.pageSize),
       ramBytes: Number(backend.ramBytes),
+      memory: memory ?? [],
       startedAt,
       durationMs: backend.nowMs() - t0,
       wallMs,
@@ -229,16 +235,19 @@ function syncOnce(
   columns: number,
   t0: number,
   last: number,
+  grid: DirtGrid | undefined,
   onResult: (r: ReturnType<TrackBackend["tracker"]["sync"]>) => void,
 ): number {
   const perBucket = bucketBytes(backend.gpaEnd, backend.pageSize, columns) / backend.pageSize;
   const row = new Array<number>(columns).fill(0);
   // Windows, not one bitmap of the whole guest: memory stays bounded for huge guests. Each
   // window feeds the union of reports and its share of the heat-map row, both counted in wasm.
+  const fine = grid?.newRow();
   const r = backend.tracker.sync({
     onWindow: (w) => {
       backend.core.convert(w, reported);
       addDensity(row, w, perBucket);
+      if (fine) grid!.addWindow(fine, w, backend.core);
     },
   });
   // A window handed over twice (a read failed in a later window: the earlier ones come again,
@@ -248,6 +257,7 @@ function syncOnce(
   onResult(r);
   const now = backend.nowMs();
   const intervalMs = now - last;
+  if (fine) grid!.push(fine, last - t0, now - t0);
   const dirtyBytes = r.dirtyPages * Number(backend.pageSize);
   samples.push({
     sync: samples.length + 1,
