@@ -188,26 +188,27 @@ function subtitle(report: TrackReport, x: number, y: number): string {
   const rate = `dirty rate mean ${formatRate(report.dirtyRate.mean)}, p99 ${formatRate(report.dirtyRate.p99)}, max ${formatRate(report.dirtyRate.max)}`;
   const g = report.groundTruth;
   const parts = [`<tspan>${esc(rate)}</tspan>`];
-  if (!g) parts.push(`<tspan> · no ground truth on this host</tspan>`);
+  if (!g) parts.push(`<tspan> · no ground truth on this host</tspan>`);
   else {
     parts.push(
       g.pagesLost === 0
-        ? `<tspan> · ground truth: no page lost</tspan>`
-        : `<tspan fill="#c0392b" font-weight="bold"> · ground truth: ${g.pagesLost} pages LOST</tspan>`,
+        ? `<tspan> · ground truth: no page lost</tspan>`
+        : `<tspan fill="#c0392b" font-weight="bold"> · ground truth: ${g.pagesLost} pages LOST</tspan>`,
     );
     if (g.overReportRatio === null && g.pagesReported > 0)
       parts.push(
-        `<tspan fill="#b35806" font-weight="bold"> · ${g.pagesReported} pages reported, none written: all over-report</tspan>`,
+        `<tspan fill="#b35806" font-weight="bold"> · ${g.pagesReported} pages reported, none written: all over-report</tspan>`,
       );
     if (g.overReportRatio !== null) {
       const ratio = g.overReportRatio >= 10 ? g.overReportRatio.toFixed(0) : g.overReportRatio.toFixed(2);
       const loud = g.overReportRatio >= 2;
       parts.push(
-        `<tspan${loud ? ' fill="#b35806" font-weight="bold"' : ""}> · over-report ${ratio}x${loud ? ` (${ratio} pages reported per page written)` : " (exact)"}</tspan>`,
+        `<tspan${loud ? ' fill="#b35806" font-weight="bold"' : ""}> · over-report ${ratio}x${loud ? ` (${ratio} pages reported per page written)` : " (exact)"}</tspan>`,
       );
     }
   }
-  return `<text x="${x}" y="${y}" fill="#444">${parts.join("")}</text>`;
+  // xml:space="preserve": the spaces around the separators are kept where one tspan meets the next.
+  return `<text x="${x}" y="${y}" fill="#444" xml:space="preserve">${parts.join("")}</text>`;
 }
 
 /** RAM pages of the tracking page size in each bucket (every page, when the report has no layout). */

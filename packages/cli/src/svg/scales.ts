@@ -20,13 +20,14 @@ export function binaryUnit(max: number): { bytes: number; name: string } {
 }
 
 /**
- * Rate axis from 0: the top is `max` rounded up to a nice number in its unit, ticks at round
+ * Rate axis from 0: the top is `max` (plus headroom) rounded up to a nice number in its unit, ticks at round
  * values. An all-zero run gets 0 .. 1 KiB/s (five distinct ticks, not "1 B/s, 1 B/s, 0 B/s").
  */
 export function rateAxis(max: number): { top: number; ticks: Tick[] } {
   const unit = max > 0 ? binaryUnit(max) : { bytes: 1024, name: "KiB" };
+  // 5 % headroom, so a steady rate does not run along the top edge.
   const scale = scaleLinear()
-    .domain([0, max > 0 ? max / unit.bytes : 1])
+    .domain([0, max > 0 ? (max * 1.05) / unit.bytes : 1])
     .nice(5);
   const fmt = scale.tickFormat(5);
   const ticks = scale.ticks(5).map((v) => ({ value: v * unit.bytes, label: `${fmt(v)} ${unit.name}/s` }));
