@@ -6,7 +6,8 @@
 // what the device can track (vfio_combine_iova_ranges, smallest gap first), refuses an address span
 // above its limit with EOPNOTSUPP, clamps the page size to what it supports and writes that back.
 // The log is kept per logging page; REPORT replicates or coarsens bits to the page size asked for,
-// clears what it reported, and only ever sets bits in the caller's bitmap.
+// clears every logging page it touches (a page cut by the range's edge too), and only ever sets
+// bits in the caller's bitmap: the whole of each page it reported, even past the range's end.
 //
 //   const log = new DmaLog({ maxRanges: 4, maxSpanLog2: 42 });
 //   const r = log.start([{ start: 0n, last: 0xfffffn }], 4096n);   // { rc: 0, pageSize: 4096n }
@@ -96,23 +97,27 @@ export class DmaLog {
   }
 
   /**
-   * log_read_and_clear over [iova, iova+length) into `bytes` (bit 0 = iova, `pageSize` per bit,
-   * `nbits` bits). Logging pages entirely inside the range are cleared; a page that straddles the
-   * edge stays logged, so an adjacent report sees it too (over-reporting, never losing).
+   * log_read_and_clear over [iova, iova+length) into `bytes` (bit 0 = iova, `pageSize` per bit, the
+   * whole u64 words the kernel maps). Every logging page the range touches is reported whole and
+   * cleared, also one that straddles an edge: that is what real drivers do (mlx5's firmware clears
+   * at its own granularity; the test driver's edu_log_read_and_clear clears each touched page and
+   * hands iova_bitmap_set the whole page). iova_bitmap_set does not clamp to the REPORT's range:
+   * on Debian's 6.1 a REPORT of half a 64 KiB logging page sets all 16 of its bits, up to the end
+   * of the mapped words (the fidelity scenario device.report.partial-page), so bits past the range
+   * are set here too. A page starting before `iova` makes the kernel's offset underflow (nothing
+   * a model can mimic); its bits are set from `iova` on. A caller must never cut a logging page.
    */
   report(iova: bigint, length: bigint, pageSize: bigint, nbits: bigint, bytes: Uint8Array): number {
     if (!this.active) return -Errno.EINVAL;
     const lps = this.pageSize;
-    const end = iova + length;
     const firstPage = iova / lps;
-    const lastPage = (end - 1n) / lps;
-    const reported: number[] = [];
-    for (const p of this.dirty.pagesIn(Number(firstPage), Number(lastPage - firstPage + 1n))) {
-      const pageStart = BigInt(p) * lps;
-      orRange(bytes, iova, pageSize, nbits, pageStart, lps);
-      if (pageStart >= iova && pageStart + lps <= end) reported.push(p);
+    const lastPage = (iova + length - 1n) / lps;
+    const reported = [...this.dirty.pagesIn(Number(firstPage), Number(lastPage - firstPage + 1n))];
+    const mappedBits = BigInt(bytes.length) * 8n; // iova_bitmap_set stops at the mapped words, not at nbits
+    for (const p of reported) {
+      orRange(bytes, iova, pageSize, nbits > mappedBits ? nbits : mappedBits, BigInt(p) * lps, lps);
+      this.dirty.delete(p);
     }
-    for (const p of reported) this.dirty.delete(p);
     return 0;
   }
 
