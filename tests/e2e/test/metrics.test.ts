@@ -18,6 +18,9 @@ afterAll(async () => {
   tmp.cleanup();
 });
 
+/** A paced run long enough for any scrape; the test stops it. */
+const LONG_RUN = ["--host", "sim:mlx5-p2p", "--duration", "10m", "--interval", "200ms"];
+
 /** Runs `promtool check metrics` on `text`: its exit code and what it said. */
 function promtoolCheck(promtool: string, text: string): Promise<{ code: number; output: string }> {
   return new Promise((resolve) => {
@@ -104,14 +107,7 @@ describe("probe --format openmetrics", () => {
 describe("track --metrics-listen", () => {
   it("serves /metrics in both formats while tracking; promtool accepts the text format", async (ctx) => {
     const [promtool] = needTools(["promtool"], "prometheus", ctx.skip);
-    const { child, url } = await startTrack([
-      "--host",
-      "sim:mlx5-p2p",
-      "--duration",
-      "10m",
-      "--interval",
-      "200ms",
-    ]);
+    const { child, url } = await startTrack(LONG_RUN);
     const text = await poll(async () => {
       const t = await fetchText(url);
       return t.body.includes("vfio_dirty_syncs_total 0\n") ? undefined : t;
@@ -157,14 +153,7 @@ describe("track --metrics-listen", () => {
 
   it("a real Prometheus scrapes a running track and answers a query for a device's dirty rate", async (ctx) => {
     const [prometheus] = needTools(["prometheus"], "prometheus", ctx.skip);
-    const { child: track, url } = await startTrack([
-      "--host",
-      "sim:mlx5-p2p",
-      "--duration",
-      "10m",
-      "--interval",
-      "200ms",
-    ]);
+    const { child: track, url } = await startTrack(LONG_RUN);
     const target = new URL(url).host;
     const port = await freePort();
     const config = join(tmp.dir, "prometheus.yml");
