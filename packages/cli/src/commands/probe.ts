@@ -91,7 +91,11 @@ Exit code 3 when a migration blocker was found.
       ctx.out.document(doc);
       // The exposition is the whole output, and a blocker is a gauge in it, not a failure: a
       // textfile collector run from cron must not see exit 3 for a host that cannot migrate.
-      if (metrics) return void ctx.io.stdout.write(probeMetrics(doc).text("openmetrics"));
+      if (metrics) {
+        for (const w of doc.warnings) ctx.out.warn(w); // never silent, and never in the exposition
+        ctx.io.stdout.write(probeMetrics(doc).text("openmetrics"));
+        return;
+      }
       printProbe(ctx, doc);
       if (doc.blockers.length > 0)
         throw new CheckFailedError(

@@ -117,7 +117,8 @@ Exit code 3 when the simulated host's ground truth shows a written page that was
           strategy: backend.strategy,
           pageSize: Number(backend.pageSize),
         });
-        if (server) ctx.out.note(`metrics: ${server.url}`);
+        // Said even under --json and --quiet: with port 0 it is the only way to learn the port.
+        if (server) ctx.io.stderr.write(`metrics: ${server.url}\n`);
         // runTrack closes the backend on every path it controls; a forced exit skips those paths.
         const unguard = ctx.io.onForcedExit?.("tracking", () => backend.close());
         try {
