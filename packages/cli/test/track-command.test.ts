@@ -85,6 +85,18 @@ describe("track's human output", () => {
     for (const line of c.out().split("\n")) expect(line).not.toMatch(/ $/);
   });
 
+  it("on a terminal, notes are out before the first sync's live line, not after the run", async () => {
+    let errAtFirstLive: string | undefined;
+    const c = captureIo({
+      tty: true,
+      onStdout: (s) => {
+        if (errAtFirstLive === undefined && s.includes("sync 1 ")) errAtFirstLive = c.err();
+      },
+    });
+    expect(await run(["track", "--host", "sim", "--duration", "2s", "--fast"], c.io)).toBe(0);
+    expect(errAtFirstLive).toMatch(/note: .*QEMU's ranges[\s\S]*why device: /);
+  });
+
   it("warns once, while tracking, when syncs take longer than the interval", async () => {
     // Paced (no --fast): any sync takes longer than a microsecond.
     const c = captureIo();
