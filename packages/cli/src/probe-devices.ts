@@ -24,6 +24,7 @@ import {
   SyscallError,
 } from "@vfio-dirty/vfio-adapter";
 import { UsageError } from "./errors.ts";
+import type { PciIds } from "./pci-ids.ts";
 import { openVfio } from "./vfio-open.ts";
 
 /** One device in `probe --json`. */
@@ -31,6 +32,8 @@ export interface DeviceProbe {
   address: string;
   vendorId: string;
   deviceId: string;
+  /** Vendor and device name from the host's pci.ids; null when it is not there or lists neither. */
+  name: string | null;
   driver: string | null;
   numaNode: number | null;
   iommuGroup: { id: number; members: string[]; others: string[]; viable: boolean; vfioPath: string } | null;
@@ -73,9 +76,9 @@ export interface SetProbe {
 export async function probeDevices(
   host: Host,
   devices: readonly PciDevice[],
-  opts: { open: boolean },
+  opts: { open: boolean; names?: PciIds },
 ): Promise<SetProbe> {
-  const probes = devices.map(sysfsFacts);
+  const probes = devices.map((d) => sysfsFacts(d, opts.names));
   const caps: DeviceCaps[] = [];
   let container: ContainerCaps = { backend: "type1" };
   if (opts.open) {
@@ -152,11 +155,12 @@ export async function probeDevices(
 
 // --- Internal helpers ---
 
-function sysfsFacts(d: PciDevice): DeviceProbe {
+function sysfsFacts(d: PciDevice, names: PciIds | undefined): DeviceProbe {
   return {
     address: d.address,
     vendorId: hex4(d.vendorId),
     deviceId: hex4(d.deviceId),
+    name: names?.name(d.vendorId, d.deviceId) ?? null,
     driver: d.driver ?? null,
     numaNode: d.numaNode ?? null,
     iommuGroup: d.iommuGroup

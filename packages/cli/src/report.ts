@@ -76,8 +76,19 @@ export interface TrackReport {
   reasons: string[];
   pageSize: number;
   ramBytes: number;
+  /**
+   * The guest memory sections tracked (RAM) or only logged (pci-bar), from the tracker's first
+   * sync: the picture draws them as bands. Empty when no sync ran.
+   */
+  memory: { gpa: string; length: number; kind: string }[];
   startedAt: string;
+  /** Tracked time: the host's clock from start to the last sync (simulated time on the sim). */
   durationMs: number;
+  /**
+   * Wall-clock time of the same span. Longer than durationMs when syncs took longer than the
+   * interval (see syncCost.slowSyncs), or on the simulated host with --fast, shorter.
+   */
+  wallMs: number;
   /** True when Ctrl-C / SIGTERM ended the run early. */
   interrupted: boolean;
   /** Milliseconds after start at which the tracker switched to stop-copy, or null. */
@@ -88,7 +99,14 @@ export interface TrackReport {
   samples: SyncSample[];
   dirtyRate: RateSummary;
   bytesReadFromKernel: number;
-  syncCost: { meanMs: number; maxMs: number };
+  syncCost: {
+    meanMs: number;
+    maxMs: number;
+    /** True on the simulated host: the time is the simulator's work, not a real kernel's. */
+    simulated: boolean;
+    /** Syncs that took longer than the interval (each stretches the run in wall time). */
+    slowSyncs: number;
+  };
   events: { tMs: number; kind: string; message: string }[];
   groundTruth: GroundTruth | null;
   /** After the run: the host confirms no dirty tracking is left running (null: cannot tell). */
@@ -156,6 +174,17 @@ export function summarizeRates(samples: readonly SyncSample[]): RateSummary {
     mean,
     p50: percentile(rates, 50),
     p99: percentile(rates, 99),
-    max: rates.length ? Math.max(...rates) : 0,
+    max: maxOf(rates),
   };
+}
+
+/** Largest of `values`, 0 for none. A loop: spreading a long run's samples into Math.max overflows the stack. */
+export function maxOf(values: Iterable<number>): number {
+  let m = 0;
+  let first = true;
+  for (const v of values) {
+    if (first || v > m) m = v;
+    first = false;
+  }
+  return m;
 }

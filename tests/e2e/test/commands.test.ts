@@ -33,7 +33,8 @@ describe("shipped profiles", () => {
 describe("probe names what the kernel said", () => {
   it("a device without DMA logging shows the PROBE's ENOTTY in the table and the JSON", async () => {
     const host = ["--host", "sim:mixed-logging", "--open"];
-    const human = await cli(["probe", ...host]);
+    // Wide enough that the reason stays on one line.
+    const human = await cli(["probe", ...host], { env: { COLUMNS: "250" } });
     expect(human.stdout).toContain("no (ENOTTY (25))");
     expect(human.stdout).toMatch(
       /not device: .*VFIO_DEVICE_FEATURE\(PROBE\|SET\|DMA_LOGGING_START\).*ENOTTY/,
@@ -301,6 +302,26 @@ describe("basics", () => {
       env: { NO_COLOR: "", FORCE_COLOR: "1" },
     });
     expect(forced.stdout.includes("\u001b[32mconverges")).toBe(true);
+  });
+
+  it("FORCE_COLOR=0 keeps a pipe plain; FORCE_COLOR=1 colours it (Node's convention)", async () => {
+    const args = ["predict", "--dirty-rate", "1M/s", "--ram", "1G", "--bandwidth", "1G/s"];
+    const off = await cli(args, { env: { NO_COLOR: undefined, FORCE_COLOR: "0" } });
+    expect(off.stdout.includes("\u001b[")).toBe(false);
+    const on = await cli(args, { env: { NO_COLOR: undefined, FORCE_COLOR: "1" } });
+    expect(on.stdout.includes("\u001b[32mconverges")).toBe(true);
+  });
+
+  it("probe fits 80 columns in a pipe", async () => {
+    const r = await cli(["probe", "--host", "sim:mixed-logging", "--open"]);
+    expect(r.code).toBe(3);
+    for (const line of r.stdout.split("\n")) expect(line.length, line).toBeLessThanOrEqual(80);
+  });
+
+  it("no command: the help on stderr and exit 1", async () => {
+    const r = await cli([]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/^Usage: vfio-dirty /);
   });
 
   it("--host linux without /dev/vfio says what is needed", async () => {

@@ -17,6 +17,10 @@ export interface TrackerLike {
     readonly durationMs: number;
     readonly kernelBytes: number;
     readonly events: readonly { atMs: number; kind: string; unit: string; message: string }[];
+    /** Per tracking unit (a device, "iommu" or "all"): its strategy and the pages it added. */
+    readonly perDevice?: Readonly<Record<string, { strategy: string; pages: number | undefined }>>;
+    /** The guest memory sections the sync covered (GPA, length, kind). */
+    readonly perSection?: readonly { iova: bigint; length: bigint; kind: string }[];
   };
   stop(): void;
   close(): void;
