@@ -148,6 +148,15 @@ export class Device extends FdObject {
   /** VFIO_DEVICE_RESET: the way back from the ERROR migration state. */
   reset(): void {
     this.ioctl("VFIO_DEVICE_RESET", VFIO_DEVICE_RESET, 0);
+    this.#resets++;
+  }
+
+  /**
+   * Resets done through this object. A reset forgets what the device's DMA log held, and the
+   * kernel tells nobody: a tracker compares this count between syncs to know.
+   */
+  get resetCount(): number {
+    return this.#resets;
   }
 
   /**
@@ -366,6 +375,7 @@ export class Device extends FdObject {
   // --- Internal helpers ---
 
   #precopyInfoV2 = false;
+  #resets = 0;
 
   #dataFdDetail(dataFd: Fd, ...fields: string[]): string {
     return [`migration data fd ${dataFd} of ${this.label}`, ...fields].join(", ");
