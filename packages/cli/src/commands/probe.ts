@@ -6,7 +6,7 @@
 // another process is reported as busy, not as a failure.
 
 import type { Host, PciDevice } from "@vfio-dirty/vfio-adapter";
-import { errnoName, findPciDevice, listVfioDevices } from "@vfio-dirty/vfio-adapter";
+import { Errno, errnoName, findPciDevice, listVfioDevices } from "@vfio-dirty/vfio-adapter";
 import { Command } from "commander";
 import type { Context } from "../context.ts";
 import { CheckFailedError, UsageError } from "../errors.ts";
@@ -219,7 +219,13 @@ function deviceCells(dev: DeviceProbe, opened: boolean, c: Colors): string[] {
           c.red(dev.dmaLogging.errno !== null ? `no (${errnoName(dev.dmaLogging.errno)})` : "no")
         : yesNo(dev.dmaLogging.supported, dev.dmaLogging.why),
     dev.migration
-      ? dev.migration.flags.join(", ") || "none"
+      ? `${dev.migration.flags.join(", ") || "none"}\nPRECOPY_INFOv2: ${
+          dev.migration.precopyInfoV2.supported
+            ? c.green("yes")
+            : `no (${errnoName(dev.migration.precopyInfoV2.errno ?? 0)}${
+                dev.migration.precopyInfoV2.errno === Errno.ENOTTY ? ": Linux < 7.1" : ""
+              })`
+        }`
       : dev.busy
         ? "-"
         : opened
