@@ -37,6 +37,8 @@ export interface TargetCapabilities {
   dma: boolean;
   /** The kernel has VFIO_DEVICE_FEATURE_MIG_PRECOPY_INFOv2 (7.1+). */
   precopyInfoV2: boolean;
+  /** type1 answers a wrapping iova + size with EOVERFLOW, not EINVAL (6.19+). */
+  type1Overflow: boolean;
   /** target.changeDeviceState can change the device's guest-visible state. */
   deviceState: boolean;
 }

@@ -132,6 +132,7 @@ export function containerIoctl(k: SimKernel, c: SimContainer, request: number, a
         iovaRanges: k.profile.iommu.iovaRanges,
         space: k.space,
         allPinnedScope: () => [...c.groups].every((g) => g.devices.every((d) => d.pinnedScope)),
+        overflowErrno: k.profile.kernel >= KERNEL.TYPE1_OVERFLOW,
       });
       return 0;
     }
@@ -233,7 +234,11 @@ function type1DirtyPages(t1: Type1Iommu, arg: Uint8Array): number {
   if (argsz - 8 < 40) return -Errno.EINVAL;
   if (arg.byteLength < 48) return -Errno.EFAULT;
   const d = decodeDirtyBitmap(arg).get!;
-  if (d.iova + d.length > U64_MAX) return -Errno.EINVAL;
+  if (t1.overflowErrno) {
+    // check_add_overflow(iova, size - 1): a range up to 2^64 itself is fine.
+    if (d.length === 0n) return -Errno.EINVAL;
+    if (d.iova + d.length - 1n > U64_MAX) return -Errno.EOVERFLOW;
+  } else if (d.iova + d.length > U64_MAX) return -Errno.EINVAL; // range.iova + range.size < range.iova
   if (!accessOk(d.bitmap.data, d.bitmap.bitmapLength)) return -Errno.EINVAL;
   const rc = verifyBitmapSize(d.length, d.bitmap.pageSize, d.bitmap.bitmapLength);
   if (rc) return rc;
