@@ -35,6 +35,9 @@ import type { DirtyStrategy, DmaMapper, TrackerEvent, TrackerEventKind } from ".
 
 export type Phase = "setup" | "precopy" | "stop-copy";
 
+/** What to do with a vIOMMU mapping device logging cannot see (TrackerConfig.viommu.untracked). */
+export type UntrackedPolicy = "report-dirty" | "re-arm";
+
 /** A tracking unit: one device (device logging) or the whole container / IOAS (IOMMU strategies). */
 export interface UnitConfig {
   /** A device id (PCI address) or "iommu". */
@@ -59,12 +62,22 @@ export interface TrackerConfig {
   /** Guest memory queried per window; default 64 GiB. Rounded to whole bitmap words. */
   readonly windowBytes?: bigint;
   /**
-   * A vIOMMU: devices DMA in IOVA space. `aperture` is the IOVA space devices may use (device
-   * logging is started over it; default: the IOVA ranges mapped when start() is called, or the
-   * guest memory when none is). `mapper` makes the kernel's DMA mappings (omit it when the
-   * caller maps by itself).
+   * A vIOMMU: devices DMA in IOVA space. `aperture` is the IOVA space devices may use: device
+   * logging is started over it and over every mapping made before start() outside it (default:
+   * the IOVA ranges mapped when start() is called, or the guest memory when none is). `mapper`
+   * makes the kernel's DMA mappings (omit it when the caller maps by itself). `untracked` says
+   * what happens to a mapping made after start() that the device logs cannot see (outside the
+   * IOVA ranges their START accepted): "report-dirty" (the default) reports its pages dirty on
+   * every sync while it exists and once more after it is unmapped; "re-arm" reads the logs at the
+   * next sync, then STOPs and STARTs them over the IOVA space mapped now (bounded by the devices'
+   * range and span limits, as at start), and reports every page mapped once more, because the
+   * device may have written any of them between the STOP and the START.
    */
-  readonly viommu?: { readonly aperture?: readonly IovaRange[]; readonly mapper?: DmaMapper };
+  readonly viommu?: {
+    readonly aperture?: readonly IovaRange[];
+    readonly mapper?: DmaMapper;
+    readonly untracked?: UntrackedPolicy;
+  };
   /** Milliseconds, monotonic; default performance.now. */
   readonly now?: () => number;
   /**
@@ -191,11 +204,15 @@ interface Unit {
   readonly id: string;
   readonly devices: readonly string[];
   strategy: DirtyStrategy;
+  /** The strategy configured, kept after a degradation to all-dirty for its kernel unmaps. */
+  readonly origin: DirtyStrategy;
   readonly preCopy: boolean;
   /** Started in the kernel (so stop() must stop it). */
   running: boolean;
   /** Report everything this unit covers at the next sync (after a failure and restart). */
   allDirtyNext: boolean;
+  /** Re-armed (or restarted by a refused re-arm) in this sync: keep allDirtyNext for the next. */
+  rearmed: boolean;
 }
 
 interface Mapping {
@@ -218,11 +235,11 @@ class TrackerImpl implements Tracker {
   readonly #perDeviceCounts: boolean;
   readonly #startFallback: StartFallback | undefined;
   #blocked: MigrationBlockedError | undefined;
-  /** IOVA ranges every unit was started on. */
-  /** What tracking is started on (and restarted on); fixed at the first start(). */
+  /** What tracking is started on (and restarted on): set by start(), moved by a re-arm. */
   #startRanges: readonly IovaRange[];
-  /** With a vIOMMU and no aperture given: derive it from the mappings at start(). */
-  #apertureFromMappings: boolean;
+  /** Guest memory as given (RAM and PCI BARs, kinds kept for range planning). */
+  readonly #sections: readonly MemorySection[];
+  readonly #untrackedPolicy: UntrackedPolicy;
   /** GPA span of the report bitmap: [0, #gpaEnd). */
   readonly #gpaEnd: bigint;
   readonly #events: TrackerEvent[] = [];
@@ -240,11 +257,21 @@ class TrackerImpl implements Tracker {
   #carry: Bitmap | undefined;
   /** Bumped whenever the set of mappings (active or retired) changes. */
   #mapGen = 0;
-  /** How many active mappings lie outside the logged IOVA space. */
+  /** How many active mappings some unit's log cannot see (see #refreshUntracked). */
   #untracked = 0;
   /** The carry bitmap got bits since the last sync (else the sync skips merging it: 2 passes). */
   #carryDirty = false;
-  #windowCache: { gen: number; whole: boolean; windows: Window[]; exact: boolean; copy: boolean } | undefined;
+  #windowCache:
+    | {
+        gen: number;
+        whole: boolean;
+        align: bigint;
+        units: readonly Unit[];
+        windows: Window[];
+        exact: boolean;
+        copy: boolean;
+      }
+    | undefined;
 
   constructor(c: TrackerConfig) {
     if (c.units.length === 0) throw new RangeError("createTracker: no units");
@@ -281,8 +308,13 @@ class TrackerImpl implements Tracker {
     this.#gpaEnd = this.#memory.reduce((m, s) => max(m, s.iova + s.length), 0n);
     this.#viommu = c.viommu;
     this.#perDeviceCounts = c.perDeviceCounts ?? true;
+    this.#sections = sorted;
     this.#startRanges = c.viommu?.aperture ?? sorted; // sections keep their kind for range planning
-    this.#apertureFromMappings = c.viommu !== undefined && c.viommu.aperture === undefined;
+    this.#untrackedPolicy = c.viommu?.untracked ?? "report-dirty";
+    if (this.#untrackedPolicy !== "report-dirty" && this.#untrackedPolicy !== "re-arm")
+      throw new RangeError(
+        `createTracker: viommu.untracked ${String(this.#untrackedPolicy)} is not report-dirty or re-arm`,
+      );
     this.#units = toUnits(c.units);
     for (const set of c.startFallback?.chain ?? [])
       if (set.length === 0) throw new RangeError("createTracker: empty fallback unit set");
@@ -309,24 +341,43 @@ class TrackerImpl implements Tracker {
   start(): void {
     this.#assertOpen();
     if (this.#started) return; // like dirty_pages_started in QEMU: a second start does nothing
-    if (this.#apertureFromMappings && this.#mappings.length > 0) {
-      // No aperture given: log the IOVA space mapped now. Later mappings outside it are reported
-      // dirty on every sync (event untracked-mapping), never missed.
-      this.#startRanges = mergeOverlapping(this.#mappings);
-      this.#apertureFromMappings = false;
-      this.#mappings.splice(
-        0,
-        this.#mappings.length,
-        ...this.#mappings.map((m) => ({ ...m, untracked: false })),
-      );
-      this.#untracked = 0;
-    }
+    if (this.#viommu) this.#startRanges = this.#viommuStartRanges();
     // A start that ended blocked stays blocked: the fallback chain was used up on the way.
     if (this.#blocked) throw this.#blocked;
     if (this.#startFallback) this.#startWithFallback(this.#startFallback);
     else this.#startDegrading();
     this.#started = true;
     this.#phase = "setup";
+    this.#refreshUntracked();
+  }
+
+  /**
+   * vIOMMU: what device logging starts on. The aperture when given, widened by any mapping made
+   * before start() outside it; else the IOVA space mapped now; else, with nothing mapped yet, the
+   * guest memory. Mappings made later outside it are handled by the untracked policy.
+   */
+  #viommuStartRanges(): readonly IovaRange[] {
+    const mapped = this.#mappings.map((m) => ({ iova: m.iova, length: m.length }));
+    const aperture = this.#viommu?.aperture;
+    if (aperture)
+      return mapped.every((m) => covers(aperture, m)) ? aperture : mergeOverlapping([...aperture, ...mapped]);
+    return mapped.length > 0 ? mergeOverlapping(mapped) : this.#sections;
+  }
+
+  /** Whether some running unit's log cannot see DMA writes in `r` (device logging outside its ranges). */
+  #unseen(r: IovaRange): boolean {
+    return this.#units.some((u) => u.running && u.strategy.covers !== undefined && !u.strategy.covers(r));
+  }
+
+  /** Recompute which active mappings are untracked (after a start, restart, fallback or re-arm). */
+  #refreshUntracked(): void {
+    let n = 0;
+    for (const [i, m] of this.#mappings.entries()) {
+      const untracked = this.#unseen(m);
+      if (untracked !== m.untracked) this.#mappings[i] = { ...m, untracked };
+      if (untracked) n++;
+    }
+    this.#untracked = n;
   }
 
   setPhase(phase: Phase): void {
@@ -434,6 +485,8 @@ class TrackerImpl implements Tracker {
               else {
                 try {
                   for (const piece of w.pieces) u.strategy.query(piece.iova, piece.length, target);
+                  // Widened queries' bits outside the pieces: no memory there (or no mapping).
+                  for (const r of w.slack ?? []) clearRange(target, r);
                 } catch (e) {
                   this.#event("query-failed", u.id, `dirty log read failed: ${message(e)}`, errnoOf(e), w);
                   corrupt.add(u);
@@ -556,13 +609,19 @@ class TrackerImpl implements Tracker {
         this.#carryDirty = false;
       }
 
+      // Re-arm policy: logs that cannot see every mapping move over the space mapped now, once
+      // they have been read (units skipped this sync keep their log until a sync reads it).
+      if (this.#untrackedPolicy === "re-arm" && this.#untracked > 0)
+        this.#rearm(eligible.filter((u) => !restart.has(u)));
       // Restart what failed; degrade what cannot restart. The next sync then reports all of it once
       // more: writes between the failed read and the restart were in no log.
       restarted = true;
       for (const u of corrupt) {
         if (restart.has(u)) this.#restart(u);
-        else u.allDirtyNext = false;
+        else if (!u.rearmed) u.allDirtyNext = false;
       }
+      for (const u of this.#units) u.rearmed = false;
+      if (this.#xlat) this.#refreshUntracked();
 
       // Retired vIOMMU mappings translate until every unit has read its log past their removal.
       if (this.#xlat && eligible.length === this.#units.length && this.#retired.length > 0) {
@@ -607,6 +666,47 @@ class TrackerImpl implements Tracker {
     }
   }
 
+  /**
+   * Re-arm (viommu.untracked "re-arm"): each of `read` whose log cannot see every mapping is
+   * STOPped and STARTed over the IOVA space mapped now. Its log was just read; whatever the device
+   * writes between the STOP and the START is in no log, so everything the unit covers is reported
+   * at the next sync. If the kernel refuses the new ranges (a span or range limit), logging goes
+   * back onto the old ones and the mappings outside them stay reported dirty.
+   */
+  #rearm(read: readonly Unit[]): void {
+    const wanted = mergeOverlapping(this.#mappings);
+    const before = this.#startRanges;
+    for (const u of read) {
+      const c = u.strategy.covers;
+      if (!u.running || !c || this.#mappings.every((m) => c.call(u.strategy, m))) continue;
+      this.#stopUnit(u);
+      try {
+        u.strategy.start(wanted);
+        u.running = true;
+        u.allDirtyNext = true;
+        u.rearmed = true;
+        this.#startRanges = wanted;
+        this.#event(
+          "re-armed",
+          u.id,
+          `logging re-armed over the ${wanted.length} IOVA range(s) mapped now; everything it covers is reported at the next sync`,
+        );
+      } catch (e) {
+        this.#event(
+          "re-arm-refused",
+          u.id,
+          `re-arming over the mapped IOVA space was refused (${message(e)}): back on the old ranges; mappings outside them stay reported dirty`,
+          errnoOf(e),
+        );
+        const now = this.#startRanges;
+        this.#startRanges = before;
+        this.#restart(u);
+        this.#startRanges = now;
+        u.rearmed = true;
+      }
+    }
+  }
+
   /** sync() threw part-way: restart what failed and report every queried unit whole next time. */
   #syncFailed(eligible: readonly Unit[], restart: ReadonlySet<Unit>): void {
     for (const u of restart) this.#restart(u);
@@ -631,13 +731,15 @@ class TrackerImpl implements Tracker {
       xlat.unmap(iova, length);
       throw e;
     }
-    // Before start() without an aperture, the aperture is still to be derived from the mappings.
-    const untracked = !this.#apertureFromMappings && !covers(this.#startRanges, { iova, length });
+    // Before start() nothing logs yet: start() takes every mapping into what it logs.
+    const untracked = this.#started && this.#unseen({ iova, length });
     if (untracked)
       this.#event(
         "untracked-mapping",
         "viommu",
-        "mapping outside the logged IOVA space: reported dirty on every sync",
+        this.#untrackedPolicy === "re-arm"
+          ? "mapping outside the logged IOVA space: reported dirty until logging is re-armed over it at the next sync"
+          : "mapping outside the logged IOVA space: reported dirty on every sync, and once more after it is unmapped",
         undefined,
         { iova, length },
       );
@@ -648,49 +750,108 @@ class TrackerImpl implements Tracker {
 
   unmap(iova: bigint, length: bigint): void {
     this.#assertOpen();
-    const xlat = this.#requireViommu("unmap");
+    this.#requireViommu("unmap");
     checkAligned("unmap", this.#pageSize, iova, 0n, length);
-    if (!this.#mappings.some((m) => m.iova < iova + length && iova < m.iova + m.length)) return;
-    const reader = this.#started ? this.#units.find((u) => u.running && u.strategy.unmapDirty) : undefined;
-    if (reader?.strategy.unmapDirty) {
-      // IOMMU strategies read the range's bits as part of the unmap; they go to the next report.
-      const scratch = this.#windowBitmap({ iova, length });
-      let unmapped = true;
+    const end = iova + length;
+    const hits = this.#mappings
+      .filter((m) => m.iova < end && iova < m.iova + m.length)
+      .sort((a, b) => cmp(a.iova, b.iova));
+    if (hits.length === 0) return;
+    // IOMMU strategies read a mapping's bits as part of its unmap (still after degrading to
+    // all-dirty: the kernel unmap stays theirs); otherwise the mapper unmaps.
+    const reader = this.#started ? this.#units.find((u) => u.running && u.origin.unmapDirty) : undefined;
+    if (reader || this.#viommu?.mapper) {
+      // The kernel unmaps whole mappings only (type1 v2: EINVAL; iommufd: ENOENT, perhaps after
+      // unmapping others): refuse before anything changes, so tracker and kernel keep agreeing.
+      const cut = hits.find((m) => m.iova < iova || m.iova + m.length > end);
+      if (cut)
+        throw new RangeError(
+          `unmap: ${hexRange(iova, length)} cuts the mapping ${hexRange(cut.iova, cut.length)}; the kernel unmaps whole mappings only`,
+        );
+      // Whole mappings, in chunks spanning at most a window: a whole-address-space unmap becomes
+      // bounded UNMAPs (type1's bitmap is limited to 256 MiB, 8 TiB at 4 KiB) and bounded
+      // scratch bitmaps. Each chunk that succeeds is recorded before the next is tried.
+      for (const chunk of chunksOf(hits, this.#windowBytes)) this.#unmapWhole(chunk, reader);
+      return;
+    }
+    // The caller unmaps in the kernel itself (device logging without a mapper): bookkeeping only.
+    this.#forget(iova, length, hits, this.#started);
+  }
+
+  /** Unmap `hits` (whole mappings, sorted) in the kernel, keeping their dirty bits; then forget them. */
+  #unmapWhole(hits: readonly Mapping[], reader: Unit | undefined): void {
+    const lo = hits[0]!.iova;
+    const last = hits[hits.length - 1]!;
+    const length = last.iova + last.length - lo;
+    if (reader?.origin.unmapDirty) {
+      const scratch = this.#windowBitmap({ iova: lo, length });
       try {
+        let r: { unmapped: bigint; read: boolean; error?: unknown };
         try {
-          reader.strategy.unmapDirty(iova, length, scratch);
+          r = reader.origin.unmapDirty(lo, length, hits, scratch);
         } catch (e) {
+          // The unmap itself failed: the mappings stay, and stay tracked.
+          this.#event("unmap-failed", reader.id, `unmap failed, mappings kept: ${message(e)}`, errnoOf(e), {
+            iova: lo,
+            length,
+          });
+          throw e;
+        }
+        if (r.read)
+          this.#translate(scratch, this.#carryBitmap()); // while the mappings still translate
+        else {
           this.#event(
             "unmap-failed",
             reader.id,
-            `unmap with dirty bitmap failed: ${message(e)}`,
-            errnoOf(e),
-            { iova, length },
+            `reading the dirty bits with the unmap failed (${message(r.error)}): unmapped without them, every page of the mappings reported dirty`,
+            errnoOf(r.error),
+            { iova: lo, length },
           );
-          scratch.fill(true);
+          for (const m of hits) setRange(this.#carryBitmap(), m.gpa, m.length);
           reader.allDirtyNext = true;
-          unmapped = false;
         }
-        this.#translate(scratch, this.#carryBitmap()); // while the mapping still translates
         this.#carryDirty = true;
+        const mapped = hits.reduce((n, m) => n + m.length, 0n);
+        if (r.unmapped !== mapped)
+          this.#event(
+            "unmap-mismatch",
+            reader.id,
+            `the kernel unmapped 0x${r.unmapped.toString(16)} bytes where the tracker had 0x${mapped.toString(16)} mapped: something else maps there`,
+            undefined,
+            { iova: lo, length },
+          );
       } finally {
         scratch.free();
       }
-      // The read failed: unmap without it. If that fails too the mapping stays, and stays tracked.
-      if (!unmapped) this.#viommu?.mapper?.unmap(iova, length);
     } else {
-      // Throws with nothing changed: the mapping is still there and still tracked.
-      this.#viommu?.mapper?.unmap(iova, length);
+      // Throws with nothing changed: the mappings are still there and still tracked.
+      this.#viommu?.mapper?.unmap(lo, length);
+    }
+    // Bits read with the unmap are in the carry already: nothing left to translate later.
+    this.#forget(lo, length, hits, this.#started && !reader);
+  }
+
+  /**
+   * The kernel no longer maps [iova, iova + length) (`hits` are the mappings it touched): drop them
+   * from the table. With `keepTranslating` (device logs may still hold bits for these IOVAs) the
+   * mappings keep translating (retired) until every unit has read its log; else (not started, or
+   * an IOMMU strategy read the bits with the unmap) they go now, unless older retired mappings
+   * still wait (retire() drops them all at once). What no log saw (untracked) is reported at the
+   * next sync.
+   */
+  #forget(iova: bigint, length: bigint, hits: readonly Mapping[], keepTranslating: boolean): void {
+    for (const m of hits) {
+      if (!m.untracked) continue;
+      const lo = max(m.iova, iova);
+      const hi = min(m.iova + m.length, iova + length);
+      setRange(this.#carryBitmap(), m.gpa + (lo - m.iova), hi - lo);
+      this.#carryDirty = true;
     }
     const removed = this.#cutMappings(iova, length);
     this.#mapGen++;
-    // Device logs still hold bits for these IOVAs: keep translating them until every unit was read.
-    xlat.unmap(iova, length);
-    if (this.#started) this.#retired.push(...removed);
-    else {
-      xlat.retire();
-      this.#retired.length = 0;
-    }
+    this.#xlat!.unmap(iova, length);
+    if (keepTranslating) this.#retired.push(...removed);
+    else if (this.#retired.length === 0) this.#xlat!.retire();
   }
 
   stop(): void {
@@ -994,10 +1155,15 @@ class TrackerImpl implements Tracker {
    */
   #windows(): Window[] {
     const whole = this.#units.some((u) => u.strategy.wholeRanges);
+    // Windows start and end on whole bitmap words and on whole pages of every unit's clear
+    // granule (a device's logging page): a page the kernel clears whole never straddles two
+    // windows, whose queries would each clear it and keep only their own part.
+    const align = this.#units.reduce((a, u) => max(a, u.strategy.clearGranule ?? 0n), 64n * this.#pageSize);
     // Cutting 10,000 vIOMMU mappings into windows costs more than a sync's bit work: reuse the
     // cut until the mappings change.
     const c = this.#windowCache;
-    if (c && c.gen === this.#mapGen && c.whole === whole) return c.windows;
+    if (c && c.gen === this.#mapGen && c.whole === whole && c.align === align && c.units === this.#units)
+      return c.windows;
     const all = this.#xlat ? [...this.#mappings, ...this.#retired] : [];
     const space: IovaRange[] = this.#xlat
       ? all.map((m) => ({ iova: m.iova, length: m.length }))
@@ -1005,17 +1171,18 @@ class TrackerImpl implements Tracker {
     // Sections are disjoint (checked at creation) and kept apart, so a piece lies in one section.
     const windows = cutWindows(
       this.#xlat ? mergeOverlapping(space) : space,
-      this.#windowBytes,
-      64n * this.#pageSize,
+      alignUp(this.#windowBytes, align),
+      align,
       whole,
     );
+    if (align > 64n * this.#pageSize) for (const w of windows) w.slack = slackOf(w, align);
     const exact = this.#xlat !== undefined && placeInSections(windows, all, this.#memory);
     // Copying translation writes every mapped GPA page from the one window its IOVA lies in, so
     // windows must not overlap: a page in two windows' bitmaps would be copied twice, the second
     // time from a window that did not query it (a zero: a lost page). `exact` means no two
     // mappings share a GPA page, which copying needs too.
     const copy = exact && windowsDisjoint(windows);
-    this.#windowCache = { gen: this.#mapGen, whole, windows, exact, copy };
+    this.#windowCache = { gen: this.#mapGen, whole, align, units: this.#units, windows, exact, copy };
     return windows;
   }
 
@@ -1046,6 +1213,12 @@ class TrackerImpl implements Tracker {
 
 interface Window extends IovaRange {
   readonly pieces: readonly IovaRange[];
+  /**
+   * What queries widened to whole clear granules may set outside the pieces (the rest of a
+   * logging page a piece only partly covers): cleared after the queries, so no bit lands where
+   * no memory (or, with a vIOMMU, no mapping) is. Undefined when nothing widens.
+   */
+  slack?: IovaRange[];
   /** vIOMMU: the GPA section every mapping under each piece lies in (set by placeInSections). */
   pieceSections?: number[];
 }
@@ -1092,6 +1265,26 @@ function placeInSections(
   }
   for (const [i, w] of windows.entries()) w.pieceSections = placed[i]!;
   return true;
+}
+
+/**
+ * The parts of `align`-sized pages that a window's pieces touch but do not cover: where a query
+ * widened to whole pages sets bits no piece asked for. Pieces come sorted and disjoint.
+ */
+function slackOf(w: Window, align: bigint): IovaRange[] {
+  const out: IovaRange[] = [];
+  const add = (lo: bigint, hi: bigint) => {
+    if (hi > lo) out.push({ iova: lo, length: hi - lo });
+  };
+  const ps = w.pieces;
+  for (const [i, p] of ps.entries()) {
+    const prevEnd = i > 0 ? ps[i - 1]!.iova + ps[i - 1]!.length : w.iova;
+    add(max((p.iova / align) * align, prevEnd), p.iova);
+    const end = p.iova + p.length;
+    const next = i + 1 < ps.length ? ps[i + 1]!.iova : w.iova + w.length;
+    add(end, min(alignUp(end, align), next));
+  }
+  return out;
 }
 
 /** The one section all of a window's mappings lie in (placeInSections), else -1. */
@@ -1145,6 +1338,32 @@ function cutWindows(
     }
   }
   return out;
+}
+
+/** Clear the bits of `b` inside [r.iova, r.iova + r.length) (whole pages only: r is page aligned). */
+function clearRange(b: Bitmap, r: IovaRange): void {
+  const end = b.base + BigInt(b.nbits) * b.pageSize;
+  const lo = max(r.iova, b.base);
+  const hi = min(r.iova + r.length, end);
+  if (hi > lo) b.clear(Number((lo - b.base) / b.pageSize), Number((hi - lo) / b.pageSize));
+}
+
+/**
+ * Consecutive whole mappings (sorted) grouped so that each group spans at most `span` bytes; a
+ * mapping larger than that is a group of its own.
+ */
+function chunksOf<T extends IovaRange>(sorted: readonly T[], span: bigint): T[][] {
+  const out: T[][] = [];
+  for (const m of sorted) {
+    const cur = out[out.length - 1];
+    if (cur && m.iova + m.length - cur[0]!.iova <= span) cur.push(m);
+    else out.push([m]);
+  }
+  return out;
+}
+
+function hexRange(iova: bigint, length: bigint): string {
+  return `0x${iova.toString(16)}+0x${length.toString(16)}`;
 }
 
 function covers(space: readonly IovaRange[], r: IovaRange): boolean {
@@ -1207,9 +1426,11 @@ function toUnits(configs: readonly UnitConfig[]): Unit[] {
     id: u.id,
     devices: u.devices,
     strategy: u.strategy,
+    origin: u.strategy,
     preCopy: u.preCopy ?? true,
     running: false,
     allDirtyNext: false,
+    rearmed: false,
   }));
 }
 

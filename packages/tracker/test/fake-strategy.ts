@@ -29,7 +29,14 @@ export class FakeLogStrategy implements DirtyStrategy {
     if (withUnmapDirty) this.unmapDirty = this.#unmapDirty;
   }
 
-  unmapDirty?: (iova: bigint, length: bigint, into: Bitmap) => void;
+  unmapDirty?: (
+    iova: bigint,
+    length: bigint,
+    mapped: readonly IovaRange[],
+    into: Bitmap,
+  ) => { unmapped: bigint; read: boolean; error?: unknown };
+  /** The unmap itself fails (the mappings stay). */
+  failUnmapItself = 0;
 
   /** A device write at an IOVA: recorded when logging covers it. */
   write(iova: bigint): void {
@@ -86,12 +93,32 @@ export class FakeLogStrategy implements DirtyStrategy {
     }
   }
 
-  #unmapDirty(iova: bigint, length: bigint, into: Bitmap): void {
+  #unmapDirty(
+    iova: bigint,
+    length: bigint,
+    mapped: readonly IovaRange[],
+    into: Bitmap,
+  ): { unmapped: bigint; read: boolean; error?: unknown } {
+    if (this.failUnmapItself > 0) {
+      this.failUnmapItself--;
+      throw Object.assign(new Error("UNMAP_DMA failed"), { errno: 5 });
+    }
+    const unmapped = mapped.reduce((n, m) => n + m.length, 0n);
     if (this.failUnmap > 0) {
+      // The read with the unmap failed; the strategy unmapped without it. The log is lost.
       this.failUnmap--;
       this.log.clear();
-      throw Object.assign(new Error("UNMAP_DMA with GET_DIRTY_BITMAP failed"), { errno: 5 });
+      return {
+        unmapped,
+        read: false,
+        error: Object.assign(new Error("GET_DIRTY_BITMAP failed"), { errno: 5 }),
+      };
     }
-    this.query(iova, length, into);
+    try {
+      this.query(iova, length, into);
+    } catch (error) {
+      return { unmapped, read: false, error }; // a failed read: unmapped without it, as the real ones do
+    }
+    return { unmapped, read: true };
   }
 }

@@ -2,10 +2,11 @@
 //
 // The ranges come from ranges.ts (QEMU's split, then learned from E2BIG / EOPNOTSUPP); every
 // attempt is kept in `startNotes`. The device may choose another logging page size than the one
-// asked for and writes it back: reports are then read at the device's page size into a scratch
-// bitmap and converted (bitmap-wasm) to the tracking page size; otherwise the kernel writes
-// straight into the caller's bitmap in wasm memory (REPORT only ever sets bits, so devices can
-// share one bitmap).
+// asked for and writes it back. A device clears every logging page a REPORT touches, so a REPORT
+// never cuts one: with logging pages larger than the tracking page, each query is widened to whole
+// logging pages, read at the device's page size into a scratch bitmap and converted (bitmap-wasm);
+// otherwise the kernel writes straight into the caller's bitmap in wasm memory (REPORT only ever
+// sets bits, so devices can share one bitmap).
 //
 //   const s = new DeviceLoggingStrategy(device, core, 4096n);
 //   s.start(sections);   // throws the last IoctlError when no plan is accepted
@@ -13,7 +14,13 @@
 
 import { IoctlError } from "@vfio-dirty/vfio-adapter";
 import type { Bitmap, BitmapCore } from "../bitmap.ts";
-import { type IovaRange, type MemorySection, planLogging, startWithRetry } from "../ranges.ts";
+import {
+  type IovaRange,
+  type MemorySection,
+  mergeOverlapping,
+  planLogging,
+  startWithRetry,
+} from "../ranges.ts";
 import type { DirtyStrategy } from "../strategy.ts";
 import { orPlaced } from "./place.ts";
 
@@ -24,6 +31,20 @@ export interface LoggingDevice {
   dmaLoggingStop(): void;
   dmaLoggingReport(a: { iova: bigint; length: bigint; pageSize: bigint; bitmap: Uint8Array }): void;
   getMigState?(): number;
+  /** Closes the device's fd: the last resort when DMA_LOGGING_STOP keeps failing. */
+  close?(): void;
+}
+
+/** DMA_LOGGING_STOP kept failing; `closedFd` says whether the device's fd was closed to stop it. */
+export class StopFailedError extends Error {
+  override name = "StopFailedError";
+  constructor(
+    message: string,
+    cause: unknown,
+    readonly closedFd = false,
+  ) {
+    super(message, { cause });
+  }
 }
 
 export interface DeviceLoggingOptions {
@@ -31,6 +52,8 @@ export interface DeviceLoggingOptions {
   readonly maxAttempts?: number;
   /** Read the migration state before each query to catch ERROR and resets; default true. */
   readonly watchMigState?: boolean;
+  /** DMA_LOGGING_STOP attempts before the device's fd is closed instead; default 3. */
+  readonly stopAttempts?: number;
 }
 
 /** enum vfio_device_mig_state values the health check needs (include/uapi/linux/vfio.h). */
@@ -94,10 +117,54 @@ export class DeviceLoggingStrategy implements DirtyStrategy {
     this.#lastMigState = this.#readMigState();
   }
 
+  /**
+   * DMA_LOGGING_STOP, tried up to `stopAttempts` times. If it keeps failing, the device's fd is
+   * closed when the device allows it (the driver's close_device stops logging: mlx5vf's
+   * close_migratable frees the tracker, the test driver frees its log), and the error thrown
+   * says so: nothing may be left logging after the tracker is closed.
+   */
   stop(): void {
     if (!this.#running) return;
     this.#running = false;
-    this.device.dmaLoggingStop();
+    const attempts = this.#opts.stopAttempts ?? 3;
+    let last: unknown;
+    for (let i = 0; i < attempts; i++) {
+      try {
+        this.device.dmaLoggingStop();
+        return;
+      } catch (e) {
+        last = e;
+      }
+    }
+    const why = last instanceof Error ? last.message : String(last);
+    if (!this.device.close)
+      throw new StopFailedError(
+        `${this.device.label}: DMA_LOGGING_STOP failed ${attempts} times (${why})`,
+        last,
+      );
+    try {
+      this.device.close();
+    } catch (e) {
+      throw new StopFailedError(
+        `${this.device.label}: DMA_LOGGING_STOP failed ${attempts} times (${why}), and closing the device's fd failed too: ${e instanceof Error ? e.message : String(e)}`,
+        last,
+      );
+    }
+    throw new StopFailedError(
+      `${this.device.label}: DMA_LOGGING_STOP failed ${attempts} times (${why}); closed the device's fd as the last resort (its driver stops logging on close)`,
+      last,
+      true,
+    );
+  }
+
+  covers(r: IovaRange): boolean {
+    let at = r.iova;
+    const end = r.iova + r.length;
+    for (const l of mergeOverlapping(this.loggedRanges)) {
+      if (l.iova <= at && at < l.iova + l.length) at = l.iova + l.length;
+      if (at >= end) return true;
+    }
+    return at >= end;
   }
 
   check(): string | undefined {
@@ -112,30 +179,55 @@ export class DeviceLoggingStrategy implements DirtyStrategy {
     return undefined;
   }
 
+  get clearGranule(): bigint {
+    return this.devicePageSize;
+  }
+
+  /**
+   * REPORT never cuts a logging page: the device clears a page it reports whole (the harsh real
+   * behaviour), so [iova, iova + length) is widened to whole logging pages. The extra pages land in
+   * `into` as over-reporting, clamped to its span; the tracker aligns windows to logging pages, so
+   * nothing a later query would need falls outside it.
+   */
   query(iova: bigint, length: bigint, into: Bitmap): void {
     const P = into.pageSize;
+    const D = this.devicePageSize;
+    if (D <= P) {
+      // Tracking pages are whole logging pages: REPORT at P (the kernel coarsens) cuts none.
+      this.#report(iova, length, P, into);
+      return;
+    }
+    const lo = (iova / D) * D;
+    const hi = ((iova + length + D - 1n) / D) * D;
+    const scratch = this.core.bitmap({ nbits: Number((hi - lo) / D), pageSize: D, base: lo });
+    try {
+      this.device.dmaLoggingReport({ iova: lo, length: hi - lo, pageSize: D, bitmap: scratch.bytes });
+      this.kernelBytes += scratch.byteLength;
+      orPlaced(this.core, scratch, into);
+    } finally {
+      scratch.free();
+    }
+  }
+
+  /** REPORT [iova, iova + length) at `pageSize` (that of `into`) into `into`. */
+  #report(iova: bigint, length: bigint, pageSize: bigint, into: Bitmap): void {
     const offset = iova - into.base;
     const direct =
-      this.devicePageSize === P &&
       offset >= 0n &&
-      offset % (64n * P) === 0n &&
-      iova + length <= into.base + BigInt(into.nbits) * P;
+      offset % (64n * pageSize) === 0n &&
+      iova + length <= into.base + BigInt(into.nbits) * pageSize;
     if (direct) {
       // Zero copy: the kernel ORs straight into the caller's words in wasm memory.
-      const firstByte = Number(offset / P / 8n);
-      const nbytes = Number(((length / P + 63n) / 64n) * 8n);
+      const firstByte = Number(offset / pageSize / 8n);
+      const nbytes = Number(((length / pageSize + 63n) / 64n) * 8n);
       const bytes = into.bytes.subarray(firstByte, firstByte + nbytes); // fresh view: memory may have grown
-      this.device.dmaLoggingReport({ iova, length, pageSize: P, bitmap: bytes });
+      this.device.dmaLoggingReport({ iova, length, pageSize, bitmap: bytes });
       this.kernelBytes += nbytes;
       return;
     }
-    // Read at the device's page size when the piece is aligned to it, else at the tracking page
-    // size (the kernel replicates or coarsens bits either way; the sim keeps straddling pages logged).
-    const D =
-      iova % this.devicePageSize === 0n && length % this.devicePageSize === 0n ? this.devicePageSize : P;
-    const scratch = this.core.bitmap({ nbits: Number(length / D), pageSize: D, base: iova });
+    const scratch = this.core.bitmap({ nbits: Number(length / pageSize), pageSize, base: iova });
     try {
-      this.device.dmaLoggingReport({ iova, length, pageSize: D, bitmap: scratch.bytes });
+      this.device.dmaLoggingReport({ iova, length, pageSize, bitmap: scratch.bytes });
       this.kernelBytes += scratch.byteLength;
       orPlaced(this.core, scratch, into);
     } finally {

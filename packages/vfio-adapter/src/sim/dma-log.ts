@@ -6,7 +6,8 @@
 // what the device can track (vfio_combine_iova_ranges, smallest gap first), refuses an address span
 // above its limit with EOPNOTSUPP, clamps the page size to what it supports and writes that back.
 // The log is kept per logging page; REPORT replicates or coarsens bits to the page size asked for,
-// clears what it reported, and only ever sets bits in the caller's bitmap.
+// clears every logging page it touches (a page cut by the range's edge too), and only ever sets
+// bits in the caller's bitmap, inside the range.
 //
 //   const log = new DmaLog({ maxRanges: 4, maxSpanLog2: 42 });
 //   const r = log.start([{ start: 0n, last: 0xfffffn }], 4096n);   // { rc: 0, pageSize: 4096n }
@@ -97,22 +98,23 @@ export class DmaLog {
 
   /**
    * log_read_and_clear over [iova, iova+length) into `bytes` (bit 0 = iova, `pageSize` per bit,
-   * `nbits` bits). Logging pages entirely inside the range are cleared; a page that straddles the
-   * edge stays logged, so an adjacent report sees it too (over-reporting, never losing).
+   * `nbits` bits). Every logging page the range touches is cleared, also one that straddles an
+   * edge, while the bits it sets are clamped to the range: the part of a straddling page outside
+   * the range is gone. That is the harshest reading of the uAPI and what real drivers do (mlx5's
+   * firmware clears at its own granularity; the test driver's edu_log_read_and_clear clears the
+   * whole page while iova_bitmap_set clamps to the REPORT's range). A caller must never cut a
+   * logging page.
    */
   report(iova: bigint, length: bigint, pageSize: bigint, nbits: bigint, bytes: Uint8Array): number {
     if (!this.active) return -Errno.EINVAL;
     const lps = this.pageSize;
-    const end = iova + length;
     const firstPage = iova / lps;
-    const lastPage = (end - 1n) / lps;
-    const reported: number[] = [];
-    for (const p of this.dirty.pagesIn(Number(firstPage), Number(lastPage - firstPage + 1n))) {
-      const pageStart = BigInt(p) * lps;
-      orRange(bytes, iova, pageSize, nbits, pageStart, lps);
-      if (pageStart >= iova && pageStart + lps <= end) reported.push(p);
+    const lastPage = (iova + length - 1n) / lps;
+    const reported = [...this.dirty.pagesIn(Number(firstPage), Number(lastPage - firstPage + 1n))];
+    for (const p of reported) {
+      orRange(bytes, iova, pageSize, nbits, BigInt(p) * lps, lps);
+      this.dirty.delete(p);
     }
-    for (const p of reported) this.dirty.delete(p);
     return 0;
   }
 
