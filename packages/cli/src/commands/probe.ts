@@ -14,9 +14,10 @@ import { gridTable } from "../format/table.ts";
 import { chooseHost, hostLine } from "../host.ts";
 import { openHost } from "../host-open.ts";
 import { parsePciAddress } from "../parse/pci.ts";
+import { addQemuOptions, parseQemuOptions, type QemuOptionFlags } from "../parse/qemu-options.ts";
 import { type DeviceProbe, probeDevices, type SetProbe } from "../probe-devices.ts";
 
-interface ProbeOptions {
+interface ProbeOptions extends QemuOptionFlags {
   all?: boolean;
   open?: boolean;
 }
@@ -31,7 +32,7 @@ export interface ProbeDocument extends SetProbe {
 }
 
 export function probeCommand(makeContext: (cmd: Command) => Context): Command {
-  return new Command("probe")
+  return addQemuOptions(new Command("probe"))
     .description("show what dirty tracking the host offers for VFIO devices, the strategy and any blockers")
     .argument("[pci-address...]", "devices to probe (default: every VFIO-bound device)")
     .option("--all", "probe every device bound to vfio-pci or a variant driver")
@@ -43,19 +44,21 @@ Examples:
   $ vfio-dirty probe --host sim                    every device of the simulated host
   $ vfio-dirty probe 0000:3b:00.1 --open           ask the kernel about one real device
   $ vfio-dirty probe --all --json                  machine-readable, for scripts
+  $ vfio-dirty probe --host sim:mixed-logging --open --enable-migration on
 
 Exit code 3 when a migration blocker was found.
 `,
     )
     .action(async (addresses: string[], opts: ProbeOptions, cmd: Command) => {
       const ctx = makeContext(cmd);
+      const qemu = parseQemuOptions(opts);
       const choice = chooseHost(ctx.globals.host);
       const wanted = addresses.map(parsePciAddress);
       await using opened = await openHost(choice);
       const host = opened.host;
       ctx.out.info(hostLine(host, choice));
       const devices = selectDevices(host, wanted, opts.all === true || wanted.length === 0);
-      const result = await probeDevices(host, devices, { open: opts.open === true });
+      const result = await probeDevices(host, devices, { open: opts.open === true, qemu });
       const doc: ProbeDocument = {
         command: "probe",
         host: host.name,
@@ -143,6 +146,8 @@ function printProbe(ctx: Context, d: ProbeDocument): void {
     out.result(
       `  if its START is refused: ${d.fallbacks.join(", then ")} (track records the refusal as an event)`,
     );
+  out.result(`QEMU options: ${d.qemuOptions.join(", ")}; what each would change:`);
+  for (const w of d.whatIf) out.result(`  - with ${w.option}: ${w.change}`);
   for (const w of d.warnings) out.warn(w);
   if (d.blockers.length) {
     out.result(c.red(`blockers (${d.blockers.length}):`));

@@ -12,6 +12,7 @@ import { formatMs, formatRate } from "../format/units.ts";
 import { chooseHost, type HostChoice, hostLine } from "../host.ts";
 import { parseDuration } from "../parse/duration.ts";
 import { parsePciAddress } from "../parse/pci.ts";
+import { addQemuOptions, parseQemuOptions, type QemuOptionFlags } from "../parse/qemu-options.ts";
 import { parseCount, parsePageSize } from "../parse/size.ts";
 import type { TrackReport } from "../report.ts";
 import { trackSvg } from "../svg/pictures.ts";
@@ -19,7 +20,7 @@ import type { TrackBackend } from "../track/backend.ts";
 import { runTrack, summaryLines } from "../track/loop.ts";
 import { openTrackBackend } from "../track/open.ts";
 
-interface TrackOptions {
+interface TrackOptions extends QemuOptionFlags {
   duration: string;
   interval: string;
   pageSize: string;
@@ -35,7 +36,7 @@ interface TrackOptions {
 export const DEFAULT_SEED = 1;
 
 export function trackCommand(makeContext: (cmd: Command) => Context): Command {
-  return new Command("track")
+  return addQemuOptions(new Command("track"))
     .description("track dirty pages of VFIO devices: live rate, summary, report and picture")
     .argument("[pci-address...]", "devices to track (default: every VFIO-bound device)")
     .option("--duration <duration>", "how long to track", "30s")
@@ -57,6 +58,7 @@ Examples:
   $ vfio-dirty track --host sim --duration 10s
   $ vfio-dirty track --host sim:mlx5-vf --duration 20s --phase-switch 15s --report run.json --svg run.svg
   $ vfio-dirty track 0000:00:03.0 --host linux --workload edu --duration 5s
+  $ vfio-dirty track --host sim:mlx5-p2p --pre-copy-dirty-page-tracking off=0000:3b:00.2 --phase-switch 5s --duration 8s
 
 Exit code 3 when the simulated host's ground truth shows a written page that was never reported.
 `,
@@ -71,9 +73,14 @@ Exit code 3 when the simulated host's ground truth shows a written page that was
           ? parseDuration(opts.phaseSwitch, "--phase-switch", { allowZero: true })
           : null;
       const seed = parseCount(opts.seed, "--seed", 2 ** 32 - 1);
+      const qemu = parseQemuOptions(opts);
       if (intervalMs > durationMs)
         throw new UsageError(
           `--interval ${opts.interval} is longer than --duration ${opts.duration}; shorten the interval`,
+        );
+      if (qemu.preCopyDirtyPageTracking !== "none" && phaseSwitchMs === null)
+        throw new UsageError(
+          "--pre-copy-dirty-page-tracking off reads those devices only in stop-copy; give --phase-switch too",
         );
       const choice = chooseHost(ctx.globals.host);
       const backend = await openTrackBackend(choice, {
@@ -83,6 +90,7 @@ Exit code 3 when the simulated host's ground truth shows a written page that was
         workload: opts.workload,
         signal: ctx.io.signal,
         fast: opts.fast === true,
+        qemu,
       });
       // runTrack closes the backend on every path it controls; a forced exit skips those paths.
       const unguard = ctx.io.onForcedExit?.("tracking", () => backend.close());

@@ -16,6 +16,7 @@ import { bitmapCore, maxBigint } from "../bitmap-file.ts";
 import { UsageError } from "../errors.ts";
 import type { HostChoice } from "../host.ts";
 import { openHost, sleep } from "../host-open.ts";
+import { DEFAULT_QEMU_OPTIONS, type QemuOptions, selectOptions } from "../parse/qemu-options.ts";
 import { type GuestMemory, openVfio, type VfioMapping } from "../vfio-open.ts";
 import { loadWorkloadPlugin } from "../workloads/load.ts";
 import type { WorkloadSession, WrittenRange } from "../workloads/plugin.ts";
@@ -30,6 +31,8 @@ export interface OpenTrackOptions {
   signal: AbortSignal;
   /** Sim only: run simulated time as fast as possible instead of at wall-clock pace. */
   fast: boolean;
+  /** QEMU's enable-migration, x-device-dirty-page-tracking, x-pre-copy-dirty-page-tracking. */
+  qemu?: QemuOptions;
 }
 
 /** Real host: the DMA buffer the workload plugin's device writes (below edu's 256 MiB DMA mask). */
@@ -51,6 +54,11 @@ export async function openTrackBackend(choice: HostChoice, opts: OpenTrackOption
   try {
     const { host, sim } = opened;
     const devices = pickDevices(host, opts.addresses);
+    // Checked before anything is opened: an option may name a device that is not tracked.
+    const select = selectOptions(
+      opts.qemu ?? DEFAULT_QEMU_OPTIONS,
+      devices.map((d) => d.address),
+    );
     const core = await bitmapCore();
     let memory: GuestMemory[];
     let viommu: VfioMapping[] | undefined;
@@ -81,7 +89,7 @@ export async function openTrackBackend(choice: HostChoice, opts: OpenTrackOption
       memory: vfio.sections,
       pageSize: opts.pageSize,
       ignoreBlockers: true,
-      enableMigration: "auto",
+      ...select,
       ...(mapper ? { viommu: true, mapper } : {}),
       // Wall clock from opening: sync cost is real time, and event times read as "ms into the run".
       now: () => performance.now() - openedAtMs,
