@@ -82,6 +82,10 @@ Exit code 3 when the simulated host's ground truth shows a written page that was
         throw new UsageError(
           "--pre-copy-dirty-page-tracking off reads those devices only in stop-copy; give --phase-switch too",
         );
+      if (phaseSwitchMs !== null && phaseSwitchMs > durationMs)
+        throw new UsageError(
+          `--phase-switch ${opts.phaseSwitch} is after the end of the run (--duration ${opts.duration}); switch to stop-copy within the run`,
+        );
       const choice = chooseHost(ctx.globals.host);
       const backend = await openTrackBackend(choice, {
         addresses: addresses.map(parsePciAddress),

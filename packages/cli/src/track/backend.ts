@@ -46,6 +46,11 @@ export interface TrackBackend {
   /** Milliseconds since the backend was created, on the host's clock. */
   nowMs(): number;
   /**
+   * Stop-copy: stop the devices' DMA (STOP_COPY, workload plugins stopped). Returns a note for
+   * each device that cannot be stopped. Later advance() calls only let time pass.
+   */
+  quiesce?(): string[];
+  /**
    * 4 KiB GPA page numbers devices wrote since tracking started, ascending; undefined when the
    * host cannot know (a real host without a workload plugin).
    */

@@ -22,6 +22,7 @@ import { loadWorkloadPlugin } from "../workloads/load.ts";
 import type { WorkloadSession, WrittenRange } from "../workloads/plugin.ts";
 import type { TrackBackend } from "./backend.ts";
 import { deviceAccess } from "./device-access.ts";
+import { quiesceDevices } from "./quiesce.ts";
 
 export interface OpenTrackOptions {
   addresses: readonly string[];
@@ -128,6 +129,7 @@ export async function openTrackBackend(choice: HostChoice, opts: OpenTrackOption
     let trackStartNs = 0;
     let closed = false;
     let stopped: boolean | null = null;
+    let quiesced = false;
     return {
       host,
       hostName: host.name,
@@ -151,12 +153,17 @@ export async function openTrackBackend(choice: HostChoice, opts: OpenTrackOption
         written.length = 0;
       }),
       nowMs: () => (sim ? sim.nowMs() : performance.now()) - startMs,
+      quiesce() {
+        quiesced = true;
+        for (const s of sessions) s.stop();
+        return quiesceDevices(host, vfio.devices);
+      },
       async advance(ms, signal) {
         if (sim) {
           await sim.advance(ms, signal, opts.fast);
           return;
         }
-        if (sessions.length === 0) {
+        if (sessions.length === 0 || quiesced) {
           await sleep(ms, signal);
           return;
         }
