@@ -94,8 +94,9 @@ describe.each(PROFILES)("profile %s", (profile) => {
     ]);
     expect(code, stderr).toBe(0);
     expectShape("track-report", doc);
-    expect(doc.syncs).toBe(2);
-    expect(doc.samples.map((s) => s.phase)).toEqual(["precopy", "stop-copy"]);
+    // A sync at 1 s, one at the switch (1.5 s: the devices stop there), one at the end.
+    expect(doc.syncs).toBe(3);
+    expect(doc.samples.map((s) => s.phase)).toEqual(["precopy", "stop-copy", "stop-copy"]);
     expect(doc.groundTruth).not.toBeNull();
     expect(doc.groundTruth!.pagesLost).toBe(0);
     expect(doc.trackingStopped).toBe(true);
