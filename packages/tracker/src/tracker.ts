@@ -413,10 +413,6 @@ class TrackerImpl implements Tracker {
         skipped: "setup",
       };
     }
-    if (this.#viommu && opts.onWindow)
-      throw new TrackerStateError(
-        "sync: onWindow is not supported with a vIOMMU (reports need the whole GPA space)",
-      );
 
     const eligible = this.#units.filter((u) => u.preCopy || this.#phase === "stop-copy");
     const kernelBefore = this.#units.reduce((s, u) => s + u.strategy.kernelBytes, 0);
@@ -448,7 +444,9 @@ class TrackerImpl implements Tracker {
     let committed = false;
     let restarted = false;
     try {
-      const full = opts.onWindow === undefined;
+      // With a vIOMMU a window of IOVA space translates anywhere in GPA space: the GPA report is
+      // built whole, then handed to onWindow in GPA windows (gpaWindows below).
+      const full = opts.onWindow === undefined || this.#xlat !== undefined;
       const windows = this.#windows();
       // vIOMMU: translate by copying (no clear of the report first) when the cut allows it.
       const copy = this.#xlat !== undefined && this.#windowCache!.copy;
@@ -596,6 +594,7 @@ class TrackerImpl implements Tracker {
         dirtyPages = sum(sectionPages);
       } else if (this.#xlat) dirtyPages = sum(sectionPages);
       if (full && opts.into) notMerged += this.#core.convert(this.#report!, opts.into).outsidePages;
+      if (full && opts.onWindow) this.#handOverGpaWindows(opts.onWindow);
       if (notMerged > 0)
         this.#event(
           "not-merged",
@@ -636,7 +635,7 @@ class TrackerImpl implements Tracker {
         phase: this.#phase,
         strategy,
         pageSize: this.#pageSize,
-        bitmap: full ? this.#report : undefined,
+        bitmap: full && !opts.onWindow ? this.#report : undefined,
         dirtyPages,
         perDevice: Object.fromEntries(
           this.#units.map((u) => [
@@ -703,6 +702,24 @@ class TrackerImpl implements Tracker {
         this.#restart(u);
         this.#startRanges = now;
         u.rearmed = true;
+      }
+    }
+  }
+
+  /**
+   * vIOMMU with onWindow: the finished GPA report, handed over window by window (guest RAM cut
+   * into windows of #windowBytes, as without a vIOMMU), each a fresh bitmap freed after the call.
+   */
+  #handOverGpaWindows(onWindow: (window: Bitmap) => void): void {
+    const report = this.#report!;
+    for (const w of cutWindows(this.#memory, this.#windowBytes, 64n * this.#pageSize, false)) {
+      const win = this.#windowBitmap(w);
+      try {
+        const [first, n] = this.#bitSpan(report, w);
+        win.orFrom(report, first, Number((BigInt(first) * this.#pageSize - w.iova) / this.#pageSize), n);
+        onWindow(win);
+      } finally {
+        win.free();
       }
     }
   }

@@ -537,9 +537,35 @@ describe("iommufd details", () => {
     });
     expect(setBits(bm)).toEqual([1, 2]);
     iommufd.ioasUnmap({ ioasId, iova: 0n, length: 1n << 30n });
+    // Unmapped IOVA cannot be read (a hole: EINVAL); mapped again, it has no bits left.
     const after = new Uint8Array(8);
-    iommufd.getDirtyBitmap({ hwptId, iova: 0n, length: 64n * PAGE, pageSize: PAGE, bitmap: after });
+    const read = () =>
+      iommufd.getDirtyBitmap({ hwptId, iova: 0n, length: 64n * PAGE, pageSize: PAGE, bitmap: after });
+    expect(errnoOf(read)).toBe(Errno.EINVAL);
+    const ram = h.guestMemory()[0]!;
+    iommufd.ioasMap({ ioasId, userVa: ram.hva, length: 64n * PAGE, iova: 0n });
+    read();
     expect(setBits(after)).toEqual([]);
+  });
+
+  it("GET_DIRTY_BITMAP over a hole is EINVAL, after setting the bits of the areas before it", () => {
+    const h = sim();
+    const { iommufd, hwptId, ioasId } = iommufdDevice(h, true);
+    const ram = h.guestMemory()[0]!;
+    iommufd.ioasUnmap({ ioasId, iova: 0n, length: 1n << 30n });
+    iommufd.ioasMap({ ioasId, userVa: ram.hva, length: 16n * PAGE, iova: 0n });
+    iommufd.ioasMap({ ioasId, userVa: ram.hva, length: 16n * PAGE, iova: 32n * PAGE });
+    iommufd.setDirtyTracking(hwptId, true);
+    h.dmaWrite(BDF, 3n * PAGE, 8n);
+    h.dmaWrite(BDF, 33n * PAGE, 8n);
+    const bm = new Uint8Array(8);
+    const hole = () =>
+      iommufd.getDirtyBitmap({ hwptId, iova: 0n, length: 48n * PAGE, pageSize: PAGE, bitmap: bm });
+    expect(errnoOf(hole)).toBe(Errno.EINVAL);
+    expect(setBits(bm)).toEqual([3]);
+    const each = new Uint8Array(8);
+    iommufd.getDirtyBitmap({ hwptId, iova: 32n * PAGE, length: 16n * PAGE, pageSize: PAGE, bitmap: each });
+    expect(setBits(each)).toEqual([1]);
   });
 
   it("rejects a second bind and a bind while the group is open", () => {
