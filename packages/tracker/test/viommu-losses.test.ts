@@ -317,3 +317,24 @@ describe("a DMA_LOGGING_STOP that fails", () => {
     expect(failed[0]!.message).toMatch(/failed 3 times .*closed the device's fd as the last resort/);
   });
 });
+
+describe("adaptive policy (the default)", () => {
+  it("reports an untracked mapping dirty until that cost one re-arm, then re-arms", () => {
+    const t = session(profile({ logging: true }), "type1", { viommuAperture: APERTURE }, (o) => {
+      o.map(APERTURE[0]!.iova, 0x40_0000n, 64n * 4096n);
+      o.t.start();
+      o.t.setPhase("precopy");
+      o.map(0x4000_0000n, 0x20_0000n, 16n * 4096n);
+      // 80 pages mapped, 16 untracked: the rent reaches the price of a re-arm at the 5th sync.
+      for (let i = 1; i <= 5; i++) {
+        o.write(0x4000_0000n + BigInt(i) * 4096n);
+        expect(o.sync().count(), `sync ${i}`).toBe(16);
+        expect(o.t.events.filter((e) => e.kind === "re-armed")).toHaveLength(i < 5 ? 0 : 1);
+      }
+      expect(o.sync().count()).toBe(80); // the re-arm's gap
+      o.write(0x4000_3000n);
+      expect(o.sync().count()).toBe(1); // logged now
+    });
+    expect(t.events.filter((e) => e.kind === "untracked-mapping")).toHaveLength(1);
+  });
+});
