@@ -1021,9 +1021,9 @@ class TrackerImpl implements Tracker {
     if (fb.enableMigration === "on") return; // accepted; the fallback event already says so
     const blocker = {
       kind: "no-tracking" as const,
-      option: "enableMigration",
+      option: "enable-migration",
       message:
-        "no dirty tracking could start (see the refusals): every page would be dirty on every sync; set enableMigration=on to accept that",
+        "no dirty tracking could start (see the refusals): every page would be dirty on every sync; set enable-migration=on to accept that",
     };
     this.#event("blocked", "container", blocker.message);
     if (fb.ignoreBlockers) return;
