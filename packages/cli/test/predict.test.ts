@@ -151,6 +151,11 @@ describe("predict: what the dirty rate is made of", () => {
     );
     expect(doc.input.traceSamples).toBeLessThan(report.samples.length);
     expect(doc.input).toMatchObject({ syncCostMs: report.syncCost.meanMs, syncCostSource: "report" });
+    // A report written before the phase names were unified says "precopy": read the same way.
+    for (const s of report.samples) if (s.phase === "pre-copy") s.phase = "precopy";
+    writeFileSync(f("ps-old.json"), JSON.stringify(report));
+    const old = await predictJson(["--report", f("ps-old.json"), "--bandwidth", "1G/s"]);
+    expect(old.doc.input.traceSamples).toBe(doc.input.traceSamples);
     const given = await predictJson(["--report", f("ps.json"), "--bandwidth", "1G/s", "--sync-cost", "40ms"]);
     expect(given.doc.input).toMatchObject({ syncCostMs: 40, syncCostSource: "option" });
   });

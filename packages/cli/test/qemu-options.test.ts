@@ -159,8 +159,8 @@ describe("track with QEMU's options", () => {
     const off = JSON.parse((await cli([...args, "--pre-copy-dirty-page-tracking", "off=0000:3b:00.1"])).out);
     const pages = (d: { samples: { phase: string; dirtyPages: number }[] }, phase: string) =>
       d.samples.filter((s) => s.phase === phase).map((s) => s.dirtyPages);
-    expect(pages(all, "precopy")[0]).toBeGreaterThan(0);
-    expect(pages(off, "precopy")).toEqual([0]);
+    expect(pages(all, "pre-copy")[0]).toBeGreaterThan(0);
+    expect(pages(off, "pre-copy")).toEqual([0]);
     // Everything the device wrote in pre-copy arrives in the first stop-copy sync.
     expect(pages(off, "stop-copy")[0]).toBe(off.groundTruth.pagesWritten);
     expect(off.groundTruth).toMatchObject({ pagesLost: 0, ok: true });

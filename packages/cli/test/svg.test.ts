@@ -29,7 +29,7 @@ function report(over: Partial<TrackReport> = {}): TrackReport {
         sync: 1,
         tMs: 1000,
         intervalMs: 1000,
-        phase: "precopy",
+        phase: "pre-copy",
         dirtyPages: 10,
         dirtyBytes: 40960,
         dirtyRate: 40960,

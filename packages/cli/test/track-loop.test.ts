@@ -49,7 +49,7 @@ function fakeBackend(
         if (opts.abortAfter) opts.abortAfter.abort();
         return {
           seq: syncs,
-          phase: "precopy",
+          phase: "pre-copy",
           strategy: "device",
           dirtyPages: reportPages.length,
           durationMs: 1,

@@ -37,7 +37,7 @@ describe("track --phase-switch: the devices stop at stop-copy", () => {
     // the later stop-copy syncs read nothing, and the heat map's rows after it are empty.
     expect(switched.doc.phaseSwitchMs).toBe(1500);
     expect(switched.doc.samples.map((s) => [s.tMs, s.phase])).toEqual([
-      [1000, "precopy"],
+      [1000, "pre-copy"],
       [1500, "stop-copy"],
       [2500, "stop-copy"],
       [3000, "stop-copy"],

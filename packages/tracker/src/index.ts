@@ -42,6 +42,7 @@ export type { Type1Container } from "./strategies/type1.ts";
 export { Type1Strategy } from "./strategies/type1.ts";
 export type { DirtyStrategy, DmaMapper, TrackerEvent, TrackerEventKind } from "./strategy.ts";
 export type {
+  DeprecatedPhase,
   DirtyReport,
   Phase,
   SectionReport,

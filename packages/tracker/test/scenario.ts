@@ -87,7 +87,7 @@ export const arbScenario: fc.Arbitrary<Scenario> = fc
     ),
     viommu: fc.boolean(),
     windowMiB: fc.constantFrom(1, 2, 64, 65536),
-    startPhase: fc.constantFrom<Phase>("setup", "precopy", "precopy", "precopy", "stop-copy"),
+    startPhase: fc.constantFrom<Phase>("setup", "pre-copy", "pre-copy", "pre-copy", "stop-copy"),
   })
   .chain((base) => {
     const nd = base.devices.length;
@@ -110,7 +110,7 @@ export const arbScenario: fc.Arbitrary<Scenario> = fc
         weight: 1,
         arbitrary: fc.record({
           op: fc.constant("phase" as const),
-          to: fc.constantFrom<Phase>("precopy", "stop-copy"),
+          to: fc.constantFrom<Phase>("pre-copy", "stop-copy"),
         }),
       },
       {
@@ -244,7 +244,7 @@ export function runScenario(s: Scenario): ScenarioResult {
           break;
         }
         case "phase":
-          if (o.to === "precopy" && tracker.phase === "setup") tracker.setPhase("precopy");
+          if (o.to === "pre-copy" && tracker.phase === "setup") tracker.setPhase("pre-copy");
           if (o.to === "stop-copy") tracker.setPhase("stop-copy");
           break;
         case "map": {

@@ -96,7 +96,7 @@ describe.each(PROFILES)("profile %s", (profile) => {
     expectShape("track-report", doc);
     // A sync at 1 s, one at the switch (1.5 s: the devices stop there), one at the end.
     expect(doc.syncs).toBe(3);
-    expect(doc.samples.map((s) => s.phase)).toEqual(["precopy", "stop-copy", "stop-copy"]);
+    expect(doc.samples.map((s) => s.phase)).toEqual(["pre-copy", "stop-copy", "stop-copy"]);
     expect(doc.groundTruth).not.toBeNull();
     expect(doc.groundTruth!.pagesLost).toBe(0);
     expect(doc.trackingStopped).toBe(true);

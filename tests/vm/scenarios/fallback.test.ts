@@ -72,7 +72,7 @@ describe.skipIf(guest.driver !== "vfio-pci")("fallback: edu under plain vfio-pci
     });
     try {
       tracker.start();
-      tracker.setPhase("precopy");
+      tracker.setPhase("pre-copy");
       for (let i = 0; i < 2; i++) {
         const report = tracker.sync();
         expect(report.strategy).toBe("all-dirty");

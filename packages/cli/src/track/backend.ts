@@ -8,7 +8,7 @@ import type { Host } from "@vfio-dirty/vfio-adapter";
 /** The part of the tracker's Tracker the loop uses. */
 export interface TrackerLike {
   start(): void;
-  setPhase(phase: "setup" | "precopy" | "stop-copy"): void;
+  setPhase(phase: "setup" | "pre-copy" | "stop-copy"): void;
   sync(opts: { onWindow: (window: Bitmap) => void }): {
     readonly seq: number;
     readonly phase: string;

@@ -58,7 +58,7 @@ export async function runTrack(
     // Allocated inside the try: a failure here must still close the opened backend.
     reported = core.bitmap({ nbits: nbitsFor(backend.gpaEnd, checkSize), pageSize: checkSize, base: 0n });
     tracker.start();
-    tracker.setPhase("precopy");
+    tracker.setPhase("pre-copy");
     t0 = backend.nowMs();
     let last = t0;
     let stopCopy = false;
