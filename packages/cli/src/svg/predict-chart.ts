@@ -1,14 +1,14 @@
 // The picture of a prediction: the data still pending after each pre-copy iteration against the
 // downtime budget QEMU compares it with (its bandwidth estimate times downtime-limit). Pre-copy
-// switches over at the first iteration whose bar falls below the budget line. Logarithmic: the
-// first pass (all of RAM) and the last iterations differ by orders of magnitude.
+// switches over at the first iteration whose bar falls below the budget line. Logarithmic (powers
+// of 4): the first pass (all of RAM) and the last iterations differ by orders of magnitude.
 
 import type { PrecopyRound } from "@vfio-dirty/tracker";
 import { formatBytes } from "../format/units.ts";
 import { r, svgDocument, text } from "./document.ts";
 
 const WIDTH = 900;
-const HEIGHT = 460;
+const HEIGHT = 470;
 
 export interface PredictPicture {
   title: string;
@@ -23,19 +23,21 @@ export function predictSvg(p: PredictPicture): string {
   const left = 110;
   const top = 80;
   const plotW = WIDTH - left - 30;
-  const plotH = HEIGHT - top - 70;
+  const plotH = HEIGHT - top - 80;
   const values = p.rounds.flatMap((x) => [x.remainingBytes, x.thresholdBytes]).concat(p.linkBudgetBytes);
-  // Decades from the smallest to the largest positive value (a loop, not Math.min(...spread): 10,000 iterations).
+  // Powers of 4 (binary sizes read well: 64 MiB, 256 MiB, 1 GiB) from the smallest to the largest
+  // positive value: a loop, not Math.min(...spread), since there can be 10,000 iterations.
   let min = Number.POSITIVE_INFINITY;
-  let max = 1;
+  let max = 4;
   for (const v of values)
     if (v > 0) {
       min = Math.min(min, v);
       max = Math.max(max, v);
     }
-  const lo = Number.isFinite(min) ? Math.floor(Math.log10(Math.max(1, min))) : 0;
-  const top10 = Math.max(Math.ceil(Math.log10(max)), lo + 1);
-  const py = (v: number) => top + plotH - ((Math.log10(Math.max(v, 10 ** lo)) - lo) / (top10 - lo)) * plotH;
+  const lo = Number.isFinite(min) ? Math.floor(Math.log(Math.max(1, min)) / Math.log(4)) : 0;
+  const hi = Math.max(Math.ceil(Math.log(max) / Math.log(4)), lo + 1);
+  const py = (v: number) =>
+    top + plotH - ((Math.log(Math.max(v, 4 ** lo)) / Math.log(4) - lo) / (hi - lo)) * plotH;
   const n = Math.max(1, p.rounds.length);
   const slot = plotW / n;
   const px = (i: number) => left + slot * i + slot / 2;
@@ -53,10 +55,11 @@ export function predictSvg(p: PredictPicture): string {
     `<g class="predict-chart" data-rounds="${p.rounds.length}">`,
     `<rect x="${left}" y="${top}" width="${r(plotW)}" height="${r(plotH)}" fill="#fafafa" stroke="#444"/>`,
   ];
-  for (let e = lo; e <= top10; e++) {
-    const y = py(10 ** e);
+  const every = Math.max(1, Math.ceil((hi - lo) / 8)); // at most about 8 tick labels
+  for (let e = lo; e <= hi; e += every) {
+    const y = py(4 ** e);
     body.push(`<line x1="${left}" x2="${r(left + plotW)}" y1="${r(y)}" y2="${r(y)}" stroke="#ddd"/>`);
-    body.push(text(left - 4, y + 4, formatBytes(10 ** e), 'text-anchor="end"'));
+    body.push(text(left - 4, y + 4, formatBytes(4 ** e), 'text-anchor="end"'));
   }
   const barW = Math.max(1, Math.min(40, slot * 0.6));
   p.rounds.forEach((x, i) => {
@@ -82,8 +85,16 @@ export function predictSvg(p: PredictPicture): string {
   body.push(
     text(
       left,
-      HEIGHT - 14,
-      "bars: pending after the iteration (RAM + device state) · solid line: QEMU's budget (its bandwidth estimate × downtime-limit) · dashed: bandwidth × downtime-limit",
+      HEIGHT - 24,
+      "bars: data pending after the iteration (RAM + device state); green: below the budget",
+      'fill="#555"',
+    ),
+  );
+  body.push(
+    text(
+      left,
+      HEIGHT - 10,
+      "solid line: QEMU's budget (its bandwidth estimate × downtime-limit); dashed: bandwidth × downtime-limit",
       'fill="#555"',
     ),
   );
