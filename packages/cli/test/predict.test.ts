@@ -20,6 +20,25 @@ async function predict(args: string[]) {
   return { code, out: c.out(), err: c.err() };
 }
 
+/** Runs `track --fast` on a simulated profile and returns the report's path. */
+async function trackReport(profile: string, name: string, extra: string[] = []): Promise<string> {
+  const c = captureIo();
+  const args = [
+    "track",
+    "--host",
+    `sim:${profile}`,
+    "--duration",
+    "2s",
+    "--fast",
+    ...extra,
+    "--report",
+    f(name),
+  ];
+  const code = await run(args, c.io);
+  if (code !== 0) throw new Error(`track exited ${code}: ${c.err()}`);
+  return f(name);
+}
+
 async function predictJson(args: string[]) {
   const r = await predict([...args, "--json"]);
   return { ...r, doc: JSON.parse(r.out) };
@@ -100,13 +119,7 @@ describe("predict: what the dirty rate is made of", () => {
   });
 
   it("says plainly that a type1 trace is an upper bound, and not so for device logging", async () => {
-    const c = captureIo();
-    expect(
-      await run(
-        ["track", "--host", "sim:legacy-type1", "--duration", "2s", "--fast", "--report", f("t1.json")],
-        c.io,
-      ),
-    ).toBe(0);
+    await trackReport("legacy-type1", "t1.json");
     const t1 = await predictJson([
       "--report",
       f("t1.json"),
@@ -120,30 +133,14 @@ describe("predict: what the dirty rate is made of", () => {
     expect(human.err).toMatch(/warning: the trace came from type1.*an upper bound, not a measurement/);
     expect(human.out).toMatch(/device DMA .* pre-copy syncs with type1, an upper bound\)/);
 
-    expect(
-      await run(
-        ["track", "--host", "sim:mlx5-vf", "--duration", "2s", "--fast", "--report", f("dev.json")],
-        c.io,
-      ),
-    ).toBe(0);
+    await trackReport("mlx5-vf", "dev.json");
     const dev = await predict(["--report", f("dev.json"), "--bandwidth", "10Gbit/s"]);
     expect(dev.err).not.toMatch(/upper bound/);
   });
 
   it("replays only pre-copy syncs, and takes the sync cost from the report", async () => {
-    const c = captureIo();
-    const args = [
-      "--host",
-      "sim:mlx5-vf",
-      "--duration",
-      "3s",
-      "--phase-switch",
-      "2s",
-      "--fast",
-      "--report",
-      f("ps.json"),
-    ];
-    expect(await run(["track", ...args], c.io)).toBe(0);
+    // A later --duration wins over the helper's 2 s (commander keeps the last value).
+    await trackReport("mlx5-vf", "ps.json", ["--duration", "3s", "--phase-switch", "2s"]);
     const report = JSON.parse(readFileSync(f("ps.json"), "utf8"));
     const { doc } = await predictJson(["--report", f("ps.json"), "--bandwidth", "1G/s"]);
     expect(doc.input.traceSamples).toBe(
@@ -200,13 +197,7 @@ describe("predict: device state", () => {
   });
 
   it("reads the report's deviceState section", async () => {
-    const c = captureIo();
-    expect(
-      await run(
-        ["track", "--host", "sim:mlx5-vf", "--duration", "2s", "--fast", "--report", f("ds.json")],
-        c.io,
-      ),
-    ).toBe(0);
+    await trackReport("mlx5-vf", "ds.json");
     const report = JSON.parse(readFileSync(f("ds.json"), "utf8"));
     report.deviceState = {
       devices: [
@@ -258,6 +249,7 @@ describe("predict --svg", () => {
 });
 
 describe("predict: bad options are usage errors (exit 2, one line)", () => {
+  const OK = ["--dirty-rate", "1M/s", "--ram", "1G", "--bandwidth", "1G/s"];
   writeFileSync(f("measuring.json"), '{"return": {"status": "measuring", "calc-time": 1}}');
   it.each([
     [["--dirty-rate", "1G/s", "--ram", "1G"], /needs --bandwidth/],
@@ -286,60 +278,12 @@ describe("predict: bad options are usage errors (exit 2, one line)", () => {
       ["--guest-dirty-rate-from", f("measuring.json"), "--ram", "1G", "--bandwidth", "1G/s"],
       /'measuring', not 'measured'/,
     ],
-    [
-      [
-        "--dirty-rate",
-        "1M/s",
-        "--ram",
-        "1G",
-        "--bandwidth",
-        "1G/s",
-        "--downtime",
-        "1s",
-        "--downtime-limit",
-        "1s",
-      ],
-      /older spelling/,
-    ],
-    [["--dirty-rate", "1M/s", "--ram", "1G", "--bandwidth", "1G/s", "--sync-cost", "10"], /--sync-cost '10'/],
-    [
-      ["--dirty-rate", "1M/s", "--ram", "1G", "--bandwidth", "1G/s", "--precopy-info", "v2"],
-      /--precopy-initial-size/,
-    ],
-    [
-      [
-        "--dirty-rate",
-        "1M/s",
-        "--ram",
-        "1G",
-        "--bandwidth",
-        "1G/s",
-        "--precopy-initial-size",
-        "1M",
-        "--precopy-info",
-        "v3",
-      ],
-      /--precopy-info 'v3'/,
-    ],
-    [
-      [
-        "--dirty-rate",
-        "1M/s",
-        "--ram",
-        "1G",
-        "--bandwidth",
-        "1G/s",
-        "--precopy-initial-size",
-        "1M",
-        "--precopy-reinit",
-        "2s",
-      ],
-      /AT:SIZE/,
-    ],
-    [
-      ["--dirty-rate", "1M/s", "--ram", "1G", "--bandwidth", "1G/s", "--avail-switchover-bandwidth", "0"],
-      /must be more than zero/,
-    ],
+    [[...OK, "--downtime", "1s", "--downtime-limit", "1s"], /older spelling/],
+    [[...OK, "--sync-cost", "10"], /--sync-cost '10'/],
+    [[...OK, "--precopy-info", "v2"], /--precopy-initial-size/],
+    [[...OK, "--precopy-initial-size", "1M", "--precopy-info", "v3"], /--precopy-info 'v3'/],
+    [[...OK, "--precopy-initial-size", "1M", "--precopy-reinit", "2s"], /AT:SIZE/],
+    [[...OK, "--avail-switchover-bandwidth", "0"], /must be more than zero/],
   ])("%j", async (args, why) => {
     const r = await predict(args as string[]);
     expect(r.code, r.err).toBe(2);
