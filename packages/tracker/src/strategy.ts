@@ -52,13 +52,20 @@ export interface DirtyStrategy {
   readonly wholeRanges?: boolean;
   /**
    * Optional: the kernel clears dirty state in pages of this size even when a query covers only
-   * part of one, keeping the bits it sets inside the query (a device's logging page, written back
-   * by DMA_LOGGING_START: mlx5's firmware and the test driver's edu_log_read_and_clear both clear
-   * whole pages). A query that cut such a page would lose the rest of it, so the tracker never
-   * ends a window inside one, and the strategy widens each query to whole pages itself. Valid
-   * after start(); undefined: the tracking page size.
+   * part of one (a device's logging page, written back by DMA_LOGGING_START: mlx5's firmware and
+   * the test driver's edu_log_read_and_clear clear whole pages; an IOMMU's huge IOPTE: VT-d's
+   * intel_iommu_read_and_clear_dirty clears a 2 MiB or 1 GiB entry a query starts inside). A query
+   * that cut such a page would lose the rest of it, so the tracker never ends a window inside one.
+   * Valid after start(); undefined: the tracking page size.
    */
   readonly clearGranule?: bigint;
+  /**
+   * Optional: query() widens [iova, iova + length) to whole clear granules and may set bits
+   * outside the range but inside those pages (device logging does; iommufd cannot, since a read
+   * over unmapped IOVA is EINVAL, and needs no widening because its pieces end at mapping edges).
+   * The tracker clears such bits where no memory or mapping is.
+   */
+  readonly widensQueries?: boolean;
   /** Optional: what start() learned (device logging's range attempts), for reports. */
   readonly startNotes?: readonly string[];
 }

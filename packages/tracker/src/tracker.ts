@@ -1221,7 +1221,11 @@ class TrackerImpl implements Tracker {
       align,
       whole,
     );
-    if (align > 64n * this.#pageSize) for (const w of windows) w.slack = slackOf(w, align);
+    const widen = this.#units.reduce(
+      (a, u) => (u.strategy.widensQueries ? max(a, u.strategy.clearGranule ?? 0n) : a),
+      0n,
+    );
+    if (widen > 64n * this.#pageSize) for (const w of windows) w.slack = slackOf(w, widen);
     const exact = this.#xlat !== undefined && placeInSections(windows, all, this.#memory);
     // Copying translation writes every mapped GPA page from the one window its IOVA lies in, so
     // windows must not overlap: a page in two windows' bitmaps would be copied twice, the second

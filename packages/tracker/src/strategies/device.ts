@@ -183,6 +183,8 @@ export class DeviceLoggingStrategy implements DirtyStrategy {
     return this.devicePageSize;
   }
 
+  readonly widensQueries = true;
+
   /**
    * REPORT never cuts a logging page: the device clears a page it reports whole (the harsh real
    * behaviour), so [iova, iova + length) is widened to whole logging pages. The extra pages land in

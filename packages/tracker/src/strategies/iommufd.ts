@@ -26,9 +26,17 @@ export interface DirtyIommufd {
   ioasUnmap(a: { ioasId: number; iova: bigint; length: bigint }): bigint;
 }
 
+/**
+ * The largest IOPTE an IOMMU maps by default: VT-d's 1 GiB superpage (AMD's v1 table may map
+ * larger contiguous sizes; a window edge could still cut one of those).
+ */
+export const IOMMU_MAX_PAGE = 1n << 30n;
+
 export class IommufdStrategy implements DirtyStrategy {
   readonly name = "iommufd" as const;
   kernelBytes = 0;
+  /** GET_DIRTY_BITMAP clears a huge IOPTE whole when a query starts inside it (VT-d): windows never end inside one. */
+  readonly clearGranule = IOMMU_MAX_PAGE;
   #running = false;
 
   /** HWPTs switched on so far (undone in reverse if a later one fails). */
