@@ -102,6 +102,8 @@ export async function openTrackBackend(choice: HostChoice, opts: OpenTrackOption
 
     // Real host: a workload plugin drives each device it supports.
     const sessions: WorkloadSession[] = [];
+    // Devices a plugin drives: stopping the plugin stops their DMA, migratable or not.
+    const driven = new Set<string>();
     const written: WrittenRange[] = [];
     let workloadName = sim ? (opts.workload ?? "profile") : "none";
     if (!sim && opts.workload) {
@@ -117,6 +119,7 @@ export async function openTrackBackend(choice: HostChoice, opts: OpenTrackOption
           pageSize: 4096n,
         });
         sessions.push(session);
+        driven.add(dev.address);
         cleanups.push(() => session.stop());
       }
       if (sessions.length === 0)
@@ -158,7 +161,7 @@ export async function openTrackBackend(choice: HostChoice, opts: OpenTrackOption
       quiesce() {
         quiesced = true;
         for (const s of sessions) s.stop();
-        return quiesceDevices(host, vfio.devices);
+        return quiesceDevices(host, vfio.devices, driven);
       },
       async advance(ms, signal) {
         if (sim) {

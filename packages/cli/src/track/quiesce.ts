@@ -8,8 +8,15 @@
 
 import { type Device, errnoName, type Host, IoctlError, uapi } from "@vfio-dirty/vfio-adapter";
 
-/** Moves every migratable device to STOP_COPY; returns one note per device that could not be. */
-export function quiesceDevices(host: Host, devices: ReadonlyMap<string, Device>): string[] {
+/**
+ * Moves every migratable device to STOP_COPY; returns one note per device that could not be
+ * stopped. `driven`: devices whose workload plugin was stopped (their DMA stopped with it).
+ */
+export function quiesceDevices(
+  host: Host,
+  devices: ReadonlyMap<string, Device>,
+  driven: ReadonlySet<string> = new Set(),
+): string[] {
   const notes: string[] = [];
   for (const [address, device] of devices) {
     let flags: number | undefined;
@@ -20,6 +27,7 @@ export function quiesceDevices(host: Host, devices: ReadonlyMap<string, Device>)
       if (!(err instanceof IoctlError)) throw err;
     }
     if (flags === undefined || (flags & uapi.VFIO_MIGRATION_STOP_COPY) === 0) {
+      if (driven.has(address)) continue; // its plugin was stopped: no DMA follows
       notes.push(
         `${address}: no VFIO migration (STOP_COPY), so it cannot be stopped: it keeps issuing DMA in stop-copy`,
       );
