@@ -66,7 +66,7 @@ describe("TrackMetrics", () => {
       sync,
       tMs: sync * 500,
       intervalMs: 500,
-      phase: "precopy",
+      phase: "pre-copy",
       dirtyPages,
       dirtyBytes: dirtyPages * 4096,
       dirtyRate: dirtyPages * 8192,

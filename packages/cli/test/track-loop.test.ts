@@ -50,7 +50,7 @@ function fakeBackend(
         if (opts.abortAfter) opts.abortAfter.abort();
         return {
           seq: syncs,
-          phase: "precopy",
+          phase: "pre-copy",
           strategy: "device",
           dirtyPages: reportPages.length,
           durationMs: 1,
@@ -249,7 +249,7 @@ describe("runTrack on long and slow runs", () => {
       sync: i + 1,
       tMs: (i + 1) * 10,
       intervalMs: 10,
-      phase: "precopy",
+      phase: "pre-copy",
       dirtyPages: i % 7,
       dirtyBytes: (i % 7) * 4096,
       dirtyRate: (i % 7) * 409_600,

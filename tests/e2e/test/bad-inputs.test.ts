@@ -139,12 +139,12 @@ const CASES: [string, string[], RegExp][] = [
   [
     "predict with both inputs",
     ["predict", "--report", f("x.json"), "--dirty-rate", "1G/s", "--bandwidth", "1G/s"],
-    /exactly one of --report/,
+    /--report and --dirty-rate both give the devices' DMA rate; give one/,
   ],
   [
     "predict rate without RAM",
     ["predict", "--dirty-rate", "1G/s", "--bandwidth", "1G/s"],
-    /--dirty-rate needs --ram/,
+    /needs --ram without --report/,
   ],
   [
     "predict with a fractional RAM size",

@@ -17,10 +17,11 @@ import { openHost } from "../host-open.ts";
 import { probeMetrics } from "../metrics/probe.ts";
 import type { Colors } from "../output.ts";
 import { parsePciAddresses } from "../parse/pci.ts";
+import { addQemuOptions, parseQemuOptions, type QemuOptionFlags } from "../parse/qemu-options.ts";
 import { pciIdText, readPciIds } from "../pci-ids.ts";
 import { type DeviceProbe, probeDevices, type SetProbe } from "../probe-devices.ts";
 
-interface ProbeOptions {
+interface ProbeOptions extends QemuOptionFlags {
   all?: boolean;
   open?: boolean;
   pciIds?: string;
@@ -39,7 +40,7 @@ export interface ProbeDocument extends SetProbe {
 }
 
 export function probeCommand(makeContext: (cmd: Command) => Context): Command {
-  return new Command("probe")
+  return addQemuOptions(new Command("probe"))
     .description("show what dirty tracking the host offers for VFIO devices, the strategy and any blockers")
     .argument("[pci-address...]", "devices to probe (default: every VFIO-bound device)")
     .option("--all", "probe every device bound to vfio-pci or a variant driver")
@@ -58,12 +59,14 @@ Examples:
   $ vfio-dirty probe 0000:3b:00.1 --open           ask the kernel about one real device
   $ vfio-dirty probe --all --json                  machine-readable, for scripts
   $ vfio-dirty probe --open --format openmetrics > /var/lib/node_exporter/vfio_dirty.prom
+  $ vfio-dirty probe --host sim:mixed-logging --open --enable-migration on
 
 Exit code 3 when a migration blocker was found.
 `,
     )
     .action(async (addresses: string[], opts: ProbeOptions, cmd: Command) => {
       const ctx = makeContext(cmd);
+      const qemu = parseQemuOptions(opts);
       if (!(FORMATS as readonly string[]).includes(opts.format))
         throw new UsageError(`--format '${opts.format}': use ${FORMATS.join(" or ")} (and --json for JSON)`);
       if (opts.format !== "table" && ctx.globals.json)
@@ -80,7 +83,7 @@ Exit code 3 when a migration blocker was found.
       const metrics = opts.format === "openmetrics";
       if (!metrics) ctx.out.info(hostLine(host, choice));
       const devices = selectDevices(host, wanted, opts.all === true || wanted.length === 0);
-      const result = await probeDevices(host, devices, { open: opts.open === true, names });
+      const result = await probeDevices(host, devices, { open: opts.open === true, names, qemu });
       const doc: ProbeDocument = {
         command: "probe",
         host: host.name,
@@ -148,6 +151,8 @@ function printProbe(ctx: Context, d: ProbeDocument): void {
         "    ",
       ),
     );
+  out.result(wrapText(`QEMU options: ${d.qemuOptions.join(", ")}; what each would change:`, width, "  "));
+  for (const w of d.whatIf) item(`with ${w.option}: ${w.change}`);
   for (const w of d.warnings) out.warn(w);
   if (d.blockers.length) {
     out.result(c.red(`blockers (${d.blockers.length}):`));

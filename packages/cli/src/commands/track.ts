@@ -18,6 +18,7 @@ import { TrackMetrics } from "../metrics/track.ts";
 import { parseDuration } from "../parse/duration.ts";
 import { parseListenAddress } from "../parse/listen.ts";
 import { parsePciAddresses } from "../parse/pci.ts";
+import { addQemuOptions, parseQemuOptions, type QemuOptionFlags } from "../parse/qemu-options.ts";
 import { parseCount, parsePageSize } from "../parse/size.ts";
 import { checkWritable } from "../parse/writable.ts";
 import type { TrackReport } from "../report.ts";
@@ -27,7 +28,7 @@ import { DirtGrid } from "../track/dirt-grid.ts";
 import { runTrack, summaryLines } from "../track/loop.ts";
 import { openTrackBackend } from "../track/open.ts";
 
-interface TrackOptions {
+interface TrackOptions extends QemuOptionFlags {
   duration: string;
   interval: string;
   pageSize: string;
@@ -44,7 +45,7 @@ interface TrackOptions {
 export const DEFAULT_SEED = 1;
 
 export function trackCommand(makeContext: (cmd: Command) => Context): Command {
-  return new Command("track")
+  return addQemuOptions(new Command("track"))
     .description("track dirty pages of VFIO devices: live rate, summary, report and picture")
     .argument("[pci-address...]", "devices to track (default: every VFIO-bound device)")
     .option("--duration <duration>", "how long to track", "30s")
@@ -70,6 +71,7 @@ Examples:
   $ vfio-dirty track --host sim --duration 10s
   $ vfio-dirty track --host sim:mlx5-vf --duration 20s --phase-switch 15s --report run.json --svg run.svg
   $ vfio-dirty track 0000:00:03.0 --host linux --workload edu --duration 5s
+  $ vfio-dirty track --host sim:mlx5-p2p --pre-copy-dirty-page-tracking off=0000:3b:00.2 --phase-switch 5s --duration 8s
 
 Exit code 3 when the simulated host's ground truth shows a written page that was never reported.
 `,
@@ -84,9 +86,18 @@ Exit code 3 when the simulated host's ground truth shows a written page that was
           ? parseDuration(opts.phaseSwitch, "--phase-switch", { allowZero: true })
           : null;
       const seed = parseCount(opts.seed, "--seed", 2 ** 32 - 1);
+      const qemu = parseQemuOptions(opts);
       if (intervalMs > durationMs)
         throw new UsageError(
           `--interval ${opts.interval} is longer than --duration ${opts.duration}; shorten the interval`,
+        );
+      if (qemu.preCopyDirtyPageTracking !== "none" && phaseSwitchMs === null)
+        throw new UsageError(
+          "--pre-copy-dirty-page-tracking off reads those devices only in stop-copy; give --phase-switch too",
+        );
+      if (phaseSwitchMs !== null && phaseSwitchMs > durationMs)
+        throw new UsageError(
+          `--phase-switch ${opts.phaseSwitch} is after the end of the run (--duration ${opts.duration}); switch to stop-copy within the run`,
         );
       // Before any work: a missing directory must not throw a long measurement away at the end.
       if (opts.report) checkWritable(opts.report, "--report");
@@ -109,6 +120,7 @@ Exit code 3 when the simulated host's ground truth shows a written page that was
           workload: opts.workload,
           signal: ctx.io.signal,
           fast: opts.fast === true,
+          qemu,
         });
         metrics = new TrackMetrics({
           host: backend.hostName,

@@ -18,3 +18,14 @@ export function gridTable(head: readonly string[], rows: readonly (readonly stri
   for (const r of rows) t.push([...r]);
   return t.toString();
 }
+
+/** A table with a header row and no lines between rows (long numeric listings). */
+export function listTable(head: readonly string[], rows: readonly (readonly string[])[]): string {
+  const t = new Table({
+    head: [...head],
+    style: { head: [], border: [] },
+    chars: { mid: "", "left-mid": "", "mid-mid": "", "right-mid": "" },
+  });
+  for (const r of rows) t.push([...r]);
+  return t.toString();
+}

@@ -23,7 +23,7 @@ export interface TrackMetricsInfo {
 export type UnitSync = Readonly<Record<string, { strategy: string; pages: number | undefined }>>;
 
 const STRATEGIES = ["device", "iommufd", "type1", "all-dirty", "mixed"] as const;
-const PHASES = ["setup", "precopy", "stop-copy"] as const;
+const PHASES = ["setup", "pre-copy", "stop-copy"] as const;
 
 export class TrackMetrics {
   #last: SyncSample | undefined;

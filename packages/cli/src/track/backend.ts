@@ -8,7 +8,7 @@ import type { Host } from "@vfio-dirty/vfio-adapter";
 /** The part of the tracker's Tracker the loop uses. */
 export interface TrackerLike {
   start(): void;
-  setPhase(phase: "setup" | "precopy" | "stop-copy"): void;
+  setPhase(phase: "setup" | "pre-copy" | "stop-copy"): void;
   sync(opts: { onWindow: (window: Bitmap) => void }): {
     readonly seq: number;
     readonly phase: string;
@@ -49,6 +49,11 @@ export interface TrackBackend {
   advance(ms: number, signal: AbortSignal): Promise<void>;
   /** Milliseconds since the backend was created, on the host's clock. */
   nowMs(): number;
+  /**
+   * Stop-copy: stop the devices' DMA (STOP_COPY, workload plugins stopped). Returns a note for
+   * each device that cannot be stopped. Later advance() calls only let time pass.
+   */
+  quiesce?(): string[];
   /**
    * 4 KiB GPA page numbers devices wrote since tracking started, ascending; undefined when the
    * host cannot know (a real host without a workload plugin).

@@ -85,7 +85,7 @@ export async function runTrack(
     // Allocated inside the try: a failure here must still close the opened backend.
     reported = core.bitmap({ nbits: nbitsFor(backend.gpaEnd, checkSize), pageSize: checkSize, base: 0n });
     tracker.start();
-    tracker.setPhase("precopy");
+    tracker.setPhase("pre-copy");
     hooks.onStarted?.(tracker.events.map(toEvent));
     let seenEvents = tracker.events.length;
     t0 = backend.nowMs();
@@ -95,13 +95,22 @@ export async function runTrack(
     for (;;) {
       const elapsed = backend.nowMs() - t0;
       if (elapsed >= opts.durationMs) break;
-      const step = Math.min(opts.intervalMs, opts.durationMs - elapsed);
+      // The switch is an instant of its own: time runs up to it, the devices stop, and the sync
+      // right after reads what they wrote until then.
+      const untilSwitch =
+        !stopCopy && opts.phaseSwitchMs !== null && opts.phaseSwitchMs > elapsed
+          ? opts.phaseSwitchMs - elapsed
+          : Number.POSITIVE_INFINITY;
+      const step = Math.min(opts.intervalMs, opts.durationMs - elapsed, untilSwitch);
       await backend.advance(step, hooks.signal);
       if (hooks.signal.aborted) interrupted = true;
       if (!stopCopy && opts.phaseSwitchMs !== null && backend.nowMs() - t0 >= opts.phaseSwitchMs) {
+        const at = backend.nowMs() - t0;
+        for (const note of backend.quiesce?.() ?? [])
+          events.push({ tMs: at, kind: "not-quiesced", message: note });
         tracker.setPhase("stop-copy");
         stopCopy = true;
-        phaseSwitchMs = backend.nowMs() - t0;
+        phaseSwitchMs = at;
       }
       let detail: SyncDetail = { strategy: backend.strategy, perDevice: undefined };
       last = syncOnce(backend, reported, samples, rows, columns, t0, last, opts.grid, (r) => {
