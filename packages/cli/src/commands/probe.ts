@@ -171,6 +171,7 @@ const COLUMNS = [
   "IOMMU dirty tracking",
   "DMA logging",
   "migration",
+  "PRECOPY_INFOv2",
 ] as const;
 
 /**
@@ -224,17 +225,19 @@ function deviceCells(dev: DeviceProbe, opened: boolean, c: Colors): string[] {
           c.red(dev.dmaLogging.errno !== null ? `no (${errnoName(dev.dmaLogging.errno)})` : "no")
         : yesNo(dev.dmaLogging.supported, dev.dmaLogging.why),
     dev.migration
-      ? `${dev.migration.flags.join(", ") || "none"}\nPRECOPY_INFOv2: ${
-          dev.migration.precopyInfoV2.supported
-            ? c.green("yes")
-            : `no (${errnoName(dev.migration.precopyInfoV2.errno ?? 0)}${
-                dev.migration.precopyInfoV2.errno === Errno.ENOTTY ? ": Linux < 7.1" : ""
-              })`
-        }`
+      ? dev.migration.flags.join(", ") || "none"
       : dev.busy
         ? "-"
         : opened
           ? c.red("not migratable")
           : yesNo(null, "use --open"),
+    // Linux 7.1's opt-in, without which a device cannot report REINIT (new initial data).
+    dev.migration
+      ? dev.migration.precopyInfoV2.supported
+        ? c.green("yes")
+        : `no (${errnoName(dev.migration.precopyInfoV2.errno ?? 0)}${
+            dev.migration.precopyInfoV2.errno === Errno.ENOTTY ? ": Linux < 7.1" : ""
+          })`
+      : "-",
   ];
 }
