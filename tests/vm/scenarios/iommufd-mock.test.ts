@@ -25,9 +25,9 @@ import {
   MOCK_HUGE_PAGE_SIZE,
   MOCK_IO_PAGE_SIZE,
   MOCK_IOMMUPT_HUGE,
+  mmapHuge,
   mockDomain,
   mockMarkDirty,
-  mmapHuge,
   setDirtyTracking,
 } from "./support/iommufd.ts";
 
@@ -193,13 +193,28 @@ describe.skipIf(!mockOnly)("iommufd dirty tracking on the IOMMUFD_TEST mock IOMM
     }
   });
 
-  it("a read over a hole is EINVAL; the tracker unmaps a range with holes keeping every mapping's bits", () => {
+  it("a read over a hole answers 0 with only the bits before it; the tracker unmaps a range with holes keeping every mapping's bits", () => {
     // Two mappings with a hole of LENGTH between them (a whole-range invalidation covers all three).
     const second = host.mmapAnonymous(LENGTH);
     try {
       ioasMapFixed(host, iommufd, ioasId, IOVA, mem!.address, LENGTH);
       ioasMapFixed(host, iommufd, ioasId, IOVA + 2n * LENGTH, second.address, LENGTH);
-      expect(getDirtyBitmap(host, iommufd, hwptId, IOVA, 3n * LENGTH, PAGE).errno).toBe(Errno.EINVAL);
+      // __iommu_read_and_clear_dirty stops at the hole with EINVAL, but iommu_read_and_clear_dirty
+      // never looks at what iova_bitmap_for_each returns (6.12 and 7.3 alike): the ioctl answers 0
+      // with the bits of the areas before the hole only; the areas after it are not read (nor
+      // cleared). A caller reading over a hole must not take the answer as the whole range's.
+      expect(setDirtyTracking(host, iommufd, hwptId, true)).toBe(0);
+      write4k([5]);
+      mockMarkDirty(host, iommufd, hwptId, IOVA + 2n * LENGTH, LENGTH, MOCK_IO_PAGE_SIZE, [2 * 9, 2 * 9 + 1]);
+      expect(getDirtyBitmap(host, iommufd, hwptId, IOVA, 3n * LENGTH, PAGE)).toEqual({
+        errno: 0,
+        pages: [5],
+      });
+      expect(getDirtyBitmap(host, iommufd, hwptId, IOVA + 2n * LENGTH, LENGTH, PAGE)).toEqual({
+        errno: 0,
+        pages: [9],
+      });
+      expect(setDirtyTracking(host, iommufd, hwptId, false)).toBe(0);
       const core = loadBitmapCoreSync();
       const GPA = 1n << 32n;
       const tracker = createTracker({
@@ -252,7 +267,8 @@ describe.skipIf(!mockOnly || !iommupt)("iommufd dirty tracking on the mock's hug
   const readHuge = (pageSize: bigint, flags = 0) =>
     getDirtyBitmap(host, fd, hugeHwpt, IOVA, HUGE, pageSize, flags);
   /** Marks the mock entries holding these 2 KiB indexes, as a device write there would. */
-  const mark = (indexes: number[]) => mockMarkDirty(host, fd, hugeHwpt, IOVA, HUGE, MOCK_IO_PAGE_SIZE, indexes);
+  const mark = (indexes: number[]) =>
+    mockMarkDirty(host, fd, hugeHwpt, IOVA, HUGE, MOCK_IO_PAGE_SIZE, indexes);
   const range = (from: number, n: number) => Array.from({ length: n }, (_, i) => from + i);
 
   beforeAll(() => {
@@ -262,7 +278,14 @@ describe.skipIf(!mockOnly || !iommupt)("iommufd dirty tracking on the mock's hug
     hugeIoas = ioasAlloc(host, fd);
     const dev = mockDomain(host, fd, hugeIoas).idevId;
     ioasMapFixed(host, fd, hugeIoas, IOVA, huge.address, HUGE);
-    const hwpt = hwptAllocMock(host, fd, dev, hugeIoas, uapi.IOMMU_HWPT_ALLOC_DIRTY_TRACKING, MOCK_IOMMUPT_HUGE);
+    const hwpt = hwptAllocMock(
+      host,
+      fd,
+      dev,
+      hugeIoas,
+      uapi.IOMMU_HWPT_ALLOC_DIRTY_TRACKING,
+      MOCK_IOMMUPT_HUGE,
+    );
     expect(hwpt.errno).toBe(0);
     hugeHwpt = hwpt.hwptId;
     expect(setDirtyTracking(host, fd, hugeHwpt, true)).toBe(0);
@@ -276,7 +299,9 @@ describe.skipIf(!mockOnly || !iommupt)("iommufd dirty tracking on the mock's hug
     expect(readHuge(PAGE)).toEqual({ errno: 0, pages: [] });
     // One 2 KiB mark per entry; each entry's whole extent comes back.
     expect(mark([3, 512 + 7])).toBe(2);
-    expect(readHuge(MOCK_HUGE_PAGE_SIZE, uapi.IOMMU_HWPT_GET_DIRTY_BITMAP_NO_CLEAR).pages).toEqual(range(0, ENTRIES));
+    expect(readHuge(MOCK_HUGE_PAGE_SIZE, uapi.IOMMU_HWPT_GET_DIRTY_BITMAP_NO_CLEAR).pages).toEqual(
+      range(0, ENTRIES),
+    );
     expect(readHuge(MOCK_HUGE_PAGE_SIZE).pages).toEqual(range(0, ENTRIES));
     expect(readHuge(PAGE)).toEqual({ errno: 0, pages: [] });
   });

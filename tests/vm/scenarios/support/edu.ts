@@ -10,6 +10,8 @@
 
 import { errnoName, type Host } from "@vfio-dirty/vfio-adapter";
 
+/** The edu-log test driver's module parameters (module edu_log.ko: tests/vm/module/Kbuild). */
+export const EDU_LOG_PARAMS = "/sys/module/edu_log/parameters";
 /** edu's DMA buffer inside the device (4 KiB at 0x40000). */
 export const EDU_BUFFER = 0x40000n;
 /** Largest transfer QEMU 7.2's edu survives. */

@@ -4,8 +4,8 @@
 // with dirty tracking and mark its pages dirty, which gives the tests their ground truth.
 // From 6.19 the mock's page table is the generic AMDv1 one (iommupt), with a huge-page format.
 
-import koffi from "koffi";
 import { type Host, type MappedMemory, uapi } from "@vfio-dirty/vfio-adapter";
+import koffi from "koffi";
 import { ioctlErrno, ioctlOk, setBits } from "./vfio.ts";
 
 /** IOMMU_TEST_CMD = _IO(IOMMUFD_TYPE, IOMMUFD_CMD_BASE + 32). */
@@ -106,7 +106,9 @@ export function hwptAllocMock(
 export function mmapHuge(count: number): MappedMemory & { unmap(): void } {
   const length = BigInt(count) << 21n;
   const libc = koffi.load("libc.so.6");
-  const mmap = libc.func("intptr_t mmap(intptr_t addr, size_t length, int prot, int flags, int fd, int64_t offset)");
+  const mmap = libc.func(
+    "intptr_t mmap(intptr_t addr, size_t length, int prot, int flags, int fd, int64_t offset)",
+  );
   const munmap = libc.func("int munmap(intptr_t addr, size_t length)");
   const MAP_PRIVATE_ANONYMOUS = 0x22;
   const MAP_HUGETLB = 0x40000;
