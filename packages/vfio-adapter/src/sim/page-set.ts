@@ -6,7 +6,7 @@
 //
 //   groups: Map<page / 2^20, Group>            (sorted keys cached for range walks)
 //   Group:  summary   32 x u32, bit c = chunk c holds a page
-//           slots     1024 x i32, where chunk c lives in the slab (0: nowhere)
+//           slots     1024 x i32, where chunk c lives in the slab (0: nowhere; < 0: its one page)
 //   slab:   chunks of 32 x u32 (bit i = page c * 1024 + i) + 1 u32 mask of their non-zero words
 //
 // A walk over [start, start + n) costs the groups in the range, their 32 summary words, and then
@@ -34,7 +34,12 @@ const SPARE_GROUPS = 64;
 interface Group {
   /** Bit c set: chunk c holds at least one page. */
   readonly summary: Uint32Array;
-  /** Slab slot + 1 of each chunk; 0: no chunk. */
+  /**
+   * Where each chunk is: 0 none; > 0 slab slot + 1; < 0 a chunk of one page, kept inline as
+   * -(offset in the chunk) - 1. Scattered dirty pages are mostly alone in their chunk, and a walk
+   * reads this array in order, so such pages cost no slab access at all (each one a cache miss
+   * when the set is cold, as it is after the workloads and a garbage collection ran).
+   */
   readonly slots: Int32Array;
   /** Pages held by the group. */
   count: number;
@@ -61,15 +66,16 @@ export class PageSet {
   private readonly freeSlots: number[] = [];
   private slotsUsed = 0;
   private count = 0;
+  private chunks = 0;
 
   /** Number of pages in the set. */
   get size(): number {
     return this.count;
   }
 
-  /** Chunks allocated: memory follows the pages held (one chunk per 1024-page stretch in use). */
+  /** Chunks holding pages: memory follows the pages held (one per 1024-page stretch in use). */
   get chunkCount(): number {
-    return this.slotsUsed - this.freeSlots.length;
+    return this.chunks;
   }
 
   has(page: number): boolean {
@@ -77,6 +83,7 @@ export class PageSet {
     if (!g) return false;
     const i = page % GROUP_PAGES;
     const slot = g.slots[i >>> 10]!;
+    if (slot < 0) return -slot - 1 === (i & (CHUNK_PAGES - 1));
     return slot !== 0 && ((this.slab[(slot - 1) * SLOT + ((i >>> 5) & 31)]! >>> (i & 31)) & 1) === 1;
   }
 
@@ -90,15 +97,29 @@ export class PageSet {
     }
     const i = page % GROUP_PAGES;
     const ci = i >>> 10;
+    const off = i & (CHUNK_PAGES - 1);
     let slot = g.slots[ci]!;
     if (slot === 0) {
+      g.slots[ci] = -off - 1;
+      g.summary[ci >>> 5]! |= 1 << (ci & 31);
+      this.chunks++;
+      g.count++;
+      this.count++;
+      return;
+    }
+    if (slot < 0) {
+      const alone = -slot - 1;
+      if (alone === off) return;
+      // A second page: the chunk moves into the slab (a freed slot is all zeros).
       slot = this.allocSlot() + 1;
       g.slots[ci] = slot;
-      g.summary[ci >>> 5]! |= 1 << (ci & 31);
+      const at = (slot - 1) * SLOT;
+      this.slab[at + (alone >>> 5)]! |= 1 << (alone & 31);
+      this.slab[at + CHUNK_WORDS]! |= 1 << (alone >>> 5);
     }
     const at = (slot - 1) * SLOT;
-    const w = (i >>> 5) & 31;
-    const bit = 1 << (i & 31);
+    const w = off >>> 5;
+    const bit = 1 << (off & 31);
     const slab = this.slab;
     if ((slab[at + w]! & bit) === 0) {
       slab[at + w]! |= bit;
@@ -129,6 +150,7 @@ export class PageSet {
     this.freeSlots.length = 0;
     this.slotsUsed = 0;
     this.count = 0;
+    this.chunks = 0;
   }
 
   /** Calls `visit` with each page of the set in [start, start+n), ascending. */
@@ -216,7 +238,21 @@ export class PageSet {
         const ci = sw * 32 + (31 - Math.clz32(s & -s));
         s &= s - 1;
         if (ci < c0 || ci > c1) continue;
-        const slot = g.slots[ci]! - 1;
+        const inline = g.slots[ci]!;
+        if (inline < 0) {
+          const page = ci * CHUNK_PAGES - inline - 1;
+          if (page < lo || page >= hi) continue;
+          if (clear) {
+            g.slots[ci] = 0;
+            g.summary[ci >>> 5]! &= ~(1 << (ci & 31));
+            this.chunks--;
+            this.count--;
+            g.count--;
+          }
+          visit?.(base + page);
+          continue;
+        }
+        const slot = inline - 1;
         const at = slot * SLOT;
         const cbase = ci * CHUNK_PAGES;
         // Only the chunk's non-zero words, clipped to [lo, hi).
@@ -251,6 +287,7 @@ export class PageSet {
             g.slots[ci] = 0;
             g.summary[ci >>> 5]! &= ~(1 << (ci & 31));
             this.freeSlots.push(slot);
+            this.chunks--;
           }
         }
       }
