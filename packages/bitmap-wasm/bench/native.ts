@@ -28,6 +28,8 @@ export interface NativeOps {
   fillRandom(addr: bigint, nwords: bigint, seed: bigint): void;
   fillSparse(addr: bigint, nbits: bigint, nset: bigint, seed: bigint): void;
   memset(addr: bigint, value: number, nbytes: bigint): void;
+  /** u64 number `k` at `addr`. */
+  word(addr: bigint, k: bigint): bigint;
   /** Order-sensitive digest of `nwords` words (validation, not timed). */
   hash(addr: bigint, nwords: bigint): bigint;
 }
@@ -58,6 +60,7 @@ export function loadNative(): NativeOps {
   const fillSparse = so.func("void c_fill_sparse(uint64_t, uint64_t, uint64_t, uint64_t)");
   const memset = so.func("void c_memset(uint64_t, int, uint64_t)");
   const hash = so.func("uint64_t c_hash(uint64_t, uint64_t)");
+  const word = so.func("uint64_t c_word(uint64_t, uint64_t)");
   // The summed run length comes back through this 8-byte out-parameter outside wasm memory.
   const totalLengthOut = new BigUint64Array(1);
   const totalLengthAddr = koffi.address(totalLengthOut);
@@ -78,5 +81,6 @@ export function loadNative(): NativeOps {
     fillSparse: (a, n, k, seed) => fillSparse(a, n, k, seed),
     memset: (a, v, n) => memset(a, v, n),
     hash: (a, n) => BigInt(hash(a, n)),
+    word: (a, k) => BigInt(word(a, k)),
   };
 }

@@ -242,6 +242,9 @@ void c_fill_sparse(u64 addr, u64 nbits, u64 nset, u64 seed) {
   }
 }
 
+/* Word k at addr (reading another memory's buffers, e.g. wasm2c's, from JS). */
+u64 c_word(u64 addr, u64 k) { return as_words(addr)[k]; }
+
 void c_memset(u64 addr, int value, u64 nbytes) { memset((void *)(uintptr_t)addr, value, nbytes); }
 
 /* Order-sensitive digest of nwords words, to check that every implementation wrote the same bits. */
