@@ -92,7 +92,7 @@ function benchOne(
   const pages = dirtyPages(c.dirty, c.devices, c.viommu);
   const pageLists = pages.map((p) => ({ list: p, addr: koffi.address(p) as bigint }));
   const devTable = new BigUint64Array(c.devices * 2);
-  pageLists.forEach((p, k) => devTable.set([p.addr, BigInt(p.list.length)], 2 * k));
+  for (const [k, p] of pageLists.entries()) devTable.set([p.addr, BigInt(p.list.length)], 2 * k);
   let kernelMs = 0;
   const makeTracker = (perDeviceCounts: boolean): Tracker => {
     const units = pageLists.map((p, k) => ({
