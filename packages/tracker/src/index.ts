@@ -28,6 +28,7 @@ export type { DeviceLoggingOptions, LoggingDevice } from "./strategies/device.ts
 export { DeviceLoggingStrategy } from "./strategies/device.ts";
 export type { DirtyIommufd } from "./strategies/iommufd.ts";
 export { IommufdStrategy } from "./strategies/iommufd.ts";
+export { StopFailedError } from "./strategies/stopping.ts";
 export type { Type1Container } from "./strategies/type1.ts";
 export { Type1Strategy } from "./strategies/type1.ts";
 export type { DirtyStrategy, DmaMapper, TrackerEvent, TrackerEventKind } from "./strategy.ts";
@@ -41,4 +42,4 @@ export type {
   UnitConfig,
   UnitReport,
 } from "./tracker.ts";
-export { createTracker, TrackerStateError } from "./tracker.ts";
+export { createTracker, TrackerStateError, UnmapError } from "./tracker.ts";

@@ -7,9 +7,10 @@
 // iommufd_cdev_unmap_one() with unmap_all's dirty read).
 
 import type { Bitmap, BitmapCore } from "../bitmap.ts";
-import type { IovaRange } from "../ranges.ts";
+import { type IovaRange, mergeOverlapping } from "../ranges.ts";
 import type { DirtyStrategy } from "../strategy.ts";
 import { orPlaced } from "./place.ts";
+import { stillTracking, stopWithRetry } from "./stopping.ts";
 
 /** The part of the adapter's IommuFd this strategy uses. */
 export interface DirtyIommufd {
@@ -26,9 +27,17 @@ export interface DirtyIommufd {
   ioasUnmap(a: { ioasId: number; iova: bigint; length: bigint }): bigint;
 }
 
+/**
+ * The largest IOPTE an IOMMU maps by default: VT-d's 1 GiB superpage (AMD's v1 table may map
+ * larger contiguous sizes; a window edge could still cut one of those).
+ */
+export const IOMMU_MAX_PAGE = 1n << 30n;
+
 export class IommufdStrategy implements DirtyStrategy {
   readonly name = "iommufd" as const;
   kernelBytes = 0;
+  /** GET_DIRTY_BITMAP clears a huge IOPTE whole when a query starts inside it (VT-d): windows never end inside one. */
+  readonly clearGranule = IOMMU_MAX_PAGE;
   #running = false;
 
   /** HWPTs switched on so far (undone in reverse if a later one fails). */
@@ -57,40 +66,67 @@ export class IommufdStrategy implements DirtyStrategy {
         this.#enabled.push(id);
       }
     } catch (e) {
-      this.#disableAll();
+      try {
+        this.#disableAll();
+      } catch {
+        // What refuses to switch off stays listed: stop() tries it again.
+      }
       throw e;
     }
     this.#running = true;
   }
 
   stop(): void {
-    if (!this.#running) return;
-    this.#running = false;
+    if (!this.#running && this.#enabled.length === 0) return;
     this.#disableAll();
+    this.#running = false;
   }
 
+  /** Switch tracking off on every HWPT switched on, newest first; those that refuse stay listed. */
   #disableAll(): void {
     let first: unknown;
-    for (const id of this.#enabled.reverse()) {
-      try {
-        this.iommufd.setDirtyTracking(id, false);
-      } catch (e) {
-        first ??= e;
-      }
+    const left: number[] = [];
+    for (const id of [...this.#enabled].reverse()) {
+      const e = stopWithRetry(() => this.iommufd.setDirtyTracking(id, false));
+      if (e === undefined) continue;
+      first ??= e;
+      left.unshift(id);
     }
-    this.#enabled = [];
-    if (first !== undefined) throw first;
+    this.#enabled = left;
+    // Still running: a later stop() tries the rest again. The iommufd is the caller's: closing it
+    // would end the tracking, and the guest's DMA mappings with it.
+    if (first !== undefined)
+      throw stillTracking(
+        `IOMMU_HWPT_SET_DIRTY_TRACKING(disable) of HWPT ${left.join(", ")}`,
+        "closing the iommufd ends it",
+        first,
+      );
   }
 
   query(iova: bigint, length: bigint, into: Bitmap): void {
     this.#read(iova, length, into, false);
   }
 
-  unmapDirty(iova: bigint, length: bigint, into: Bitmap): void {
-    this.#read(iova, length, into, true);
-    const done = this.iommufd.ioasUnmap({ ioasId: this.ioasId, iova, length });
-    if (done !== length)
-      throw new Error(`IOMMU_IOAS_UNMAP unmapped 0x${done.toString(16)} of 0x${length.toString(16)} bytes`);
+  unmapDirty(
+    iova: bigint,
+    length: bigint,
+    mapped: readonly IovaRange[],
+    into: Bitmap,
+  ): { unmapped: bigint; read: boolean; error?: unknown } {
+    // GET_DIRTY_BITMAP needs contiguously mapped IOVA (__iommu_read_and_clear_dirty: a hole is
+    // EINVAL), so each run is read on its own, with NO_CLEAR: the bits stay in the IOPTEs until the
+    // unmap, so a failed read loses nothing the caller does not then report dirty.
+    let read = true;
+    let error: unknown;
+    try {
+      for (const r of mergeOverlapping(mapped)) this.#read(r.iova, r.length, into, true);
+    } catch (e) {
+      read = false;
+      error = e;
+    }
+    // IOAS_UNMAP takes holes (it unmaps every area inside) but no cut area (ENOENT).
+    const unmapped = this.iommufd.ioasUnmap({ ioasId: this.ioasId, iova, length });
+    return { unmapped, read, ...(error !== undefined ? { error } : {}) };
   }
 
   #read(iova: bigint, length: bigint, into: Bitmap, noClear: boolean): void {

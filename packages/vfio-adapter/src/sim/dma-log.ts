@@ -7,7 +7,7 @@
 // above its limit with EOPNOTSUPP, clamps the page size to what it supports and writes that back.
 // The log is kept per logging page; REPORT replicates or coarsens bits to the page size asked for,
 // clears every logging page it touches (a page cut by the range's edge too), and only ever sets
-// bits in the caller's bitmap, inside the range.
+// bits in the caller's bitmap: the whole of each page it reported, even past the range's end.
 //
 //   const log = new DmaLog({ maxRanges: 4, maxSpanLog2: 42 });
 //   const r = log.start([{ start: 0n, last: 0xfffffn }], 4096n);   // { rc: 0, pageSize: 4096n }
@@ -97,13 +97,15 @@ export class DmaLog {
   }
 
   /**
-   * log_read_and_clear over [iova, iova+length) into `bytes` (bit 0 = iova, `pageSize` per bit,
-   * `nbits` bits). Every logging page the range touches is cleared, also one that straddles an
-   * edge, while the bits it sets are clamped to the range: the part of a straddling page outside
-   * the range is gone. That is the harshest reading of the uAPI and what real drivers do (mlx5's
-   * firmware clears at its own granularity; the test driver's edu_log_read_and_clear clears the
-   * whole page while iova_bitmap_set clamps to the REPORT's range). A caller must never cut a
-   * logging page.
+   * log_read_and_clear over [iova, iova+length) into `bytes` (bit 0 = iova, `pageSize` per bit, the
+   * whole u64 words the kernel maps). Every logging page the range touches is reported whole and
+   * cleared, also one that straddles an edge: that is what real drivers do (mlx5's firmware clears
+   * at its own granularity; the test driver's edu_log_read_and_clear clears each touched page and
+   * hands iova_bitmap_set the whole page). iova_bitmap_set does not clamp to the REPORT's range:
+   * on Debian's 6.1 a REPORT of half a 64 KiB logging page sets all 16 of its bits, up to the end
+   * of the mapped words (the fidelity scenario device.report.partial-page), so bits past the range
+   * are set here too. A page starting before `iova` makes the kernel's offset underflow (nothing
+   * a model can mimic); its bits are set from `iova` on. A caller must never cut a logging page.
    */
   report(iova: bigint, length: bigint, pageSize: bigint, nbits: bigint, bytes: Uint8Array): number {
     if (!this.active) return -Errno.EINVAL;
@@ -112,16 +114,19 @@ export class DmaLog {
     const lastPage = (iova + length - 1n) / lps;
     const first = Number(firstPage);
     const npages = Number(lastPage - firstPage + 1n);
+    // iova_bitmap_set stops at the mapped words, not at nbits.
+    const mappedBits = BigInt(bytes.length) * 8n;
+    const limit = nbits > mappedBits ? nbits : mappedBits;
     // One walk reads and clears. When the REPORT's pages are the log's and start on one, bit
     // (page - first) is the page: no bigint per page. Any other geometry goes through orRange.
     if (pageSize === lps && iova % lps === 0n) {
-      const end = Math.min(npages, Number(nbits));
+      const end = Math.min(npages, Number(limit));
       this.dirty.takeIn(first, npages, (p) => {
         const bit = p - first;
         if (bit < end) bytes[bit >>> 3]! |= 1 << (bit & 7);
       });
     } else {
-      this.dirty.takeIn(first, npages, (p) => orRange(bytes, iova, pageSize, nbits, BigInt(p) * lps, lps));
+      this.dirty.takeIn(first, npages, (p) => orRange(bytes, iova, pageSize, limit, BigInt(p) * lps, lps));
     }
     return 0;
   }

@@ -270,7 +270,17 @@ export class IommufdContext {
           if (bit < end) bytes[bit >>> 3]! |= 1 << (bit & 7);
         }
       : (p: number) => orRange(bytes, iova, pageSize, nbits, BigInt(p) * PAGE, PAGE);
-    for (const area of this.overlapping(hwpt.ioas, iova, length)) {
+    // __iommu_read_and_clear_dirty walks contiguous areas; a hole anywhere is EINVAL (after the
+    // areas before it were read: their bits are set, and cleared unless NO_CLEAR).
+    const areas = this.overlapping(hwpt.ioas, iova, length);
+    let at = iova;
+    for (const area of areas) {
+      if (area.iova > at) break;
+      at = area.iova + area.length;
+    }
+    const contiguous = at >= iova + length;
+    for (const area of areas) {
+      if (!contiguous && area.iova >= at) break;
       const a = bigMax(area.iova, iova);
       const b = bigMin(area.iova + area.length, iova + length);
       const from = Number(a / PAGE);
@@ -278,7 +288,7 @@ export class IommufdContext {
       if (noClear) hwpt.dirty.forEachIn(from, n, setBit);
       else hwpt.dirty.takeIn(from, n, setBit);
     }
-    return 0;
+    return contiguous ? 0 : -Errno.EINVAL;
   }
 
   /** IOMMU_IOAS_IOVA_RANGES: the usable IOVA ranges as inclusive [start, last]. */
