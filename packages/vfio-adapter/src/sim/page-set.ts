@@ -29,6 +29,8 @@ const GROUP_CHUNKS = 1024;
 const GROUP_PAGES = CHUNK_PAGES * GROUP_CHUNKS;
 /** Emptied groups kept for reuse, so a clear-on-read and the next writes do not churn memory. */
 const SPARE_GROUPS = 64;
+/** The slab of a set that never held two pages in one chunk: type1 keeps a set per mapping. */
+const NO_SLAB = new Uint32Array(0);
 
 /** The pages of one 2^20-page stretch. */
 interface Group {
@@ -62,7 +64,7 @@ export class PageSet {
    * one allocation per doubling instead of a typed array per chunk (which the garbage collector
    * would chase on every clear-on-read).
    */
-  private slab = new Uint32Array(SLOT * 16);
+  private slab = NO_SLAB;
   private readonly freeSlots: number[] = [];
   private slotsUsed = 0;
   private count = 0;
@@ -146,7 +148,7 @@ export class PageSet {
   clear(): void {
     this.groups.clear();
     this.sortedKeys = [];
-    this.slab = new Uint32Array(SLOT * 16);
+    this.slab = NO_SLAB;
     this.freeSlots.length = 0;
     this.slotsUsed = 0;
     this.count = 0;
@@ -191,7 +193,7 @@ export class PageSet {
     const reused = this.freeSlots.pop();
     if (reused !== undefined) return reused;
     if ((this.slotsUsed + 1) * SLOT > this.slab.length) {
-      const bigger = new Uint32Array(this.slab.length * 2);
+      const bigger = new Uint32Array(Math.max(SLOT * 16, this.slab.length * 2));
       bigger.set(this.slab);
       this.slab = bigger;
     }
