@@ -20,6 +20,7 @@ export interface NativeOps {
   count(addr: bigint, start: bigint, nbits: bigint): number;
   takeAndClear(src: bigint, into: bigint, nwords: bigint): void;
   coarsen4k2m(dst: bigint, src: bigint, ncoarseBits: bigint): void;
+  coarsen4k64k(dst: bigint, src: bigint, ncoarseBits: bigint): void;
   expand64k4k(dst: bigint, src: bigint, nfineWords: bigint): void;
   /** Lists every run through a buffer of `cap` pairs; returns the run count and summed length. */
   runsAll(addr: bigint, nbits: bigint, buf: bigint, cap: bigint): { runs: number; totalLength: number };
@@ -52,6 +53,7 @@ export function loadNative(): NativeOps {
   const count = so.func("uint64_t c_count(uint64_t, uint64_t, uint64_t)");
   const takeAndClear = so.func("void c_take_and_clear(uint64_t, uint64_t, uint64_t)");
   const coarsen = so.func("void c_coarsen_4k_2m(uint64_t, uint64_t, uint64_t)");
+  const coarsen16 = so.func("void c_coarsen_4k_64k(uint64_t, uint64_t, uint64_t)");
   const expand = so.func("void c_expand_64k_4k(uint64_t, uint64_t, uint64_t)");
   const runsAll = so.func("uint64_t c_runs_all(uint64_t, uint64_t, uint64_t, uint64_t, uint64_t)");
   const translate = so.func("void c_translate(uint64_t, uint64_t, uint64_t, uint64_t)");
@@ -70,6 +72,7 @@ export function loadNative(): NativeOps {
     count: (a, s, n) => Number(count(a, s, n)),
     takeAndClear: (s, d, n) => takeAndClear(s, d, n),
     coarsen4k2m: (d, s, n) => coarsen(d, s, n),
+    coarsen4k64k: (d, s, n) => coarsen16(d, s, n),
     expand64k4k: (d, s, n) => expand(d, s, n),
     runsAll: (a, n, buf, cap) => {
       const runs = Number(runsAll(a, n, buf, cap, totalLengthAddr));

@@ -354,6 +354,25 @@ function runSize(
   }
 
   {
+    // Into the 64 KiB-page bitmap (the expand case refills it afterwards).
+    const ncoarse = nbits / 16;
+    const impls: Impl[] = [
+      ...wasm(() => core!.check("convert", ex!.bitmap_convert(a.handle, coarseSrc.handle))),
+      ...wasm2c((x, h) => w2c!.core.check("convert", x.bitmap_convert(h.a.handle, h.coarseSrc.handle))),
+      { name: "c", run: () => c.coarsen4k64k(E, A, BigInt(ncoarse)) },
+      { name: "js", run: () => js.coarsen4k64k(e32, a32, ncoarse) },
+    ];
+    agree(
+      "coarsen 4K->64K",
+      size,
+      impls,
+      (i) => c.memset(spaceOf(i).E, 0, BigInt(ncoarse / 8)),
+      (i) => hashOf(spaceOf(i).E, ncoarse),
+    );
+    bench("coarsen 4K->64K", [...impls, memcpy]);
+  }
+
+  {
     both((s) => c.fillRandom(s.E, BigInt(nbits / 16 / 64), 13n));
     const impls: Impl[] = [
       ...wasm(() => core!.check("convert", ex!.bitmap_convert(coarseSrc.handle, b.handle))),
