@@ -194,7 +194,7 @@ function benchFullSync(scenario: string, viommu: boolean): Row {
   try {
     if (viommu) for (const m of sim.viommuMappings()!) tracker.map(m.iova, m.gpa, m.length);
     tracker.start();
-    tracker.setPhase("precopy");
+    tracker.setPhase("pre-copy");
     const totals: number[] = [];
     const kernels: number[] = [];
     const preempted: { total: number; kernel: number }[] = [];
@@ -287,7 +287,7 @@ function benchTrackerOnly(scenario: string, viommu: boolean, perDeviceCounts = t
       for (let i = 0; i < 10_000; i++)
         tracker.map(ram0 + BigInt(i) * chunk, ram0 + BigInt((i * 7919) % 10_000) * chunk, chunk);
     tracker.start();
-    tracker.setPhase("precopy");
+    tracker.setPhase("pre-copy");
     // No kernel state changes between these syncs, so they can be repeated freely: take the
     // fastest of 3 x rounds (what the work costs when nothing else runs) and show the median too.
     const times: number[] = [];
@@ -322,7 +322,7 @@ function benchWindowed(): Row {
   const { tracker } = openTracker(session.target, { core, memory: session.memory });
   try {
     tracker.start();
-    tracker.setPhase("precopy");
+    tracker.setPhase("pre-copy");
     sim.run(20);
     global.gc?.();
     const base = process.memoryUsage().rss;
@@ -487,7 +487,7 @@ function benchPrecision(): Precision[] {
           if (viommu) for (const m of viommu) t.map(m.iova, m.gpa, m.length);
           t.start();
           if (Object.values(t.strategies).some((s) => s !== force)) continue; // not possible here
-          t.setPhase("precopy");
+          t.setPhase("pre-copy");
           let written = 0;
           let reported = 0;
           let last = sim.clock.now();

@@ -98,7 +98,7 @@ function run(workload: Workload, policy: UntrackedPolicy): Result {
   try {
     map(BOOT.iova, BOOT.gpa, BOOT.length);
     tracker.start();
-    tracker.setPhase("precopy");
+    tracker.setPhase("pre-copy");
     let next = OUTSIDE;
     for (let i = 0; i < SYNCS; i++) {
       for (let k = 0; k < 1000; k++) write(BOOT.iova + BigInt(rand(Number(BOOT.length / PAGE))) * PAGE);

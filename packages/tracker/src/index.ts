@@ -1,9 +1,19 @@
 // @vfio-dirty/tracker: the public surface, nothing else.
 
 export type { Bitmap, BitmapCore, XlatTable } from "./bitmap.ts";
+export type { CriticalState, CriticalStateInput } from "./critical-state.ts";
+export { criticalState, maxConvergingDirtyRate } from "./critical-state.ts";
 export type { OpenOptions } from "./open.ts";
 export { MigrationBlockedError, openTracker } from "./open.ts";
-export type { DirtyTraceSample, PrecopyInput, PrecopyPrediction, PrecopyRound } from "./predict.ts";
+export type { PrecopyDeviceData, PrecopyReading } from "./precopy-device.ts";
+export type {
+  DeviceMigrationData,
+  DirtyTraceSample,
+  PrecopyCritical,
+  PrecopyInput,
+  PrecopyPrediction,
+  PrecopyRound,
+} from "./predict.ts";
 export { predictPrecopy } from "./predict.ts";
 export type { IommuTarget, ProbedDevice, TrackingTarget } from "./probe.ts";
 export { probeCaps, readDeviceStateBytes } from "./probe.ts";
@@ -33,6 +43,7 @@ export type { Type1Container } from "./strategies/type1.ts";
 export { Type1Strategy } from "./strategies/type1.ts";
 export type { DirtyStrategy, DmaMapper, TrackerEvent, TrackerEventKind } from "./strategy.ts";
 export type {
+  DeprecatedPhase,
   DirtyReport,
   Phase,
   SectionReport,

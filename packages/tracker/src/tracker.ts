@@ -6,7 +6,7 @@
 //
 //   await using tracker = createTracker({ core, units, memory });
 //   tracker.start();                       // setup: logging on, no sync work yet
-//   tracker.setPhase("precopy");
+//   tracker.setPhase("pre-copy");
 //   const r = tracker.sync();              // r.bitmap: GPA space, tracking page size
 //   r.dirtyPages; r.perDevice; r.perSection; r.kernelBytes; r.durationMs
 //   tracker.setPhase("stop-copy");
@@ -33,7 +33,10 @@ import {
 import { AllDirtyStrategy, setRange } from "./strategies/all-dirty.ts";
 import type { DirtyStrategy, DmaMapper, TrackerEvent, TrackerEventKind } from "./strategy.ts";
 
-export type Phase = "setup" | "precopy" | "stop-copy";
+export type Phase = "setup" | "pre-copy" | "stop-copy";
+
+/** The older spelling of "pre-copy": still accepted by setPhase (deprecated), never reported. */
+export type DeprecatedPhase = "precopy";
 
 /** What to do with a vIOMMU mapping device logging cannot see (TrackerConfig.viommu.untracked). */
 export type UntrackedPolicy = "report-dirty" | "re-arm" | "adaptive";
@@ -200,7 +203,8 @@ export interface Tracker {
   /** Current strategy per unit id. */
   readonly strategies: Readonly<Record<string, StrategyName>>;
   start(): void;
-  setPhase(phase: Phase): void;
+  /** Forward only. "precopy" is a deprecated spelling of "pre-copy" (accepted, reported as "pre-copy"). */
+  setPhase(phase: Phase | DeprecatedPhase): void;
   sync(opts?: SyncOptions): DirtyReport;
   /** vIOMMU: a new mapping iova -> gpa. */
   map(iova: bigint, gpa: bigint, length: bigint): void;
@@ -215,7 +219,7 @@ export interface Tracker {
 }
 
 const GIB = 1n << 30n;
-const PHASES: readonly Phase[] = ["setup", "precopy", "stop-copy"];
+const PHASES: readonly Phase[] = ["setup", "pre-copy", "stop-copy"];
 
 /** Build a tracker over already-opened strategies. Validates the configuration; starts nothing. */
 export function createTracker(config: TrackerConfig): Tracker {
@@ -408,8 +412,9 @@ class TrackerImpl implements Tracker {
     this.#untracked = n;
   }
 
-  setPhase(phase: Phase): void {
+  setPhase(spelled: Phase | DeprecatedPhase): void {
     this.#assertOpen();
+    const phase: Phase = spelled === "precopy" ? "pre-copy" : spelled;
     if (!PHASES.includes(phase)) throw new RangeError(`setPhase: unknown phase ${String(phase)}`);
     if (PHASES.indexOf(phase) < PHASES.indexOf(this.#phase))
       throw new TrackerStateError(`setPhase: cannot go back from ${this.#phase} to ${phase}`);
@@ -1064,9 +1069,9 @@ class TrackerImpl implements Tracker {
     if (fb.enableMigration === "on") return; // accepted; the fallback event already says so
     const blocker = {
       kind: "no-tracking" as const,
-      option: "enableMigration",
+      option: "enable-migration",
       message:
-        "no dirty tracking could start (see the refusals): every page would be dirty on every sync; set enableMigration=on to accept that",
+        "no dirty tracking could start (see the refusals): every page would be dirty on every sync; set enable-migration=on to accept that",
     };
     this.#event("blocked", "container", blocker.message);
     if (fb.ignoreBlockers) return;

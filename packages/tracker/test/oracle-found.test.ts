@@ -130,7 +130,7 @@ describe("section 2: REPORTs that cut a 2 MiB logging page (the sim, like real d
         devices: [{ ...logging(), logging: { maxRanges: 1, maxSpanLog2: undefined, minPageSize: 2 << 20 } }],
         windowWords: 1,
         startPhase: "setup",
-        ops: [writeTo(0, 0), writeTo(0, 58, 7), { op: "phase", to: "precopy" }],
+        ops: [writeTo(0, 0), writeTo(0, 58, 7), { op: "phase", to: "pre-copy" }],
       }),
     );
   });

@@ -315,7 +315,7 @@ class Run {
         this.#sync(o.mode);
         break;
       case "phase":
-        if (o.to === "precopy" && this.#tracker!.phase !== "setup") break;
+        if (o.to === "pre-copy" && this.#tracker!.phase !== "setup") break;
         this.#phase(o.to);
         break;
       case "map":
@@ -336,7 +336,7 @@ class Run {
     }
   }
 
-  #phase(to: "precopy" | "stop-copy"): void {
+  #phase(to: "pre-copy" | "stop-copy"): void {
     this.#tracker!.setPhase(to);
     this.#log(`setPhase(${to})`);
   }
@@ -708,7 +708,7 @@ class Run {
    */
   #due(phase: string, i: number, preCopy: boolean): boolean {
     if (phase === "stop-copy") return true;
-    if (phase !== "precopy") return false;
+    if (phase !== "pre-copy") return false;
     const unit = this.#unitOf(bdfOf(i));
     return unit === bdfOf(i) ? preCopy : this.#s.devices.every((d) => d.preCopy);
   }

@@ -89,7 +89,7 @@ export type Op =
   /** `n` single-page writes at mapped pages chosen by an LCG seeded with `seed`. */
   | { op: "burst"; dev: number; n: number; seed: number }
   | { op: "sync"; mode: SyncMode }
-  | { op: "phase"; to: "precopy" | "stop-copy" }
+  | { op: "phase"; to: "pre-copy" | "stop-copy" }
   | { op: "map"; at: MapDraw }
   /** `probe`: the device then writes where the range had mappings (it must land or fault as the model says). */
   | { op: "unmap"; at: UnmapDraw; probe: boolean }
@@ -298,7 +298,7 @@ function opDraw(nd: number, viommu: boolean, before: boolean): fc.Arbitrary<Op> 
       weight: w(1, 0),
       arbitrary: fc.record({
         op: fc.constant("phase" as const),
-        to: fc.constantFrom<"precopy" | "stop-copy">("precopy", "stop-copy"),
+        to: fc.constantFrom<"pre-copy" | "stop-copy">("pre-copy", "stop-copy"),
       }),
     },
     { weight: w(4, 6, true), arbitrary: fc.record({ op: fc.constant("map" as const), at: mapDraw }) },
@@ -378,7 +378,7 @@ export const arbOracleScenario: fc.Arbitrary<OracleScenario> = fc
         freq: 2,
       },
     ),
-    startPhase: fc.constantFrom<Phase>("setup", "precopy", "precopy", "precopy", "stop-copy"),
+    startPhase: fc.constantFrom<Phase>("setup", "pre-copy", "pre-copy", "pre-copy", "stop-copy"),
   })
   .chain((base) => {
     const nd = base.devices.length;
@@ -405,7 +405,7 @@ export function baseScenario(over: Partial<OracleScenario>): OracleScenario {
     pageSize: 4096,
     windowWords: 256,
     viommu: undefined,
-    startPhase: "precopy",
+    startPhase: "pre-copy",
     before: [],
     ops: [],
     ...over,
