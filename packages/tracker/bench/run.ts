@@ -23,6 +23,7 @@ import { DeviceLoggingStrategy } from "../src/strategies/device.ts";
 import { createTracker } from "../src/tracker.ts";
 import { openSim, simProfile } from "../test/sim-helpers.ts";
 import { benchQemuPath } from "./qemu-path.ts";
+import { benchUntrackedPolicy } from "./untracked-policy.ts";
 
 const args = process.argv.slice(2);
 const QUICK = args.includes("--quick");
@@ -539,11 +540,12 @@ const qemuPath = benchQemuPath(core, {
 console.table(qemuPath.map(({ samples_ms: _s, rounds: _r, ...r }) => r));
 const precision = want("precision") ? benchPrecision() : [];
 console.table(precision);
+const untrackedPolicy = want("untracked-policy") ? benchUntrackedPolicy() : [];
 if (ONLY !== undefined) process.exit(0); // a partial run does not overwrite results.json
 // Compiled to node_modules/.cache/tracker-bench/bench/run.js: the package root is four levels up.
 const file = new URL("../../../../bench/results.json", import.meta.url);
 writeFileSync(
   file,
-  `${JSON.stringify({ date: new Date().toISOString(), node: process.version, load_average: loadavg(), rounds: ROUNDS, rows, qemu_path: qemuPath, precision }, null, 2)}\n`,
+  `${JSON.stringify({ date: new Date().toISOString(), node: process.version, load_average: loadavg(), rounds: ROUNDS, rows, qemu_path: qemuPath, precision, untracked_policy: untrackedPolicy }, null, 2)}\n`,
 );
 console.log(`wrote ${file.pathname}`);
