@@ -278,7 +278,8 @@ class TrackerImpl implements Tracker {
   #report: Bitmap | undefined;
   /** vIOMMU state: the wasm table and our own list of the ranges (ranges, never bits). */
   #xlat: XlatTable | undefined;
-  readonly #mappings: Mapping[] = [];
+  /** Active vIOMMU mappings, sorted by IOVA (map() inserts in order; cuts keep it). */
+  #mappings: Mapping[] = [];
   /** Removed mappings still translating until every unit has read its log. */
   readonly #retired: Mapping[] = [];
   /** GPA-space bits read at unmap time, reported at the next sync. */
@@ -287,6 +288,8 @@ class TrackerImpl implements Tracker {
   #mapGen = 0;
   /** How many active mappings some unit's log cannot see (see #refreshUntracked). */
   #untracked = 0;
+  /** A unit restarted, re-armed, degraded or moved this sync: untracked status needs a refresh. */
+  #unitsChanged = false;
   /** "adaptive": bytes of untracked mappings reported dirty since the last re-arm (#rearmDue). */
   #untrackedRent = 0n;
   /** Strategies whose STOP failed mid-session, by unit id: stop() tries them again, finally. */
@@ -396,6 +399,18 @@ class TrackerImpl implements Tracker {
     return mapped.length > 0 ? mergeOverlapping(mapped) : this.#sections;
   }
 
+  /** Index of the first active mapping at or above `iova` (#mappings is sorted by IOVA). */
+  #insertionPoint(iova: bigint): number {
+    let lo = 0;
+    let hi = this.#mappings.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (this.#mappings[mid]!.iova < iova) lo = mid + 1;
+      else hi = mid;
+    }
+    return lo;
+  }
+
   /** Whether some running unit's log cannot see DMA writes in `r` (device logging outside its ranges). */
   #unseen(r: IovaRange): boolean {
     return this.#units.some((u) => u.running && u.strategy.covers !== undefined && !u.strategy.covers(r));
@@ -403,6 +418,7 @@ class TrackerImpl implements Tracker {
 
   /** Recompute which active mappings are untracked (after a start, restart, fallback or re-arm). */
   #refreshUntracked(): void {
+    this.#unitsChanged = false;
     let n = 0;
     for (const [i, m] of this.#mappings.entries()) {
       const untracked = this.#unseen(m);
@@ -654,7 +670,8 @@ class TrackerImpl implements Tracker {
         else if (!u.rearmed) u.allDirtyNext = false;
       }
       for (const u of this.#units) u.rearmed = false;
-      if (this.#xlat) this.#refreshUntracked();
+      // Which mappings a log cannot see changes only when a log's ranges did.
+      if (this.#xlat && this.#unitsChanged) this.#refreshUntracked();
 
       // Retired vIOMMU mappings translate until every unit has read its log past their removal.
       if (this.#xlat && eligible.length === this.#units.length && this.#retired.length > 0) {
@@ -798,7 +815,12 @@ class TrackerImpl implements Tracker {
     // Overlap is refused before the kernel sees it; then the kernel, then the table, so that a map
     // the kernel refuses leaves no trace (xlat.unmap would retire it, not delete it: it would
     // keep translating, and a later IOVA onto the same guest page would break the copy).
-    const clash = this.#mappings.find((m) => m.iova < iova + length && iova < m.iova + m.length);
+    // Mappings are kept sorted by IOVA (and disjoint): the neighbours of the insertion point are
+    // the only ones that can overlap. A scan would make 10,000 maps quadratic.
+    const at = this.#insertionPoint(iova);
+    const clash = [this.#mappings[at - 1], this.#mappings[at]].find(
+      (m) => m !== undefined && m.iova < iova + length && iova < m.iova + m.length,
+    );
     if (clash)
       throw new RangeError(
         `map: ${hexRange(iova, length)} overlaps the mapping ${hexRange(clash.iova, clash.length)}`,
@@ -822,7 +844,7 @@ class TrackerImpl implements Tracker {
         undefined,
         { iova, length },
       );
-    this.#mappings.push({ iova, gpa, length, untracked });
+    this.#mappings.splice(at, 0, { iova, gpa, length, untracked });
     this.#mapGen++;
     if (untracked) this.#untracked++;
   }
@@ -1124,6 +1146,7 @@ class TrackerImpl implements Tracker {
   #stopUnit(u: Unit, final = false): void {
     if (!u.running) return;
     u.running = false;
+    this.#unitsChanged = true; // every restart, re-arm, fallback or degradation stops a unit first
     this.#stopStrategy(u.id, u.strategy, final);
   }
 
@@ -1312,8 +1335,7 @@ class TrackerImpl implements Tracker {
       if (hi < mEnd)
         keep.push({ iova: hi, gpa: m.gpa + (hi - m.iova), length: mEnd - hi, untracked: m.untracked });
     }
-    this.#mappings.length = 0;
-    this.#mappings.push(...keep);
+    this.#mappings = keep; // still sorted by IOVA: pieces replace their mapping in place
     this.#untracked = keep.filter((m) => m.untracked).length;
     return removed;
   }

@@ -60,6 +60,8 @@ export class DeviceLoggingStrategy implements DirtyStrategy {
   startNotes: string[] = [];
   /** The ranges the device accepted. */
   loggedRanges: readonly IovaRange[] = [];
+  /** loggedRanges merged and sorted, for covers(): asked for every vIOMMU mapping. */
+  #covered: readonly IovaRange[] = [];
   #running = false;
   #lastMigState: number | undefined;
   #lastResets: number | undefined;
@@ -105,6 +107,7 @@ export class DeviceLoggingStrategy implements DirtyStrategy {
       this.startNotes.push(`device logs at page size 0x${granted.toString(16)}; reports are converted`);
     this.devicePageSize = granted;
     this.loggedRanges = result.ranges;
+    this.#covered = mergeOverlapping(result.ranges);
     this.#running = true;
     this.#lastMigState = this.#readMigState();
     this.#lastResets = this.device.resetCount;
@@ -145,13 +148,17 @@ export class DeviceLoggingStrategy implements DirtyStrategy {
   }
 
   covers(r: IovaRange): boolean {
-    let at = r.iova;
-    const end = r.iova + r.length;
-    for (const l of mergeOverlapping(this.loggedRanges)) {
-      if (l.iova <= at && at < l.iova + l.length) at = l.iova + l.length;
-      if (at >= end) return true;
+    // The merged range holding r's start (binary search), which must reach r's end.
+    const c = this.#covered;
+    let lo = 0;
+    let hi = c.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (c[mid]!.iova <= r.iova) lo = mid + 1;
+      else hi = mid;
     }
-    return at >= end;
+    const m = c[lo - 1];
+    return m !== undefined && r.iova + r.length <= m.iova + m.length;
   }
 
   check(): string | undefined {

@@ -112,11 +112,21 @@ export class DmaLog {
     const lps = this.pageSize;
     const firstPage = iova / lps;
     const lastPage = (iova + length - 1n) / lps;
-    const reported = [...this.dirty.pagesIn(Number(firstPage), Number(lastPage - firstPage + 1n))];
-    const mappedBits = BigInt(bytes.length) * 8n; // iova_bitmap_set stops at the mapped words, not at nbits
-    for (const p of reported) {
-      orRange(bytes, iova, pageSize, nbits > mappedBits ? nbits : mappedBits, BigInt(p) * lps, lps);
-      this.dirty.delete(p);
+    const first = Number(firstPage);
+    const npages = Number(lastPage - firstPage + 1n);
+    // iova_bitmap_set stops at the mapped words, not at nbits.
+    const mappedBits = BigInt(bytes.length) * 8n;
+    const limit = nbits > mappedBits ? nbits : mappedBits;
+    // One walk reads and clears. When the REPORT's pages are the log's and start on one, bit
+    // (page - first) is the page: no bigint per page. Any other geometry goes through orRange.
+    if (pageSize === lps && iova % lps === 0n) {
+      const end = Math.min(npages, Number(limit));
+      this.dirty.takeIn(first, npages, (p) => {
+        const bit = p - first;
+        if (bit < end) bytes[bit >>> 3]! |= 1 << (bit & 7);
+      });
+    } else {
+      this.dirty.takeIn(first, npages, (p) => orRange(bytes, iova, pageSize, limit, BigInt(p) * lps, lps));
     }
     return 0;
   }
