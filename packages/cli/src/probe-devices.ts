@@ -16,6 +16,7 @@ import {
   type StrategyName,
 } from "@vfio-dirty/tracker";
 import {
+  type Device,
   Errno,
   errnoName,
   type Host,
@@ -55,7 +56,17 @@ export interface DeviceProbe {
   /** null = not probed (sysfs only). */
   dmaLogging: { supported: boolean | null; errno: number | null; why: string | null };
   /** null = not probed, or not migratable (see `busy`). */
-  migration: { flags: ("stop-copy" | "p2p" | "pre-copy")[] } | null;
+  migration: {
+    flags: ("stop-copy" | "p2p" | "pre-copy")[];
+    /** VFIO_MIGRATION_PRE_COPY: the device has pre-copy data (VFIO_MIG_GET_PRECOPY_INFO). */
+    preCopy: boolean;
+    /**
+     * Whether PROBE|SET of VFIO_DEVICE_FEATURE_MIG_PRECOPY_INFOv2 (Linux 7.1+) succeeds, i.e. the
+     * device can report REINIT (new initial data) during pre-copy; else the errno: ENOTTY on
+     * kernels before 7.1, EINVAL on a device without PRE_COPY.
+     */
+    precopyInfoV2: { supported: boolean; errno: number | null };
+  } | null;
   /** True when --open found the group or device held by another process. */
   busy: boolean | null;
 }
@@ -260,14 +271,18 @@ function openAndProbe(
       p.dmaLogging = c.dmaLogging.ok
         ? { supported: true, errno: null, why: null }
         : { supported: false, errno: c.dmaLogging.errno ?? null, why: c.dmaLogging.call };
-      if (c.migration)
+      if (c.migration) {
+        const v2 = precopyInfoV2Errno(opened.devices.get(dev.address)!);
         p.migration = {
           flags: [
             ...(c.migration.stopCopy ? (["stop-copy"] as const) : []),
             ...(c.migration.p2p ? (["p2p"] as const) : []),
             ...(c.migration.preCopy ? (["pre-copy"] as const) : []),
           ],
+          preCopy: c.migration.preCopy,
+          precopyInfoV2: { supported: v2 === 0, errno: v2 === 0 ? null : v2 },
         };
+      }
       if (p.iommu && c.iommuDirtyCap) p.iommu.kernelDirtyTracking = c.iommuDirtyCap.ok;
     } finally {
       opened.close();
@@ -290,4 +305,14 @@ function reasonLine(r: SelectionReason): string {
 
 function hex4(v: number): string {
   return `0x${v.toString(16).padStart(4, "0")}`;
+}
+
+/** The v2 PROBE's answer: 0, or the errno that said no (any kernel failure counts as a no). */
+function precopyInfoV2Errno(device: Device): number {
+  try {
+    return device.precopyInfoV2Errno();
+  } catch (e) {
+    if (e instanceof IoctlError) return e.errno;
+    throw e;
+  }
 }

@@ -91,7 +91,7 @@ describe("run", () => {
       const c = captureIo();
       expect(await run([...args, "--help"], c.io)).toBe(0);
       expect(c.out()).toMatch(
-        /Simulated hosts \(--host sim:<name>, default mlx5-vf\): edu-logging, edu-type1,\s+gpu-iommufd, guest-16tib/,
+        /Simulated hosts \(--host sim:<name>, default mlx5-vf\): edu-iommufd,\s+edu-logging,\s+edu-migration,\s+edu-type1,\s+gpu-iommufd,\s+guest-16tib/,
       );
       expect(c.out()).toMatch(/idle, hot-set, ring, uniform, bursts/);
       expect(c.out()).not.toMatch(/packages\//);

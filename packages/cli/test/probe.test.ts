@@ -1,5 +1,5 @@
-import { findPciDevice, Group, listVfioDevices } from "@vfio-dirty/vfio-adapter";
-import { createSimHost } from "@vfio-dirty/vfio-adapter/sim";
+import { Errno, findPciDevice, Group, listVfioDevices } from "@vfio-dirty/vfio-adapter";
+import { createSimHost, loadProfile, parseProfile } from "@vfio-dirty/vfio-adapter/sim";
 import { describe, expect, it } from "vitest";
 import { probeDevices } from "../src/probe-devices.ts";
 
@@ -46,5 +46,40 @@ describe("probeDevices on the simulated host", () => {
     expect(opens).toEqual([]);
     expect(r.provisional).toBe(true);
     expect(r.strategy).toBe("device");
+  });
+});
+
+describe("probe --open: PRE_COPY and the 7.1 PRECOPY_INFOv2 opt-in", () => {
+  it("a 7.3 device with PRE_COPY takes the v2 PROBE; a 6.8 one answers ENOTTY", async () => {
+    for (const [profile, v2] of [
+      ["edu-migration", { supported: true, errno: null }],
+      ["mlx5-vf", { supported: false, errno: Errno.ENOTTY }],
+    ] as const) {
+      const host = createSimHost(profile);
+      const r = await probeDevices(host, listVfioDevices(host.sysfs), { open: true });
+      expect(r.devices[0]!.migration, profile).toEqual({
+        flags: ["stop-copy", "p2p", "pre-copy"],
+        preCopy: true,
+        precopyInfoV2: v2,
+      });
+    }
+  });
+
+  it("a 7.3 device without PRE_COPY is EINVAL; one without migration has no migration at all", async () => {
+    const noPre = createSimHost(
+      parseProfile({
+        ...loadProfile("edu-migration").json,
+        devices: [{ ...loadProfile("edu-migration").json.devices[0]!, migration: { flags: ["stop-copy"] } }],
+      }),
+    );
+    const r = await probeDevices(noPre, listVfioDevices(noPre.sysfs), { open: true });
+    expect(r.devices[0]!.migration).toEqual({
+      flags: ["stop-copy"],
+      preCopy: false,
+      precopyInfoV2: { supported: false, errno: Errno.EINVAL },
+    });
+    const plain = createSimHost("edu-iommufd");
+    const p = await probeDevices(plain, listVfioDevices(plain.sysfs), { open: true });
+    expect(p.devices[0]!.migration).toBeNull();
   });
 });

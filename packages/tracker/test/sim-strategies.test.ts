@@ -3,7 +3,7 @@
 // event, never a lost page, with tracking stopped on every exit path.
 
 import { loadBitmapCoreSync } from "@vfio-dirty/bitmap-wasm/node";
-import { Errno } from "@vfio-dirty/vfio-adapter";
+import { type Device, Errno } from "@vfio-dirty/vfio-adapter";
 import type { SimHost } from "@vfio-dirty/vfio-adapter/sim";
 import { loadProfile } from "@vfio-dirty/vfio-adapter/sim";
 import { describe, expect, it } from "vitest";
@@ -220,7 +220,7 @@ describe("fault injection: over-report plus an event, never a lost page", () => 
     backend: "type1" | "iommufd";
     logging: boolean;
     iommuDirty: boolean;
-    inject: (sim: SimHost) => void;
+    inject: (sim: SimHost, s: SimSession) => void;
     event: string;
   }[] = [
     {
@@ -256,6 +256,15 @@ describe("fault injection: over-report plus an event, never a lost page", () => 
       event: "unhealthy",
     },
     {
+      // The migration state is RUNNING before and after: only the reset count shows the reset.
+      name: "the device is reset between two syncs (its log forgotten)",
+      backend: "type1",
+      logging: true,
+      iommuDirty: false,
+      inject: (_sim, s) => (s.target.devices[0]!.device as Device).reset(),
+      event: "unhealthy",
+    },
+    {
       name: "REPORT fails and the restart fails too",
       backend: "type1",
       logging: true,
@@ -283,7 +292,7 @@ describe("fault injection: over-report plus an event, never a lost page", () => 
       sim.run(50);
       ({ now: since } = syncChecked(sim, t, since));
       sim.run(50);
-      inject(sim);
+      inject(sim, s);
       const { r, now } = syncChecked(sim, t, since);
       since = now;
       // Over-reporting: everything the unit covers.

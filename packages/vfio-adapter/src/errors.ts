@@ -40,6 +40,7 @@ export const Errno = {
   ENAMETOOLONG: 36,
   ENOSYS: 38,
   ELOOP: 40,
+  ENOMSG: 42,
   EOVERFLOW: 75,
   EBADFD: 77,
   EMSGSIZE: 90,

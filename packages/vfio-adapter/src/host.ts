@@ -69,6 +69,13 @@ export interface Host {
   pread(fd: Fd, buf: Uint8Array, offset: bigint): number;
   /** pwrite(2) from `buf`. Returns bytes written or -errno. */
   pwrite(fd: Fd, buf: Uint8Array, offset: bigint): number;
+  /**
+   * read(2) into `buf` at the file's own position: streams with no offsets, such as a migration
+   * data fd (where pread is ESPIPE). Returns bytes read (0 at the end of the stream) or -errno.
+   */
+  read(fd: Fd, buf: Uint8Array): number;
+  /** write(2) from `buf` at the file's own position (a migration data fd in RESUMING). */
+  write(fd: Fd, buf: Uint8Array): number;
 
   /**
    * The address the kernel will see for the first byte of `view` (a typed array, a subarray of wasm

@@ -37,5 +37,6 @@ export {
   Group,
   type GroupStatusFlags,
   IommuFd,
+  type PrecopyEstimate,
 } from "./vfio/index.ts";
 // backends: "@vfio-dirty/vfio-adapter/linux" | "@vfio-dirty/vfio-adapter/sim"

@@ -39,7 +39,7 @@ export function testHost(name: string, make: () => Host): void {
       expect(h.open("/dev/vfio-dirty-contract/no-such-node", O_RDWR | O_CLOEXEC)).toBe(-Errno.ENOENT);
     });
 
-    it("close, ioctl, pread and pwrite of an fd that is not open give -EBADF", () => {
+    it("close, ioctl, pread, pwrite, read and write of an fd that is not open give -EBADF", () => {
       const h = fresh();
       const fd = 1_000_000; // above any fd limit a test runner sets
       expect(h.close(fd)).toBe(-Errno.EBADF);
@@ -47,6 +47,8 @@ export function testHost(name: string, make: () => Host): void {
       expect(h.ioctl(fd, 0x3b64, new Uint8Array(8))).toBe(-Errno.EBADF);
       expect(h.pread(fd, new Uint8Array(4), 0n)).toBe(-Errno.EBADF);
       expect(h.pwrite(fd, new Uint8Array(4), 0n)).toBe(-Errno.EBADF);
+      expect(h.read(fd, new Uint8Array(4))).toBe(-Errno.EBADF);
+      expect(h.write(fd, new Uint8Array(4))).toBe(-Errno.EBADF);
     });
 
     it("addressOf gives distinct addresses for distinct buffers", () => {

@@ -158,7 +158,9 @@ describe("README typed-object tables", () => {
     it(`${name}: every public method is documented and every documented one exists`, () => {
       const text = section(`### \`${name}\`${readme.match(new RegExp(`### \`${name}\`(.*)\n`))?.[1] ?? ""}`);
       const { instance, statics } = members(cls);
-      const named = new Set([...text.matchAll(/`(?:[A-Za-z]+\.)?([a-zA-Z]+)\(/g)].map((m) => m[1]!));
+      const named = new Set(
+        [...text.matchAll(/`(?:[A-Za-z]+\.)?([a-zA-Z][a-zA-Z0-9]*)\(/g)].map((m) => m[1]!),
+      );
       const staticNamed = [...text.matchAll(new RegExp(`\`${name}\\.([a-zA-Z]+)\\(`, "g"))].map((m) => m[1]!);
       for (const s of staticNamed) expect(statics, `${name}.${s}`).toContain(s);
       for (const m of named)

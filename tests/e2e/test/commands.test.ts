@@ -48,6 +48,21 @@ describe("probe names what the kernel said", () => {
   });
 });
 
+describe("probe --open shows PRE_COPY and the Linux 7.1 PRECOPY_INFOv2 opt-in", () => {
+  it("edu-migration (7.3) takes it; mlx5-vf (6.8) answers ENOTTY", async () => {
+    const v2 = await cli(["probe", "--host", "sim:edu-migration", "--open"]);
+    expect(v2.stdout).toMatch(/PRECOPY_INFOv2 +yes$/m);
+    const old = await cli(["probe", "--host", "sim:mlx5-vf", "--open"]);
+    expect(old.stdout).toMatch(/PRECOPY_INFOv2 +no \(ENOTTY \(25\): Linux < 7\.1\)$/m);
+    type Doc = { devices: { migration: { preCopy: boolean; precopyInfoV2: object } | null }[] };
+    const { doc } = await cliJson<Doc>(["probe", "--host", "sim:edu-migration", "--open"]);
+    expect(doc.devices[0]!.migration).toMatchObject({
+      preCopy: true,
+      precopyInfoV2: { supported: true, errno: null },
+    });
+  });
+});
+
 describe("probe says what tracking falls back to if START is refused", () => {
   it("guest-16tib: device logging, then iommufd, then all-dirty", async () => {
     const host = ["--host", "sim:guest-16tib", "--open"];

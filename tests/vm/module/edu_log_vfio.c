@@ -34,6 +34,8 @@
 #include <linux/uaccess.h>
 #include <linux/vfio.h>
 #include <linux/vfio_pci_core.h>
+#include <linux/version.h>
+#include "edu_log.h"
 
 #define EDU_DMA_SPACE (1ULL << 28)
 #define EDU_REG_SRC 0x80
@@ -76,6 +78,8 @@ struct edu_log_device {
 	unsigned long nbits;
 	struct edu_range *ranges;
 	u32 nranges;
+	/* Migration (edu_log_mig.c). */
+	struct edu_mig mig;
 };
 
 static struct edu_log_device *to_edu(struct vfio_device *vdev)
@@ -156,6 +160,10 @@ static ssize_t edu_log_write(struct vfio_device *vdev, const char __user *buf, s
 
 	if (index != VFIO_PCI_BAR0_REGION_INDEX)
 		return vfio_pci_core_write(vdev, buf, count, ppos);
+	/* Refused while the device is stopped for migration; holds the migration lock if not. */
+	ret = edu_mig_bar_write_begin(&edu->mig, off, count);
+	if (ret)
+		return ret;
 
 	/*
 	 * vfio-pci splits a BAR access into aligned 4-byte writes (smaller pieces at the edges,
@@ -169,6 +177,7 @@ static ssize_t edu_log_write(struct vfio_device *vdev, const char __user *buf, s
 
 		if (copy_from_user(tmp, buf, count)) {
 			mutex_unlock(&edu->lock);
+			edu_mig_bar_write_end(&edu->mig);
 			return -EFAULT;
 		}
 		for (i = 0; i < count; i++) {
@@ -186,6 +195,7 @@ static ssize_t edu_log_write(struct vfio_device *vdev, const char __user *buf, s
 	}
 	ret = vfio_pci_core_write(vdev, buf, count, ppos);
 	mutex_unlock(&edu->lock);
+	edu_mig_bar_write_end(&edu->mig);
 	return ret;
 }
 
@@ -204,6 +214,9 @@ static long edu_log_ioctl(struct vfio_device *vdev, unsigned int cmd, unsigned l
 	/* An ioeventfd writes BAR0 behind our back. */
 	if (cmd == VFIO_DEVICE_IOEVENTFD)
 		return -ENOTTY;
+	/* edu has no reset of its own: the driver's, for migration and the log (edu_log_mig.c). */
+	if (cmd == VFIO_DEVICE_RESET)
+		return edu_mig_device_reset(&to_edu(vdev)->mig);
 	return vfio_pci_core_ioctl(vdev, cmd, arg);
 }
 
@@ -317,6 +330,7 @@ static int edu_log_init_dev(struct vfio_device *vdev)
 
 	mutex_init(&edu->lock);
 	vdev->log_ops = &edu_log_ops;
+	edu_mig_init(&edu->mig, &edu->core);
 	return vfio_pci_core_init_dev(vdev);
 }
 
@@ -326,6 +340,7 @@ static void edu_log_release_dev(struct vfio_device *vdev)
 
 	edu_log_free(edu);
 	mutex_destroy(&edu->lock);
+	edu_mig_release(&edu->mig);
 	vfio_pci_core_release_dev(vdev);
 }
 
@@ -347,12 +362,14 @@ static int edu_log_open_device(struct vfio_device *vdev)
 	 * REGION_INFO from offering it (edu_log_mmap refuses it regardless).
 	 */
 	edu->core.bar_mmap_supported[0] = false;
+	edu_mig_open(&edu->mig);
 	return 0;
 }
 
 static void edu_log_close_device(struct vfio_device *vdev)
 {
 	edu_log_stop(vdev);
+	edu_mig_close(&to_edu(vdev)->mig);
 	vfio_pci_core_close_device(vdev);
 }
 
@@ -369,7 +386,45 @@ static const struct vfio_device_ops edu_log_vfio_ops = {
 	.mmap = edu_log_mmap,
 	.request = vfio_pci_core_request,
 	.match = vfio_pci_core_match,
+#if LINUX_VERSION_CODE >= KERNEL_VERSION(6, 2, 0)
+	/* Mandatory on kernels with IOMMUFD (6.2+); the 7.3 test kernel has it. */
+	.bind_iommufd = vfio_iommufd_physical_bind,
+	.unbind_iommufd = vfio_iommufd_physical_unbind,
+	.attach_ioas = vfio_iommufd_physical_attach_ioas,
+	.detach_ioas = vfio_iommufd_physical_detach_ioas,
+#endif
+#if LINUX_VERSION_CODE >= KERNEL_VERSION(6, 13, 0)
+	/* As vfio-pci has them, so PASID attach answers as it does there. */
+	.pasid_attach_ioas = vfio_iommufd_physical_pasid_attach_ioas,
+	.pasid_detach_ioas = vfio_iommufd_physical_pasid_detach_ioas,
+#endif
+#if LINUX_VERSION_CODE >= KERNEL_VERSION(6, 19, 0)
+	/* GET_REGION_INFO moved into the core with this op (not in 6.12, in 7.3). */
+	.get_region_info_caps = vfio_pci_ioctl_get_region_info,
+#endif
+#if LINUX_VERSION_CODE >= KERNEL_VERSION(6, 17, 0)
+	/* vfio_pci_core_match calls it unconditionally (VF tokens, 6.17): without it, an oops. */
+	.match_token_uuid = vfio_pci_core_match_token_uuid,
+#endif
 };
+
+/* For edu_log_mig.c, which cannot see struct edu_log_device. */
+struct edu_mig *edu_mig_of(struct vfio_device *vdev)
+{
+	return &to_edu(vdev)->mig;
+}
+
+/* A reset forgets the log (as a function reset does to a device's tracker); logging goes on. */
+void edu_log_reset(struct vfio_device *vdev)
+{
+	struct edu_log_device *edu = to_edu(vdev);
+
+	mutex_lock(&edu->lock);
+	if (edu->logging)
+		bitmap_zero(edu->dirty, edu->nbits);
+	edu->pending = false;
+	mutex_unlock(&edu->lock);
+}
 
 static int edu_log_probe(struct pci_dev *pdev, const struct pci_device_id *id)
 {
@@ -412,4 +467,10 @@ static struct pci_driver edu_log_driver = {
 module_pci_driver(edu_log_driver);
 
 MODULE_LICENSE("GPL");
+/* iova_bitmap_set moved into iommufd (6.7, namespace IOMMUFD, a string from 6.13). */
+#if LINUX_VERSION_CODE >= KERNEL_VERSION(6, 13, 0)
+MODULE_IMPORT_NS("IOMMUFD");
+#elif LINUX_VERSION_CODE >= KERNEL_VERSION(6, 7, 0)
+MODULE_IMPORT_NS(IOMMUFD);
+#endif
 MODULE_DESCRIPTION("vfio-pci variant driver for QEMU edu with DMA logging (vfio-dirty tests)");

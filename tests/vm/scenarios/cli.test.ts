@@ -37,15 +37,29 @@ describe.skipIf(driver !== "vfio-pci" && driver !== "edu-log")(
       expect(run.status, "exit 3 is for found blockers only").toBe(doc.blockers.length ? 3 : 0);
     });
 
-    it("probe --open asks the kernel: strategy from the driver's DMA logging, exit 3 for edu's migration blocker", () => {
+    it("probe --open asks the kernel: edu-log migrates with device logging (exit 0); vfio-pci cannot (exit 3)", () => {
       const run = cli(["probe", eduBdf(), "--open", "--json", "--host", "linux"], "probe-open");
       const doc = json(run, "probe-open");
       expect(validator("probe")(doc), JSON.stringify(validator("probe").errors)).toBe(true);
       expect(doc.opened).toBe(true);
       expect(doc.strategy).toBe(driver === "edu-log" ? "device" : "type1");
       expect(doc.devices[0].dmaLogging.supported).toBe(driver === "edu-log");
-      expect(doc.blockers.join("\n")).toMatch(/STOP_COPY/);
-      expect(run.status).toBe(3);
+      if (driver === "edu-log") {
+        // The test driver's migration (edu_log_mig.c): PRE_COPY from 6.2, the v2 opt-in from 7.1.
+        const preCopy = guest.kernelVersion >= 6002;
+        expect(doc.devices[0].migration).toEqual({
+          flags: ["stop-copy", "p2p", ...(preCopy ? ["pre-copy"] : [])],
+          preCopy,
+          precopyInfoV2:
+            guest.kernelVersion >= 7001 ? { supported: true, errno: null } : { supported: false, errno: 25 },
+        });
+        expect(doc.blockers).toEqual([]);
+        expect(run.status, run.stderr).toBe(0);
+      } else {
+        expect(doc.devices[0].migration).toBeNull();
+        expect(doc.blockers.join("\n")).toMatch(/STOP_COPY/);
+        expect(run.status).toBe(3);
+      }
     });
 
     it("track --workload edu reports every page edu wrote (ground truth from the plugin)", () => {

@@ -8,7 +8,7 @@ import { type DirtyReport, openTracker, type Tracker } from "@vfio-dirty/tracker
 import type { MappedMemory } from "@vfio-dirty/vfio-adapter";
 import { createLinuxHost } from "@vfio-dirty/vfio-adapter/linux";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { EDU_BUFFER } from "./support/edu.ts";
+import { EDU_BUFFER, EDU_LOG_PARAMS } from "./support/edu.ts";
 import { guest } from "./support/guest.ts";
 import { eduWorkload, openTyped, type TypedSession } from "./support/typed.ts";
 
@@ -165,7 +165,7 @@ describe.skipIf(guest.driver !== "edu-log")("tracker with device DMA logging (ed
 
 /** The test driver's smallest logging page (module parameter, writable at run time). */
 function setMinPageSize(bytes: bigint): void {
-  writeFileSync("/sys/module/edu_log_vfio/parameters/min_page_size", `${bytes}\n`);
+  writeFileSync(`${EDU_LOG_PARAMS}/min_page_size`, `${bytes}\n`);
 }
 
 // --- Internal helpers ---

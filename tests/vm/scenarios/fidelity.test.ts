@@ -15,7 +15,7 @@ import {
   type ScenarioTarget,
   type TargetCapabilities,
 } from "@vfio-dirty/vfio-adapter/scenarios";
-import { createSimHost, loadProfile, parseProfile } from "@vfio-dirty/vfio-adapter/sim";
+import { createSimHost, parseProfile, simScenarioTarget } from "@vfio-dirty/vfio-adapter/sim";
 import { describe, expect, it } from "vitest";
 import { EDU_BUFFER, Edu } from "./support/edu.ts";
 import { guest } from "./support/guest.ts";
@@ -24,8 +24,16 @@ import { eduBdf, enableBusMaster, regionOffset } from "./support/vfio.ts";
 const host = createLinuxHost();
 const driver = guest.driver;
 const kernel = guest.kernel;
-const onIommufdKernel = !kernel.endsWith("-amd64");
-const name = onIommufdKernel ? "edu-iommufd-6.12" : driver === "edu-log" ? "edu-logging" : "edu-type1";
+const version = `${Math.floor(guest.kernelVersion / 1000)}.${guest.kernelVersion % 1000}`;
+/** The shipped sim profile describing this boot (its kernel set to the one booted). */
+const profileName = guest.builtHere
+  ? driver === "edu-log"
+    ? "edu-migration"
+    : "edu-iommufd"
+  : driver === "edu-log"
+    ? "edu-logging"
+    : "edu-type1";
+const name = `${profileName}-${version}`;
 
 describe.skipIf(driver !== "vfio-pci" && driver !== "edu-log")(
   `fidelity: sim vs this kernel (${name})`,
@@ -33,14 +41,8 @@ describe.skipIf(driver !== "vfio-pci" && driver !== "edu-log")(
     it("every rule scenario answers on the simulated host as on the kernel, or the difference is known", async () => {
       const real = realTarget();
       const sim = createSimHost(simProfile());
-      const simTarget: ScenarioTarget = {
-        host: sim,
-        bdf: sim.profile.devices[0]!.bdf,
-        group: sim.profile.devices[0]!.group,
-        ...(sim.devices()[0]?.cdevPath ? { cdevPath: sim.devices()[0]!.cdevPath } : {}),
-        has: real.has,
-        dma: (iova, length) => void sim.dmaWrite(sim.profile.devices[0]!.bdf, iova, length),
-      };
+      // The sim's own target, with the real one's capabilities: a scenario runs on both or neither.
+      const simTarget: ScenarioTarget = { ...simScenarioTarget(sim), has: real.has };
       const kernelOut = await runScenarios(real, allScenarios);
       const simOut = await runScenarios(simTarget, allScenarios);
 
@@ -76,19 +78,37 @@ function realTarget(): ScenarioTarget {
   const bdf = eduBdf();
   const group = Number(host.sysfs.readlink(`bus/pci/devices/${bdf}/iommu_group`)?.split("/").pop());
   const cdev = host.sysfs.readdir(`bus/pci/devices/${bdf}/vfio-dev`)?.[0];
+  const edulog = driver === "edu-log";
   const has: TargetCapabilities = {
     type1: true,
-    iommufd: onIommufdKernel,
+    iommufd: guest.builtHere,
     cdev: cdev !== undefined,
-    dmaLogging: driver === "edu-log",
-    // Neither vfio-pci nor the test driver implements migration for edu.
-    migration: false,
-    preCopy: false,
+    dmaLogging: edulog,
+    // The test driver migrates (edu_log_mig.c): PRE_COPY where the kernel has it (6.2+).
+    migration: edulog,
+    preCopy: edulog && guest.kernelVersion >= 6002,
     // The emulated VT-d reports no dirty capability (see iommufd.test.ts).
     iommuDirty: false,
     dma: true,
+    precopyInfoV2: guest.kernelVersion >= 7001,
+    type1Overflow: guest.kernelVersion >= 6019,
+    deviceState: edulog,
   };
-  return { host, bdf, group, ...(cdev ? { cdevPath: `/dev/vfio/devices/${cdev}` } : {}), has, dma: eduDma };
+  return {
+    host,
+    bdf,
+    group,
+    ...(cdev ? { cdevPath: `/dev/vfio/devices/${cdev}` } : {}),
+    has,
+    dma: eduDma,
+    changeDeviceState: eduChangeState,
+  };
+}
+
+/** A guest-visible change the edu-log driver migrates: a write to edu's liveness register. */
+function eduChangeState(): void {
+  const fd = newestDeviceFd();
+  new Edu(host, fd, regionOffset(host, fd, uapi.VFIO_PCI_BAR0_REGION_INDEX)).write32(0x04, 0x5eed);
 }
 
 /**
@@ -96,6 +116,17 @@ function realTarget(): ScenarioTarget {
  * drive an edu DMA through it: copy from edu's buffer to [iova, iova + length).
  */
 function eduDma(iova: bigint, length: bigint): void {
+  const fd = newestDeviceFd();
+  enableBusMaster(host as Host, fd);
+  new Edu(host, fd, regionOffset(host, fd, uapi.VFIO_PCI_BAR0_REGION_INDEX)).dmaToRam(
+    EDU_BUFFER,
+    iova,
+    Number(length),
+  );
+}
+
+/** The newest open fd that is a VFIO device (the scenario's own). */
+function newestDeviceFd(): number {
   const fds = readdirSync("/proc/self/fd")
     .map(Number)
     .filter((fd) => {
@@ -109,28 +140,21 @@ function eduDma(iova: bigint, length: bigint): void {
     .sort((a, b) => b - a);
   const fd = fds[0];
   if (fd === undefined) throw new Error("no open VFIO device fd to drive edu through");
-  enableBusMaster(host as Host, fd);
-  new Edu(host, fd, regionOffset(host, fd, uapi.VFIO_PCI_BAR0_REGION_INDEX)).dmaToRam(
-    EDU_BUFFER,
-    iova,
-    Number(length),
-  );
+  return fd;
 }
 
-/** The sim profile describing this guest, with its device's answers as the real driver gives them. */
+/** The shipped sim profile of this boot, with the kernel version booted (7.3 or 6.12). */
 function simProfile() {
-  const base = loadProfile(onIommufdKernel || driver !== "edu-log" ? "edu-type1" : "edu-logging");
   const path = createRequire(import.meta.url).resolve(
-    `@vfio-dirty/vfio-adapter/sim/profiles/${base.name}.json`,
+    `@vfio-dirty/vfio-adapter/sim/profiles/${profileName}.json`,
   );
   const json = JSON.parse(readFileSync(path, "utf8"));
-  for (const d of json.devices) delete d.migration; // no mig_ops in vfio-pci or edu_log_vfio
-  if (onIommufdKernel) {
-    json.name = "edu-iommufd";
-    json.kernel = "6.12";
-    json.iommu = { ...json.iommu, iommufd: true, cdev: true, dirtyTracking: false };
-  }
-  return parseProfile(json, `${json.name} (as booted)`);
+  json.kernel = version;
+  // Before 6.2 there is no PRE_COPY (the driver offers STOP_COPY and P2P only).
+  for (const d of json.devices)
+    if (d.migration && guest.kernelVersion < 6002)
+      d.migration.flags = d.migration.flags.filter((f: string) => f !== "pre-copy");
+  return parseProfile(json, `${profileName} (as booted: ${kernel})`);
 }
 
 function compare(k: ScenarioOutcome, s: ScenarioOutcome): Row {

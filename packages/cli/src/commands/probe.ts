@@ -6,7 +6,7 @@
 // another process is reported as busy, not as a failure.
 
 import type { Host, PciDevice } from "@vfio-dirty/vfio-adapter";
-import { errnoName, findPciDevice, listVfioDevices } from "@vfio-dirty/vfio-adapter";
+import { Errno, errnoName, findPciDevice, listVfioDevices } from "@vfio-dirty/vfio-adapter";
 import { Command } from "commander";
 import type { Context } from "../context.ts";
 import { CheckFailedError, UsageError } from "../errors.ts";
@@ -171,6 +171,7 @@ const COLUMNS = [
   "IOMMU dirty tracking",
   "DMA logging",
   "migration",
+  "PRECOPY_INFOv2",
 ] as const;
 
 /**
@@ -230,5 +231,13 @@ function deviceCells(dev: DeviceProbe, opened: boolean, c: Colors): string[] {
         : opened
           ? c.red("not migratable")
           : yesNo(null, "use --open"),
+    // Linux 7.1's opt-in, without which a device cannot report REINIT (new initial data).
+    dev.migration
+      ? dev.migration.precopyInfoV2.supported
+        ? c.green("yes")
+        : `no (${errnoName(dev.migration.precopyInfoV2.errno ?? 0)}${
+            dev.migration.precopyInfoV2.errno === Errno.ENOTTY ? ": Linux < 7.1" : ""
+          })`
+      : "-",
   ];
 }

@@ -34,6 +34,8 @@ export interface LoggingDevice {
   getMigState?(): number;
   /** Closes the device's fd: the last resort when DMA_LOGGING_STOP keeps failing. */
   close?(): void;
+  /** Resets done through this device object (adapter Device.resetCount). */
+  readonly resetCount?: number;
 }
 
 export interface DeviceLoggingOptions {
@@ -62,6 +64,7 @@ export class DeviceLoggingStrategy implements DirtyStrategy {
   #covered: readonly IovaRange[] = [];
   #running = false;
   #lastMigState: number | undefined;
+  #lastResets: number | undefined;
   readonly #opts: DeviceLoggingOptions;
 
   constructor(
@@ -107,6 +110,7 @@ export class DeviceLoggingStrategy implements DirtyStrategy {
     this.#covered = mergeOverlapping(result.ranges);
     this.#running = true;
     this.#lastMigState = this.#readMigState();
+    this.#lastResets = this.device.resetCount;
   }
 
   /**
@@ -158,7 +162,16 @@ export class DeviceLoggingStrategy implements DirtyStrategy {
   }
 
   check(): string | undefined {
+    // A reset between two syncs may leave the migration state where it was (RUNNING before and
+    // after): only the reset count shows it. The real edu-log driver forgets its log on reset.
+    const resets = this.device.resetCount;
+    const resetSeen = resets !== undefined && this.#lastResets !== undefined && resets !== this.#lastResets;
+    this.#lastResets = resets;
     const state = this.#readMigState();
+    if (resetSeen) {
+      if (state !== undefined) this.#lastMigState = state;
+      return `${this.device.label}: device was reset (VFIO_DEVICE_RESET) since the last sync; its log was reset`;
+    }
     if (state === undefined) return undefined;
     const before = this.#lastMigState;
     this.#lastMigState = state;

@@ -24,6 +24,8 @@ export interface Libc {
   ioctlInt(fd: number, request: number, arg: number): number;
   pread(fd: number, buf: Uint8Array, count: number, offset: bigint): number | bigint;
   pwrite(fd: number, buf: Uint8Array, count: number, offset: bigint): number | bigint;
+  read(fd: number, buf: Uint8Array, count: number): number | bigint;
+  write(fd: number, buf: Uint8Array, count: number): number | bigint;
   /** Returns the address, or -1 (MAP_FAILED). */
   mmap(
     addr: bigint,
@@ -89,6 +91,8 @@ function bind(name: string): Libc {
   const ioctlInt = lib.func("ioctl", "int", ["int", "unsigned long", "unsigned long"]);
   const pread = lib.func("intptr_t pread(int fd, void *buf, size_t count, int64_t offset)");
   const pwrite = lib.func("intptr_t pwrite(int fd, const void *buf, size_t count, int64_t offset)");
+  const read = lib.func("intptr_t read(int fd, void *buf, size_t count)");
+  const write = lib.func("intptr_t write(int fd, const void *buf, size_t count)");
   const mmap = lib.func(
     "intptr_t mmap(intptr_t addr, size_t length, int prot, int flags, int fd, int64_t offset)",
   );
@@ -101,6 +105,8 @@ function bind(name: string): Libc {
     ioctlInt: (fd, request, arg) => ioctlInt(fd, request, arg),
     pread: (fd, buf, count, offset) => pread(fd, buf, count, offset),
     pwrite: (fd, buf, count, offset) => pwrite(fd, buf, count, offset),
+    read: (fd, buf, count) => read(fd, buf, count),
+    write: (fd, buf, count) => write(fd, buf, count),
     mmap: (addr, length, prot, flags, fd, offset) => mmap(addr, length, prot, flags, fd, offset),
     munmap: (addr, length) => munmap(addr, length),
     getpagesize: () => getpagesize(),

@@ -105,6 +105,20 @@ export function createLinuxHost(opts: LinuxHostOptions = {}): LinuxHost {
       return n < 0 ? -libc.errno() : n;
     },
 
+    read(fd: Fd, buf: Uint8Array): number {
+      if (!isFd(fd)) return -Errno.EBADF;
+      if (!(buf instanceof Uint8Array)) return -Errno.EINVAL;
+      const n = Number(libc.read(fd, buf, buf.byteLength));
+      return n < 0 ? -libc.errno() : n;
+    },
+
+    write(fd: Fd, buf: Uint8Array): number {
+      if (!isFd(fd)) return -Errno.EBADF;
+      if (!(buf instanceof Uint8Array)) return -Errno.EINVAL;
+      const n = Number(libc.write(fd, buf, buf.byteLength));
+      return n < 0 ? -libc.errno() : n;
+    },
+
     addressOf(view: ArrayBufferView): bigint {
       if (!ArrayBuffer.isView(view))
         throw new InvalidInputError("addressOf needs a typed array, DataView or Buffer");

@@ -6,6 +6,7 @@
 
 import { deviceScenarios } from "./device.ts";
 import { iommufdScenarios } from "./iommufd.ts";
+import { migrationScenarios } from "./migration.ts";
 import type { Scenario } from "./scenario.ts";
 import { type1Scenarios } from "./type1.ts";
 
@@ -18,7 +19,12 @@ export type {
   TargetCapabilities,
 } from "./scenario.ts";
 export { bitmapWords, errnoOf, jsonable, runScenarios } from "./scenario.ts";
-export { deviceScenarios, iommufdScenarios, type1Scenarios };
+export { deviceScenarios, iommufdScenarios, migrationScenarios, type1Scenarios };
 
-/** Every scenario, type1 first, then device features, then iommufd and the cdev. */
-export const allScenarios: readonly Scenario[] = [...type1Scenarios, ...deviceScenarios, ...iommufdScenarios];
+/** Every scenario: type1, device features, migration data, then iommufd and the cdev. */
+export const allScenarios: readonly Scenario[] = [
+  ...type1Scenarios,
+  ...deviceScenarios,
+  ...migrationScenarios,
+  ...iommufdScenarios,
+];

@@ -35,6 +35,12 @@ export interface TargetCapabilities {
   iommuDirty: boolean;
   /** target.dma can make the device write memory. */
   dma: boolean;
+  /** The kernel has VFIO_DEVICE_FEATURE_MIG_PRECOPY_INFOv2 (7.1+). */
+  precopyInfoV2: boolean;
+  /** type1 answers a wrapping iova + size with EOVERFLOW, not EINVAL (6.19+). */
+  type1Overflow: boolean;
+  /** target.changeDeviceState can change the device's guest-visible state. */
+  deviceState: boolean;
 }
 
 export interface ScenarioTarget {
@@ -53,6 +59,11 @@ export interface ScenarioTarget {
   dma?: (iova: bigint, length: bigint) => void | Promise<void>;
   /** IOVA base scenarios map at: below 256 MiB for edu's 28-bit DMA mask. Default 0x100000. */
   iovaBase?: bigint;
+  /**
+   * Changes the device's guest-visible state while it runs (a reconfiguration its pre-copy data
+   * must send again). Sim: reconfigureDevice; VM: a write to an edu register the driver migrates.
+   */
+  changeDeviceState?: () => void | Promise<void>;
 }
 
 /** The answer the kernel gives, from reading its source (cited in `kernel`). */

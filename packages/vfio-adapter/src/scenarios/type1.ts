@@ -32,11 +32,15 @@ import {
   type Scenario,
   type ScenarioTarget,
   type Session,
+  type TargetCapabilities,
 } from "./scenario.ts";
 
 const RW = VFIO_DMA_MAP_FLAG_READ | VFIO_DMA_MAP_FLAG_WRITE;
 const PAGE = 4096n;
 const MIB = 1n << 20n;
+/** A range from 2^64 - 2 pages: its iova + size wraps to 0. */
+const TOP = 0xffff_ffff_ffff_e000n;
+const SINCE_619 = "vfio/type1: sanitize for overflow using check_*_overflow (6.19)";
 
 /** VFIO_IOMMU_MAP_DMA with these fields, as sent (bad ones included). */
 function mapDma(t: ScenarioTarget, fd: number, fields: Parameters<typeof encodeDmaMap>[0]): Outcome {
@@ -396,6 +400,7 @@ export const type1Scenarios: Scenario[] = [
     },
   },
   ...getBitmapRules(),
+  ...overflowRules(),
   {
     id: "type1.get-bitmap.holes",
     rule: "GET_BITMAP over several whole mappings with holes between succeeds: mapped pages dirty, holes untouched",
@@ -437,6 +442,86 @@ export const type1Scenarios: Scenario[] = [
   },
 ];
 
+/**
+ * The wrap checks, which 6.19 moved to check_add_overflow: EINVAL before, EOVERFLOW from then on
+ * (and a range ending exactly at 2^64 became legal). One scenario per answer, each skipped on the
+ * kernels that give the other.
+ */
+function overflowRules(): Scenario[] {
+  const before = (h: TargetCapabilities) =>
+    needs.type1(h) ?? (h.type1Overflow ? "the kernel answers EOVERFLOW (6.19+)" : undefined);
+  const since = (h: TargetCapabilities) =>
+    needs.type1(h) ?? (h.type1Overflow ? undefined : "the kernel answers EINVAL (before 6.19)");
+  const cases: [id: string, what: string, fn: string, send: (t: ScenarioTarget, s: Session) => Outcome][] = [
+    [
+      "type1.map.overflow",
+      "VFIO_IOMMU_MAP_DMA whose iova + size wraps",
+      "vfio_dma_do_map",
+      (t, s) => {
+        const { container } = s.type1();
+        const mem = s.memory(4n * PAGE);
+        return mapDma(t, container.fd, { flags: RW, vaddr: mem.address, iova: TOP, length: 4n * PAGE });
+      },
+    ],
+    [
+      "type1.unmap.overflow",
+      "VFIO_IOMMU_UNMAP_DMA whose iova + size wraps",
+      "vfio_dma_do_unmap",
+      (t, s) =>
+        ioctl(
+          t,
+          s.type1().container.fd,
+          VFIO_IOMMU_UNMAP_DMA,
+          encodeDmaUnmap({ flags: 0, iova: TOP, length: 4n * PAGE }),
+        ),
+    ],
+    [
+      "type1.get-bitmap.overflow",
+      "GET_BITMAP whose iova + size wraps",
+      "vfio_iommu_type1_dirty_pages",
+      (_t, s) => {
+        const { container } = s.type1();
+        mapFresh(s, container, s.iova, 4n * PAGE);
+        container.startDirtyTracking();
+        return getBitmap(s, container.fd, TOP, 4n * PAGE, bitmap(1));
+      },
+    ],
+  ];
+  return [
+    ...cases.flatMap(([id, what, fn, send]): Scenario[] => [
+      {
+        id,
+        rule: `${what} is EINVAL (before 6.19)`,
+        kernel: `vfio_iommu_type1.c ${fn}: iova + size - 1 < iova`,
+        expected: { errno: "EINVAL" },
+        skip: before,
+        run: send,
+      },
+      {
+        id: `${id}-6.19`,
+        rule: `${what} is EOVERFLOW (6.19+)`,
+        kernel: `vfio_iommu_type1.c ${fn}: check_add_overflow (${SINCE_619})`,
+        expected: { errno: "EOVERFLOW" },
+        skip: since,
+        run: send,
+      },
+    ]),
+    {
+      id: "type1.get-bitmap.to-top-6.19",
+      rule: "GET_BITMAP of a range that ends exactly at 2^64 (no mapping there) succeeds (6.19+)",
+      kernel: `vfio_iommu_type1.c vfio_iommu_type1_dirty_pages: check_add_overflow(iova, size - 1) (${SINCE_619})`,
+      expected: { errno: null },
+      skip: since,
+      run: (_t, s) => {
+        const { container } = s.type1();
+        mapFresh(s, container, s.iova, 4n * PAGE);
+        container.startDirtyTracking();
+        return getBitmap(s, container.fd, TOP, 2n * PAGE, bitmap(1));
+      },
+    },
+  ];
+}
+
 /** The GET_BITMAP argument rules, each with its own bad field. */
 function getBitmapRules(): Scenario[] {
   type Case = [
@@ -477,12 +562,6 @@ function getBitmapRules(): Scenario[] {
       "GET_BITMAP over a range that cuts through a mapping is EINVAL",
       "vfio_iova_dirty_bitmap: dma->iova != iova",
       (s, fd) => getBitmap(s, fd, s.iova + PAGE, 2n * PAGE, bitmap(1)),
-    ],
-    [
-      "overflow",
-      "GET_BITMAP whose iova + size wraps is EINVAL",
-      "vfio_iommu_type1_dirty_pages: range.iova + range.size < range.iova",
-      (s, fd) => getBitmap(s, fd, 0xffff_ffff_ffff_f000n, 2n * PAGE, bitmap(1)),
     ],
     [
       "unaligned-iova",

@@ -17,7 +17,7 @@ import { DmaLog } from "./dma-log.ts";
 import { FaultInjector } from "./faults.ts";
 import { GroundTruth } from "./ground-truth.ts";
 import type { BoundDevice, IommufdContext } from "./iommufd.ts";
-import { MigrationFsm } from "./migration.ts";
+import { MigrationFsm, type MigrationModel, type MigrationSession } from "./migration.ts";
 import type { DeviceJson, Profile, Range } from "./profile.ts";
 import { u64 } from "./profile.ts";
 import { buildSysfs, type SimSysfs } from "./sysfs-tree.ts";
@@ -50,6 +50,8 @@ export interface SimDevice {
   cdev: CdevFile | undefined;
   /** The device's tracker failed (injected): REPORT answers EIO until logging restarts. */
   logBroken: boolean;
+  /** VFIO_DEVICE_FEATURE_MIG_PRECOPY_INFOv2 was SET (7.1+); the core clears it at the last close. */
+  precopyInfoV2: boolean;
 }
 
 export interface SimGroup {
@@ -81,7 +83,7 @@ export type SimFile =
   | { readonly kind: "device"; readonly device: SimDevice }
   | CdevFile
   | { readonly kind: "iommufd"; readonly ctx: IommufdContext }
-  | { readonly kind: "mig-data"; readonly device: SimDevice };
+  | { readonly kind: "mig-data"; readonly device: SimDevice; readonly session: MigrationSession };
 
 export class SimKernel {
   readonly space = new AddressSpace();
@@ -127,7 +129,7 @@ export class SimKernel {
         };
         this.groups.set(d.group, group);
       }
-      const migFlags = migrationFlags(d);
+      const migModel = migrationModel(d);
       const device: SimDevice = {
         json: d,
         bdf: d.bdf,
@@ -142,7 +144,7 @@ export class SimKernel {
               maxPageSize: u64(d.dmaLogging.maxPageSize ?? "0x40000000", "maxPageSize"),
             })
           : undefined,
-        fsm: migFlags ? new MigrationFsm(migFlags) : undefined,
+        fsm: migModel ? new MigrationFsm(migModel) : undefined,
         pinnedScope: d.pinnedPageScope ?? false,
         iommuDirty: d.iommuDirty ?? profile.iommu.dirtyTracking,
         workload: createWorkload(d.workload, region, profile.seed + i * 7919),
@@ -150,6 +152,7 @@ export class SimKernel {
         groupFds: 0,
         cdev: undefined,
         logBroken: false,
+        precopyInfoV2: false,
       };
       group.devices.push(device);
       this.devices.push(device);
@@ -309,20 +312,28 @@ export class SimKernel {
   private lastClose(device: SimDevice): void {
     device.log?.stop();
     device.fsm?.reset();
+    device.precopyInfoV2 = false;
   }
 }
 
-function migrationFlags(d: DeviceJson): number {
-  if (!d.migration) return 0;
-  let f = 0;
-  for (const name of d.migration.flags)
-    f |=
+function migrationModel(d: DeviceJson): MigrationModel | undefined {
+  const m = d.migration;
+  if (!m) return undefined;
+  let flags = 0;
+  for (const name of m.flags)
+    flags |=
       name === "stop-copy"
         ? VFIO_MIGRATION_STOP_COPY
         : name === "p2p"
           ? VFIO_MIGRATION_P2P
           : VFIO_MIGRATION_PRE_COPY;
-  return f;
+  return {
+    flags,
+    stateBytes: u64(m.stateBytes ?? 0, "stateBytes"),
+    precopyInitialBytes: u64(m.precopyInitialBytes ?? 0, "precopyInitialBytes"),
+    precopyDirtyBytes: u64(m.precopyDirtyBytes ?? 0, "precopyDirtyBytes"),
+    reinitAfterMs: m.reinitAfterMs ?? [],
+  };
 }
 
 function pciConfig(d: DeviceJson): Uint8Array {

@@ -54,6 +54,8 @@ export interface DeviceJson {
     stateBytes?: U64Json;
     precopyInitialBytes?: U64Json;
     precopyDirtyBytes?: U64Json;
+    /** Milliseconds after a pre-copy session opens at which the device reconfigures (REINIT on 7.1+). */
+    reinitAfterMs?: number[];
   };
   dmaLogging?: {
     maxRanges?: number;
@@ -142,6 +144,14 @@ export const KERNEL = {
   HWPT_ALLOC: 6006,
   /** IOMMU_HWPT_SET_DIRTY_TRACKING / GET_DIRTY_BITMAP and HWPT_ALLOC_DIRTY_TRACKING (6.7). */
   IOMMUFD_DIRTY: 6007,
+  /**
+   * type1 MAP_DMA, UNMAP_DMA and DIRTY_PAGES(GET_BITMAP) whose iova + size - 1 wraps are EOVERFLOW
+   * (before: EINVAL), and a range ending exactly at 2^64 is accepted ("vfio/type1: sanitize for
+   * overflow using check_*_overflow", 6.19; 6.12 has the old checks, 7.3 the new).
+   */
+  TYPE1_OVERFLOW: 6019,
+  /** VFIO_DEVICE_FEATURE_MIG_PRECOPY_INFOv2 and VFIO_PRECOPY_INFO_REINIT (7.1). */
+  PRECOPY_INFO_V2: 7001,
 } as const;
 
 /** Parses and validates a profile document. Throws InvalidInputError naming the bad field. */

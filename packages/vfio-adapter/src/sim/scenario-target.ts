@@ -25,7 +25,11 @@ export function simScenarioTarget(sim: SimHost, bdf?: string): ScenarioTarget {
       preCopy: json.migration?.flags.includes("pre-copy") === true,
       iommuDirty: (json.iommuDirty ?? p.iommu.dirtyTracking) && p.kernel >= KERNEL.IOMMUFD_DIRTY,
       dma: true,
+      precopyInfoV2: p.kernel >= KERNEL.PRECOPY_INFO_V2,
+      type1Overflow: p.kernel >= KERNEL.TYPE1_OVERFLOW,
+      deviceState: json.migration !== undefined,
     },
+    changeDeviceState: () => sim.reconfigureDevice(json.bdf),
     dma: (iova, length) => {
       sim.dmaWrite(json.bdf, iova, length);
     },

@@ -91,6 +91,11 @@ export interface SimHost extends Host {
   setDeviceError(bdf: string): void;
   /** Forgets a device's logged pages without telling anyone (what a device reset does). */
   resetDeviceLog(bdf: string): void;
+  /**
+   * The device's guest-visible state changes (a reconfiguration): its pre-copy session must send
+   * the initial data again (REINIT after the 7.1 PRECOPY_INFOv2 opt-in, dirty bytes without it).
+   */
+  reconfigureDevice(bdf: string): void;
   /** True while any dirty tracking runs on the host (device log, type1 container, iommufd HWPT). */
   trackingActive(): boolean;
   trackingState(): { device: string[]; type1: boolean; iommufd: number[] };
@@ -154,6 +159,14 @@ export function createSimHost(profile: Profile | string, opts: SimHostOptions = 
     pwrite(fd, buf, offset) {
       k.clock.catchUp();
       return regionAccess(k, fd, buf, offset, true);
+    },
+    read(fd, buf) {
+      k.clock.catchUp();
+      return streamAccess(k, fd, buf, false);
+    },
+    write(fd, buf) {
+      k.clock.catchUp();
+      return streamAccess(k, fd, buf, true);
     },
     addressOf(view) {
       return k.space.addressOf(view);
@@ -231,6 +244,9 @@ export function createSimHost(profile: Profile | string, opts: SimHostOptions = 
     resetDeviceLog(bdf) {
       devByBdf(bdf).log?.reset();
     },
+    reconfigureDevice(bdf) {
+      devByBdf(bdf).fsm?.reconfigure();
+    },
     trackingActive() {
       const s = k.trackingActive();
       return s.device.length > 0 || s.type1 || s.iommufd.length > 0;
@@ -287,7 +303,7 @@ function dispatch(k: SimKernel, f: SimFile, request: number, arg: IoctlArg): num
     case "iommufd":
       return iommufdIoctl(k, f.ctx, request, arg);
     case "mig-data":
-      return migDataIoctl(k, f.device, request, arg);
+      return migDataIoctl(k, f.device, f.session, request, arg);
   }
 }
 
@@ -340,6 +356,21 @@ function opName(f: SimFile, request: number, arg: IoctlArg): string {
     return `VFIO_IOMMU_DIRTY_PAGES(${sub})`;
   }
   return IOCTL_NAMES[request] ?? `ioctl 0x${request.toString(16)}`;
+}
+
+/**
+ * read/write(2) on the fd's own position: a migration data fd streams its session (the bytes are
+ * zeros: only their count is modelled); other files are EINVAL, as a VFIO device fd is.
+ */
+function streamAccess(k: SimKernel, fd: number, buf: Uint8Array, write: boolean): number {
+  const f = k.files.get(fd);
+  if (!f) return -Errno.EBADF;
+  if (f.kind !== "mig-data") return -Errno.EINVAL;
+  const fsm = f.device.fsm!;
+  if (write) return fsm.write(f.session, buf.byteLength);
+  const n = fsm.read(f.session, buf.byteLength);
+  if (n > 0) buf.fill(0, 0, n);
+  return n;
 }
 
 function regionAccess(k: SimKernel, fd: number, buf: Uint8Array, offset: bigint, write: boolean): number {

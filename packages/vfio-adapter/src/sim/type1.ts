@@ -61,6 +61,8 @@ export interface Type1Options {
   space: AddressSpace;
   /** True when every group of the container is in pinned-page dirty scope. */
   allPinnedScope: () => boolean;
+  /** A wrapping iova + size is EOVERFLOW (KERNEL.TYPE1_OVERFLOW, 6.19+), checked first; else EINVAL. */
+  overflowErrno?: boolean;
 }
 
 export class Type1Iommu {
@@ -77,6 +79,11 @@ export class Type1Iommu {
     this.dmaAvail = opts.dmaEntryLimit;
   }
 
+  /** A wrapping range is EOVERFLOW (6.19+) rather than EINVAL. */
+  get overflowErrno(): boolean {
+    return this.opts.overflowErrno === true;
+  }
+
   /** The smallest IOMMU page size: 1 << __ffs(pgsize_bitmap). */
   get minPageSize(): bigint {
     return this.pgsizeBitmap & -this.pgsizeBitmap;
@@ -87,10 +94,13 @@ export class Type1Iommu {
     const setVaddr = (a.flags & VFIO_DMA_MAP_FLAG_VADDR) !== 0;
     const prot = a.flags & (VFIO_DMA_MAP_FLAG_READ | VFIO_DMA_MAP_FLAG_WRITE);
     if (a.size === 0n) return -Errno.EINVAL;
+    const wraps = a.iova + a.size - 1n > U64_MAX || a.vaddr + a.size - 1n > U64_MAX;
+    // 6.19 checks the wrap before anything else, with its own errno.
+    if (wraps && this.opts.overflowErrno) return -Errno.EOVERFLOW;
     if ((prot && setVaddr) || (!prot && !setVaddr)) return -Errno.EINVAL;
     const pgsize = this.minPageSize;
     if ((a.size | a.iova | a.vaddr) & (pgsize - 1n)) return -Errno.EINVAL;
-    if (a.iova + a.size - 1n > U64_MAX || a.vaddr + a.size - 1n > U64_MAX) return -Errno.EINVAL;
+    if (wraps) return -Errno.EINVAL;
     const existing = this.findOverlap(a.iova, a.size);
     if (setVaddr) {
       if (!existing) return -Errno.ENOENT;
@@ -139,7 +149,9 @@ export class Type1Iommu {
     if (unmapAll) {
       if (a.iova || a.size) return fail;
       size = U64_MAX;
-    } else if (!size || size & (pgsize - 1n) || a.iova + size - 1n > U64_MAX) return fail;
+    } else if (!size || size & (pgsize - 1n)) return fail;
+    else if (a.iova + size - 1n > U64_MAX)
+      return this.opts.overflowErrno ? { rc: -Errno.EOVERFLOW, unmapped: 0n } : fail;
     const wantBitmap = (a.flags & VFIO_DMA_UNMAP_FLAG_GET_DIRTY_BITMAP) !== 0;
     if (wantBitmap && (!this.dirtyTracking || a.bitmap?.pgsize !== pgsize)) return fail;
     if (this.v2 && !unmapAll) {

@@ -48,6 +48,7 @@ import {
   VFIO_DEVICE_FEATURE_MASK,
   VFIO_DEVICE_FEATURE_MIG_DATA_SIZE,
   VFIO_DEVICE_FEATURE_MIG_DEVICE_STATE,
+  VFIO_DEVICE_FEATURE_MIG_PRECOPY_INFOv2,
   VFIO_DEVICE_FEATURE_MIGRATION,
   VFIO_DEVICE_FEATURE_PROBE,
   VFIO_DEVICE_FEATURE_SET,
@@ -56,8 +57,6 @@ import {
   VFIO_DEVICE_GET_INFO,
   VFIO_DEVICE_GET_REGION_INFO,
   VFIO_DEVICE_RESET,
-  VFIO_DEVICE_STATE_PRE_COPY,
-  VFIO_DEVICE_STATE_PRE_COPY_P2P,
   VFIO_DMA_CC_IOMMU,
   VFIO_GET_API_VERSION,
   VFIO_GROUP_FLAGS_CONTAINER_SET,
@@ -75,6 +74,7 @@ import {
   VFIO_IOMMU_MAP_DMA,
   VFIO_IOMMU_UNMAP_DMA,
   VFIO_MIG_GET_PRECOPY_INFO,
+  VFIO_MIGRATION_PRE_COPY,
   VFIO_PCI_CONFIG_REGION_INDEX,
   VFIO_PCI_NUM_REGIONS,
   VFIO_REGION_INFO_FLAG_MMAP,
@@ -89,7 +89,8 @@ import {
 import type { Interval } from "./dma-log.ts";
 import type { CdevFile, SimContainer, SimDevice, SimGroup, SimKernel } from "./kernel.ts";
 import { REGION_SHIFT } from "./kernel.ts";
-import { KERNEL, u64 } from "./profile.ts";
+import type { MigrationSession } from "./migration.ts";
+import { KERNEL } from "./profile.ts";
 import { DIRTY_BITMAP_SIZE_MAX, Type1Iommu } from "./type1.ts";
 import { bitmapBytes, iovaBitmapBytes } from "./user-bits.ts";
 
@@ -131,6 +132,7 @@ export function containerIoctl(k: SimKernel, c: SimContainer, request: number, a
         iovaRanges: k.profile.iommu.iovaRanges,
         space: k.space,
         allPinnedScope: () => [...c.groups].every((g) => g.devices.every((d) => d.pinnedScope)),
+        overflowErrno: k.profile.kernel >= KERNEL.TYPE1_OVERFLOW,
       });
       return 0;
     }
@@ -232,7 +234,11 @@ function type1DirtyPages(t1: Type1Iommu, arg: Uint8Array): number {
   if (argsz - 8 < 40) return -Errno.EINVAL;
   if (arg.byteLength < 48) return -Errno.EFAULT;
   const d = decodeDirtyBitmap(arg).get!;
-  if (d.iova + d.length > U64_MAX) return -Errno.EINVAL;
+  if (t1.overflowErrno) {
+    // check_add_overflow(iova, size - 1): a range up to 2^64 itself is fine.
+    if (d.length === 0n) return -Errno.EINVAL;
+    if (d.iova + d.length - 1n > U64_MAX) return -Errno.EOVERFLOW;
+  } else if (d.iova + d.length > U64_MAX) return -Errno.EINVAL; // range.iova + range.size < range.iova
   if (!accessOk(d.bitmap.data, d.bitmap.bitmapLength)) return -Errno.EINVAL;
   const rc = verifyBitmapSize(d.length, d.bitmap.pageSize, d.bitmap.bitmapLength);
   if (rc) return rc;
@@ -342,7 +348,14 @@ export function deviceIoctl(
       return 0;
     }
   }
-  if (typeof arg === "number") return request === VFIO_DEVICE_RESET ? 0 : -Errno.EFAULT;
+  if (request === VFIO_DEVICE_RESET) {
+    // A function reset loses what the device's tracker held (the log is re-armed, empty), and
+    // the driver's reset_done puts migration back to RUNNING with its data session ended (mlx5).
+    d.log?.reset();
+    d.fsm?.reset();
+    return 0;
+  }
+  if (typeof arg === "number") return -Errno.EFAULT;
   switch (request) {
     case VFIO_DEVICE_FEATURE:
       return featureIoctl(k, d, arg);
@@ -370,10 +383,6 @@ export function deviceIoctl(
       v.setBigUint64(24, BigInt(index) << REGION_SHIFT, true);
       return 0;
     }
-    case VFIO_DEVICE_RESET:
-      // A function reset loses what the device's tracker held (the log is re-armed, empty).
-      d.log?.reset();
-      return 0;
     default:
       return -Errno.ENOTTY;
   }
@@ -464,8 +473,8 @@ function featureIoctl(k: SimKernel, d: SimDevice, arg: Uint8Array): number {
         payload.set(encodeFeatureMigState({ deviceState: d.fsm!.state, dataFd: -1 }));
         return 0;
       }
-      const r = d.fsm!.set(mig.deviceState);
-      const dataFd = r.rc === 0 && r.dataFd ? k.install({ kind: "mig-data", device: d }) : -1;
+      const r = d.fsm!.set(mig.deviceState, k.clock.now() / 1e6);
+      const dataFd = r.session ? k.install({ kind: "mig-data", device: d, session: r.session }) : -1;
       payload.set(encodeFeatureMigState({ deviceState: mig.deviceState, dataFd }));
       return r.rc;
     }
@@ -475,8 +484,17 @@ function featureIoctl(k: SimKernel, d: SimDevice, arg: Uint8Array): number {
       const rc = check(VFIO_DEVICE_FEATURE_GET, SIZEOF_VFIO_DEVICE_FEATURE_MIG_DATA_SIZE);
       if (rc !== 1) return rc;
       if (!need(8)) return -Errno.EFAULT;
-      const bytes = u64(d.json.migration?.stateBytes ?? 0, "stateBytes");
-      payload.set(encodeFeatureMigDataSize({ stopCopyLength: bytes }));
+      payload.set(encodeFeatureMigDataSize({ stopCopyLength: d.fsm!.model.stateBytes }));
+      return 0;
+    }
+    case VFIO_DEVICE_FEATURE_MIG_PRECOPY_INFOv2: {
+      // vfio_ioctl_device_feature_migration_precopy_info_v2: the core answers for every device,
+      // checking the migration flags before the operation (so PROBE too is EINVAL without them).
+      if (kernel < KERNEL.PRECOPY_INFO_V2) return -Errno.ENOTTY;
+      if (!migOps || !(d.fsm!.flags & VFIO_MIGRATION_PRE_COPY)) return -Errno.EINVAL;
+      const rc = check(VFIO_DEVICE_FEATURE_SET, 0);
+      if (rc !== 1) return rc;
+      d.precopyInfoV2 = true;
       return 0;
     }
     case VFIO_DEVICE_FEATURE_DMA_LOGGING_START: {
@@ -562,21 +580,22 @@ function loggingReport(k: SimKernel, d: SimDevice, payload: Uint8Array): number 
 // ---------------------------------------------------------------------------------------------
 // Migration data fd
 
-export function migDataIoctl(k: SimKernel, d: SimDevice, request: number, arg: IoctlArg): number {
+export function migDataIoctl(
+  k: SimKernel,
+  d: SimDevice,
+  session: MigrationSession,
+  request: number,
+  arg: IoctlArg,
+): number {
   if (request !== VFIO_MIG_GET_PRECOPY_INFO || k.profile.kernel < KERNEL.MIG_DATA_SIZE) return -Errno.ENOTTY;
   if (typeof arg === "number" || arg.byteLength < 24) return -Errno.EFAULT;
   const v = new DataView(arg.buffer, arg.byteOffset, arg.byteLength);
-  if (v.getUint32(0, true) < 24) return -Errno.EINVAL;
-  const state = d.fsm?.state;
-  if (state !== VFIO_DEVICE_STATE_PRE_COPY && state !== VFIO_DEVICE_STATE_PRE_COPY_P2P) return -Errno.EINVAL;
-  const m = d.json.migration;
+  const argsz = v.getUint32(0, true);
+  if (argsz < 24) return -Errno.EINVAL;
+  const r = d.fsm!.precopyInfo(session, v.getUint32(4, true), d.precopyInfoV2, k.clock.now() / 1e6);
+  if (r.rc) return r.rc;
   arg.set(
-    encodePrecopyInfo({
-      argsz: v.getUint32(0, true),
-      flags: v.getUint32(4, true),
-      initialBytes: u64(m?.precopyInitialBytes ?? 0, "precopyInitialBytes"),
-      dirtyBytes: u64(m?.precopyDirtyBytes ?? 0, "precopyDirtyBytes"),
-    }),
+    encodePrecopyInfo({ argsz, flags: r.flags, initialBytes: r.initialBytes, dirtyBytes: r.dirtyBytes }),
   );
   return 0;
 }

@@ -161,6 +161,12 @@ export const VFIO_DEVICE_FEATURE_DMA_LOGGING_STOP = 7;
 export const VFIO_DEVICE_FEATURE_DMA_LOGGING_REPORT = 8;
 /** Linux 6.2+. */
 export const VFIO_DEVICE_FEATURE_MIG_DATA_SIZE = 9;
+/**
+ * Linux 7.1+: a SET (no payload) opts the device fd in to the v2 VFIO_MIG_GET_PRECOPY_INFO, whose
+ * `flags` is an output (VFIO_PRECOPY_INFO_REINIT). EINVAL on a device without PRE_COPY, ENOTTY on
+ * older kernels; the opt-in lasts until the device fd's last close.
+ */
+export const VFIO_DEVICE_FEATURE_MIG_PRECOPY_INFOv2 = 12;
 
 /** Names of the feature indexes, for messages such as "VFIO_DEVICE_FEATURE(SET|DMA_LOGGING_START)". */
 export const VFIO_DEVICE_FEATURE_NAMES: Readonly<Record<number, string>> = {
@@ -174,6 +180,7 @@ export const VFIO_DEVICE_FEATURE_NAMES: Readonly<Record<number, string>> = {
   [VFIO_DEVICE_FEATURE_DMA_LOGGING_STOP]: "DMA_LOGGING_STOP",
   [VFIO_DEVICE_FEATURE_DMA_LOGGING_REPORT]: "DMA_LOGGING_REPORT",
   [VFIO_DEVICE_FEATURE_MIG_DATA_SIZE]: "MIG_DATA_SIZE",
+  [VFIO_DEVICE_FEATURE_MIG_PRECOPY_INFOv2]: "MIG_PRECOPY_INFOv2",
 };
 
 /** "VFIO_DEVICE_FEATURE(GET|MIGRATION)", "VFIO_DEVICE_FEATURE(PROBE|SET|DMA_LOGGING_START)". */
@@ -917,10 +924,19 @@ export function decodeFeatureMigDataSize(bytes: Uint8Array): FeatureMigDataSize 
 // struct vfio_precopy_info (VFIO_MIG_GET_PRECOPY_INFO on the migration data fd, Linux 6.2+)
 
 export const SIZEOF_VFIO_PRECOPY_INFO = 24;
+/**
+ * vfio_precopy_info.flags output, Linux 7.1+, only after the MIG_PRECOPY_INFOv2 opt-in: new
+ * initial data is on the stream; `initialBytes` starts over (it may be larger than before) and
+ * `dirtyBytes` is relative to that new initial data.
+ */
+export const VFIO_PRECOPY_INFO_REINIT = 1 << 0;
 export interface PrecopyInfo {
   /** Bytes the caller provides; encoders set it to the struct size. */
   argsz: number;
-  /** Must be 0. */
+  /**
+   * In: 0. Out: VFIO_PRECOPY_INFO_REINIT after the v2 opt-in (the kernel zeroes it first); without
+   * the opt-in the kernel hands back whatever was passed in (bug-compatible with kernels < 7.1).
+   */
   flags: number;
   /** Initial precopy bytes still to read. */
   initialBytes: bigint;

@@ -49,6 +49,7 @@ import {
   VFIO_DEVICE_FEATURE_MASK,
   VFIO_DEVICE_FEATURE_MIG_DATA_SIZE,
   VFIO_DEVICE_FEATURE_MIG_DEVICE_STATE,
+  VFIO_DEVICE_FEATURE_MIG_PRECOPY_INFOv2,
   VFIO_DEVICE_FEATURE_MIGRATION,
   VFIO_DEVICE_FEATURE_PROBE,
   VFIO_DEVICE_FEATURE_SET,
@@ -57,12 +58,23 @@ import {
   VFIO_DEVICE_RESET,
   VFIO_DEVICE_STATE_NAMES,
   VFIO_MIG_GET_PRECOPY_INFO,
+  VFIO_PRECOPY_INFO_REINIT,
   VFIO_REGION_INFO_FLAG_CAPS,
 } from "../uapi/vfio.ts";
 import { checkBitmapRoom, checkPageSize, FdObject, rangeFields } from "./fd-object.ts";
 
 /** The largest region info answer accepted for the retry. */
 export const MAX_REGION_INFO_ARGSZ = 1 << 20;
+
+/** VFIO_MIG_GET_PRECOPY_INFO as Device.getPrecopyInfo reads it. */
+export interface PrecopyEstimate extends PrecopyInfo {
+  /**
+   * VFIO_PRECOPY_INFO_REINIT: the device put new initial data on the stream; `initialBytes` starts
+   * over from here and may be larger than before. Only ever true after enablePrecopyInfoV2(): a
+   * kernel without the opt-in hands `flags` back as sent, so the bit means nothing there.
+   */
+  reinit: boolean;
+}
 
 export class Device extends FdObject {
   /** Wraps a device fd (from VFIO_GROUP_GET_DEVICE_FD) this object will own and close. */
@@ -136,6 +148,15 @@ export class Device extends FdObject {
   /** VFIO_DEVICE_RESET: the way back from the ERROR migration state. */
   reset(): void {
     this.ioctl("VFIO_DEVICE_RESET", VFIO_DEVICE_RESET, 0);
+    this.#resets++;
+  }
+
+  /**
+   * Resets done through this object. A reset forgets what the device's DMA log held, and the
+   * kernel tells nobody: a tracker compares this count between syncs to know.
+   */
+  get resetCount(): number {
+    return this.#resets;
   }
 
   /**
@@ -216,13 +237,63 @@ export class Device extends FdObject {
       .stopCopyLength;
   }
 
-  /** VFIO_MIG_GET_PRECOPY_INFO on a migration data fd this device returned (PRE_COPY states only). */
-  getPrecopyInfo(dataFd: Fd): PrecopyInfo {
+  /**
+   * VFIO_MIG_GET_PRECOPY_INFO on a migration data fd this device returned (PRE_COPY states only):
+   * the initial and dirty bytes still to read, and `reinit` (see PrecopyEstimate). Sends flags 0,
+   * so a kernel that echoes them (no v2 opt-in) never shows a stray REINIT.
+   */
+  getPrecopyInfo(dataFd: Fd): PrecopyEstimate {
     const op = "VFIO_MIG_GET_PRECOPY_INFO";
     const buf = encodePrecopyInfo();
     const rc = this.host.ioctl(dataFd, VFIO_MIG_GET_PRECOPY_INFO, buf);
-    if (rc < 0) throw new IoctlError(op, -rc, `migration data fd ${dataFd} of ${this.label}`);
-    return this.decode(op, () => decodePrecopyInfo(buf));
+    if (rc < 0) throw new IoctlError(op, -rc, this.#dataFdDetail(dataFd));
+    const info = this.decode(op, () => decodePrecopyInfo(buf));
+    return { ...info, reinit: this.#precopyInfoV2 && (info.flags & VFIO_PRECOPY_INFO_REINIT) !== 0 };
+  }
+
+  /**
+   * VFIO_DEVICE_FEATURE PROBE|SET MIG_PRECOPY_INFOv2: 0 when the device takes the v2 opt-in, else
+   * the errno that said no: ENOTTY (a kernel before 7.1), EINVAL (no PRE_COPY on this device).
+   */
+  precopyInfoV2Errno(): number {
+    return this.featureProbeErrno(VFIO_DEVICE_FEATURE_MIG_PRECOPY_INFOv2, VFIO_DEVICE_FEATURE_SET);
+  }
+
+  /**
+   * VFIO_DEVICE_FEATURE SET MIG_PRECOPY_INFOv2 (Linux 7.1+): opts in to the v2 precopy info, whose
+   * REINIT flag getPrecopyInfo then reports, until the device's last close (QEMU 11.1 does this
+   * before pre-copy). Returns false, changing nothing, when the kernel or the device lacks it
+   * (ENOTTY, EINVAL); any other failure throws IoctlError.
+   */
+  enablePrecopyInfoV2(): boolean {
+    if (this.precopyInfoV2Errno() !== 0) return false;
+    this.featureSet(VFIO_DEVICE_FEATURE_MIG_PRECOPY_INFOv2);
+    this.#precopyInfoV2 = true;
+    return true;
+  }
+
+  /** True once enablePrecopyInfoV2() succeeded on this device fd. */
+  get precopyInfoV2(): boolean {
+    return this.#precopyInfoV2;
+  }
+
+  /**
+   * read(2) from a migration data fd into `into`: the bytes read, 0 at the end of the stream
+   * (STOP_COPY read out), or null for ENOMSG, PRE_COPY's temporary end of data (more comes when
+   * the device's state changes). Throws SyscallError for anything else (ENODEV: the session ended).
+   */
+  readMigrationData(dataFd: Fd, into: Uint8Array): number | null {
+    const rc = this.host.read(dataFd, into);
+    if (rc === -Errno.ENOMSG) return null;
+    if (rc < 0) throw new SyscallError("read", -rc, this.#dataFdDetail(dataFd, `${into.byteLength} bytes`));
+    return rc;
+  }
+
+  /** write(2) of resume data to a migration data fd from RESUMING. Returns the bytes written. */
+  writeMigrationData(dataFd: Fd, from: Uint8Array): number {
+    const rc = this.host.write(dataFd, from);
+    if (rc < 0) throw new SyscallError("write", -rc, this.#dataFdDetail(dataFd, `${from.byteLength} bytes`));
+    return rc;
   }
 
   /**
@@ -302,6 +373,13 @@ export class Device extends FdObject {
   }
 
   // --- Internal helpers ---
+
+  #precopyInfoV2 = false;
+  #resets = 0;
+
+  #dataFdDetail(dataFd: Fd, ...fields: string[]): string {
+    return [`migration data fd ${dataFd} of ${this.label}`, ...fields].join(", ");
+  }
 
   private featureFlags(feature: number, ops: number): number {
     if (!Number.isInteger(feature) || feature < 0 || feature > VFIO_DEVICE_FEATURE_MASK)

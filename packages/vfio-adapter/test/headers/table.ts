@@ -7,7 +7,8 @@
 // table typo cannot agree with a codec bug by accident.
 //
 // `since` is the first kernel whose uAPI headers have the item; header sets older than that skip
-// it. (It need only be right relative to the header sets checked: 6.1, 6.12 and sid.)
+// it. (It need only be right relative to the header sets checked: 6.1, 6.12 and sid, which is
+// 7.2 today and so checks the 7.1 PRECOPY_INFOv2 items.)
 
 import * as capChain from "../../src/uapi/cap-chain.ts";
 import * as ioctl from "../../src/uapi/ioctl.ts";
@@ -57,6 +58,7 @@ const V: Record<string, Version> = {
   "6.12": [6, 12],
   "6.13": [6, 13],
   "6.17": [6, 17],
+  "7.1": [7, 1],
 };
 
 // A type1 info answer with one capability, for checking a capability struct's layout in place.
@@ -625,6 +627,8 @@ const CONST_SINCE: Record<string, Version> = {
   VFIO_DEVICE_STATE_PRE_COPY_P2P: V["6.2"]!,
   VFIO_DEVICE_STATE_NR: V["6.2"]!,
   VFIO_MIG_GET_PRECOPY_INFO: V["6.2"]!,
+  VFIO_PRECOPY_INFO_REINIT: V["7.1"]!,
+  VFIO_DEVICE_FEATURE_MIG_PRECOPY_INFOv2: V["7.1"]!,
   VFIO_DEVICE_BIND_IOMMUFD: V["6.6"]!,
   VFIO_DEVICE_ATTACH_IOMMUFD_PT: V["6.6"]!,
   VFIO_DEVICE_DETACH_IOMMUFD_PT: V["6.6"]!,

@@ -5,7 +5,9 @@ import type { ProfileJson } from "../../src/sim/profile.ts";
 import { type1Device } from "./helpers.ts";
 
 const SHIPPED = [
+  "edu-iommufd",
   "edu-logging",
+  "edu-migration",
   "edu-type1",
   "gpu-iommufd",
   "guest-16tib",
@@ -76,7 +78,7 @@ describe("shipped profiles", () => {
   });
 
   it("an unknown shipped name lists the shipped ones", () => {
-    expect(() => loadProfile("nope")).toThrow(/no shipped profile named nope \(shipped: edu-logging/);
+    expect(() => loadProfile("nope")).toThrow(/no shipped profile named nope \(shipped: edu-iommufd/);
   });
 });
 

@@ -299,7 +299,8 @@ describe("migration state machine", () => {
     const h = sim();
     const { device } = type1Device(h);
     const r = device.setMigState(VFIO_DEVICE_STATE_PRE_COPY);
-    expect(device.getPrecopyInfo(r.dataFd)).toMatchObject({ initialBytes: 4n << 20n, dirtyBytes: 4096n });
+    // dirty_bytes starts at zero (uAPI): the device's 4 KiB of dirty state shows once the initial data is read.
+    expect(device.getPrecopyInfo(r.dataFd)).toMatchObject({ initialBytes: 4n << 20n, dirtyBytes: 0n });
     device.setMigState(VFIO_DEVICE_STATE_RUNNING);
     expect(errnoOf(() => device.getPrecopyInfo(r.dataFd))).toBe(Errno.EINVAL);
   });
@@ -539,18 +540,19 @@ describe("iommufd details", () => {
     });
     expect(setBits(bm)).toEqual([1, 2]);
     iommufd.ioasUnmap({ ioasId, iova: 0n, length: 1n << 30n });
-    // Unmapped IOVA cannot be read (a hole: EINVAL); mapped again, it has no bits left.
+    // Unmapped IOVA reads nothing (a hole: 0, no bits); mapped again, it has no bits left.
     const after = new Uint8Array(8);
     const read = () =>
       iommufd.getDirtyBitmap({ hwptId, iova: 0n, length: 64n * PAGE, pageSize: PAGE, bitmap: after });
-    expect(errnoOf(read)).toBe(Errno.EINVAL);
+    read();
+    expect(setBits(after)).toEqual([]);
     const ram = h.guestMemory()[0]!;
     iommufd.ioasMap({ ioasId, userVa: ram.hva, length: 64n * PAGE, iova: 0n });
     read();
     expect(setBits(after)).toEqual([]);
   });
 
-  it("GET_DIRTY_BITMAP over a hole is EINVAL, after setting the bits of the areas before it", () => {
+  it("GET_DIRTY_BITMAP over a hole answers 0 with the bits before it only; those after stay", () => {
     const h = sim();
     const { iommufd, hwptId, ioasId } = iommufdDevice(h, true);
     const ram = h.guestMemory()[0]!;
@@ -563,7 +565,8 @@ describe("iommufd details", () => {
     const bm = new Uint8Array(8);
     const hole = () =>
       iommufd.getDirtyBitmap({ hwptId, iova: 0n, length: 48n * PAGE, pageSize: PAGE, bitmap: bm });
-    expect(errnoOf(hole)).toBe(Errno.EINVAL);
+    // The real kernels' answer (6.12, 7.3: the VM mock tests): the walk's EINVAL is dropped.
+    expect(errnoOf(hole)).toBe(0);
     expect(setBits(bm)).toEqual([3]);
     const each = new Uint8Array(8);
     iommufd.getDirtyBitmap({ hwptId, iova: 32n * PAGE, length: 16n * PAGE, pageSize: PAGE, bitmap: each });

@@ -4,7 +4,17 @@
 
 import { describe, expect, it } from "vitest";
 import { allScenarios, runScenarios, type ScenarioOutcome } from "../../src/scenarios/index.ts";
-import { createSimHost, simScenarioTarget } from "../../src/sim/index.ts";
+import { createSimHost, loadProfile, simScenarioTarget } from "../../src/sim/index.ts";
+import { u64 } from "../../src/sim/profile.ts";
+
+/** A shipped profile's first device's migration sizes (bytes) and the hex a result shows. */
+function migration(profile: string) {
+  const m = loadProfile(profile).devices[0]!.migration!;
+  const n = (x: number | string | undefined) => Number(u64(x ?? 0, "migration"));
+  const initial = n(m.precopyInitialBytes);
+  const dirty = n(m.precopyDirtyBytes);
+  return { state: n(m.stateBytes), initial, dirty, hex: (x: number) => `0x${x.toString(16)}` };
+}
 
 /** Result checks for the good-input scenarios, by id. */
 const RESULTS: Record<string, (r: unknown, profile: string) => void> = {
@@ -37,7 +47,7 @@ const RESULTS: Record<string, (r: unknown, profile: string) => void> = {
     expect(r).toEqual({ logPage: "0x1000", coarse: ["0x4"], fine: ["0x200"] }),
   // STOP_COPY 1 | P2P 2 | PRE_COPY 4, as each profile declares.
   "device.migration.flags": (r, p) =>
-    expect(r).toEqual({ flags: { "edu-logging": 1, "gpu-iommufd": 3 }[p] ?? 7 }),
+    expect(r).toEqual({ flags: { "edu-logging": 3, "gpu-iommufd": 3 }[p] ?? 7 }),
   "device.migration.stop-and-back": (r) => expect(r).toEqual({ states: [2, 1, 2] }),
   "cdev.bind-attach-detach": (r) => expect(r).toEqual({ devIdPositive: true, hwptDiffersFromIoas: true }),
   "iommufd.map.fixed-and-kernel-chosen": (r) =>
@@ -49,9 +59,62 @@ const RESULTS: Record<string, (r: unknown, profile: string) => void> = {
   "iommufd.get-dirty.no-clear": (r) =>
     expect(r).toEqual({ kept: "0x4", cleared: "0x4", after: "0x0", stale: "0x0" }),
   "iommufd.attach-group-and-cdev": (r) => expect(r).toEqual({ groupViable: true, boundDevId: true }),
+  // Initial data shrinks by the 16 bytes read, then to nothing (the running device's dirty state
+  // showing once it is read); the rest ends at ENOMSG.
+  "migration.precopy-info.shrinks-as-read": (r, p) => {
+    const { initial, dirty, hex } = migration(p);
+    const info = (i: number, d = 0) => ({ flags: 0, initialBytes: hex(i), dirtyBytes: hex(d) });
+    expect(r).toEqual({
+      sizes: [info(initial), info(initial - 16), info(0, dirty)],
+      rest: { bytes: initial - 16, end: "ENOMSG" },
+    });
+  },
+  "migration.precopy-info.v1-echoes-flags": (r, p) =>
+    expect(r).toEqual({
+      flags: 0x5a5a,
+      initialBytes: migration(p).hex(migration(p).initial),
+      dirtyBytes: "0x0",
+    }),
+  "migration.precopy-info.v2-zeroes-flags": (r, p) =>
+    expect(r).toEqual({ flags: 0, initialBytes: migration(p).hex(migration(p).initial), dirtyBytes: "0x0" }),
+  // The whole initial state again, flagged REINIT once.
+  "migration.precopy-info.reinit": (r, p) => {
+    const { initial, hex } = migration(p);
+    expect(r).toEqual({
+      first: { bytes: initial, end: "ENOMSG" },
+      after: { flags: 1, initialBytes: hex(initial), dirtyBytes: "0x0" },
+      again: { flags: 0, initialBytes: hex(initial), dirtyBytes: "0x0" },
+    });
+  },
+  "migration.precopy-info.v1-change-is-dirty": (r, p) => {
+    const { initial, hex } = migration(p);
+    expect(r).toEqual({
+      first: { bytes: initial, end: "ENOMSG" },
+      after: { flags: 0, initialBytes: "0x0", dirtyBytes: hex(initial) },
+      rest: { bytes: initial, end: "ENOMSG" },
+    });
+  },
+  "migration.stop-copy.drains-to-eof": (r, p) => expect(r).toEqual({ bytes: migration(p).state, end: "EOF" }),
+  "migration.stop-copy.after-pre-copy": (r, p) => {
+    const { initial, state } = migration(p);
+    expect(r).toEqual({
+      first: Math.min(8, initial),
+      newFd: false,
+      rest: { bytes: initial - Math.min(8, initial) + state, end: "EOF" },
+    });
+  },
+  "migration.reset.ends-session": (r) => expect(r).toEqual({ state: 2, read: "ENODEV" }),
 };
 
-const PROFILES = ["mlx5-vf", "legacy-type1", "gpu-iommufd", "edu-type1", "edu-logging"];
+const PROFILES = [
+  "mlx5-vf",
+  "legacy-type1",
+  "gpu-iommufd",
+  "edu-type1",
+  "edu-logging",
+  "edu-iommufd",
+  "edu-migration",
+];
 /** Where a profile's driver answers differently from the scenario's reference (the test driver). */
 const DRIVER_ERRNO: Record<string, Record<string, string>> = {
   // mlx5vf_start_page_tracker: log_active -> -EINVAL.

@@ -22,6 +22,8 @@ export class FakeHost implements Host {
   /** Paths that open; anything else is ENOENT. */
   readonly paths = new Map<string, Fd>();
   onIoctl: IoctlHandler = () => -Errno.ENOTTY;
+  /** Plays read(2) on streams (a migration data fd); unset, every read is EINVAL. */
+  onRead: ((fd: Fd, buf: Uint8Array) => number) | undefined;
   closeResult = 0;
   /** Device memory behind pread/pwrite, at file offsets. */
   readonly file = new Uint8Array(0x10000);
@@ -51,6 +53,15 @@ export class FakeHost implements Host {
   pwrite(_fd: Fd, buf: Uint8Array, offset: bigint): number {
     this.file.set(buf, Number(offset));
     return buf.length;
+  }
+
+  /** Reads of the stream `onRead` serves (none by default: EINVAL, as for a device fd). */
+  read(fd: Fd, buf: Uint8Array): number {
+    return this.onRead ? this.onRead(fd, buf) : -Errno.EINVAL;
+  }
+
+  write(_fd: Fd, _buf: Uint8Array): number {
+    return -Errno.EINVAL;
   }
 
   addressOf(view: ArrayBufferView): bigint {

@@ -299,4 +299,56 @@ describe("Device", () => {
       /^VFIO_MIG_GET_PRECOPY_INFO \(migration data fd 33 of device 0000:00:03.0\): EINVAL/,
     );
   });
+
+  it("reports REINIT only after the v2 opt-in, whatever flags a kernel hands back", () => {
+    const { host, device } = setup();
+    let v2Refused = -Errno.ENOTTY;
+    host.onIoctl = (fd, request, arg) => {
+      if (request === v.VFIO_MIG_GET_PRECOPY_INFO) {
+        // Sent with flags 0; answer with REINIT set, as a confused or v1 kernel might echo.
+        expect(v.decodePrecopyInfo(arg as Uint8Array).flags).toBe(0);
+        (arg as Uint8Array).set(v.encodePrecopyInfo({ flags: v.VFIO_PRECOPY_INFO_REINIT, initialBytes: 9n }));
+        return 0;
+      }
+      expect([fd, request]).toEqual([9, v.VFIO_DEVICE_FEATURE]);
+      return v2Refused;
+    };
+    expect(device.enablePrecopyInfoV2()).toBe(false); // ENOTTY: a kernel before 7.1
+    expect(host.calls.length).toBe(1); // the PROBE only: no SET after a refusal
+    expect(device.getPrecopyInfo(33)).toMatchObject({ initialBytes: 9n, reinit: false });
+    v2Refused = 0;
+    expect(device.enablePrecopyInfoV2()).toBe(true);
+    const [probe, set] = host.calls.slice(-2);
+    expect(v.decodeDeviceFeature(bytesOf(probe!)).flags).toBe(
+      v.VFIO_DEVICE_FEATURE_PROBE | v.VFIO_DEVICE_FEATURE_SET | v.VFIO_DEVICE_FEATURE_MIG_PRECOPY_INFOv2,
+    );
+    expect(v.decodeDeviceFeature(bytesOf(set!))).toEqual({
+      argsz: 8,
+      flags: v.VFIO_DEVICE_FEATURE_SET | v.VFIO_DEVICE_FEATURE_MIG_PRECOPY_INFOv2,
+      data: new Uint8Array(0),
+    });
+    expect(device.precopyInfoV2).toBe(true);
+    expect(device.getPrecopyInfo(33)).toMatchObject({ initialBytes: 9n, reinit: true });
+    v2Refused = -Errno.EIO;
+    expect(thrown(() => device.precopyInfoV2Errno())).toBeInstanceOf(IoctlError);
+  });
+
+  it("reads the migration data stream: ENOMSG is null, other errors name the data fd", () => {
+    const { host, device } = setup();
+    const answers = [5, 0, -Errno.ENOMSG, -Errno.ENODEV];
+    host.onRead = (fd, buf) => {
+      expect(fd).toBe(33);
+      buf.fill(7, 0, 5);
+      return answers.shift()!;
+    };
+    const buf = new Uint8Array(16);
+    expect(device.readMigrationData(33, buf)).toBe(5);
+    expect(buf.subarray(0, 6)).toEqual(new Uint8Array([7, 7, 7, 7, 7, 0]));
+    expect(device.readMigrationData(33, buf)).toBe(0);
+    expect(device.readMigrationData(33, buf)).toBeNull();
+    const e = thrown(() => device.readMigrationData(33, buf));
+    expect(e).toBeInstanceOf(SyscallError);
+    expect(e.message).toMatch(/^read \(migration data fd 33 of device 0000:00:03.0, 16 bytes\): ENODEV/);
+    expect(thrown(() => device.writeMigrationData(33, buf)).message).toMatch(/^write \(migration data fd 33/);
+  });
 });

@@ -8,8 +8,10 @@
 // Two QEMU 7.2 traps (see shared README): a 4096-byte transfer aborts the whole VM, and edu only
 // sees 28 bits of address; both are refused here before they reach the device.
 
-import type { Host } from "@vfio-dirty/vfio-adapter";
+import { errnoName, type Host } from "@vfio-dirty/vfio-adapter";
 
+/** The edu-log test driver's module parameters (module edu_log.ko: tests/vm/module/Kbuild). */
+export const EDU_LOG_PARAMS = "/sys/module/edu_log/parameters";
 /** edu's DMA buffer inside the device (4 KiB at 0x40000). */
 export const EDU_BUFFER = 0x40000n;
 /** Largest transfer QEMU 7.2's edu survives. */
@@ -37,6 +39,16 @@ export class Edu {
     this.dma(devOffset, iova, count, true);
   }
 
+  /** Starts the same DMA and returns at once (edu takes ~100 ms): a write still in flight. */
+  startDmaToRam(devOffset: bigint, iova: bigint, count: number): void {
+    this.dma(devOffset, iova, count, true, false);
+  }
+
+  /** True while edu's DMA engine runs (command register bit 0). */
+  dmaRunning(): boolean {
+    return (this.read32(0x98) & 1) !== 0;
+  }
+
   /** Copies `count` bytes from `iova` into edu's buffer (at `devOffset`) by DMA and waits for it. */
   dmaFromRam(iova: bigint, devOffset: bigint, count: number): void {
     this.dma(iova, devOffset, count, false);
@@ -45,7 +57,7 @@ export class Edu {
   read32(reg: number): number {
     const b = new Uint8Array(4);
     const rc = this.host.pread(this.fd, b, this.bar0 + BigInt(reg));
-    if (rc !== 4) throw new Error(`edu read of 0x${reg.toString(16)}: ${rc}`);
+    if (rc !== 4) throw new Error(`edu read of 0x${reg.toString(16)}: ${rc < 0 ? errnoName(-rc) : rc}`);
     return new DataView(b.buffer).getUint32(0, true);
   }
 
@@ -53,12 +65,12 @@ export class Edu {
     const b = new Uint8Array(4);
     new DataView(b.buffer).setUint32(0, value >>> 0, true);
     const rc = this.host.pwrite(this.fd, b, this.bar0 + BigInt(reg));
-    if (rc !== 4) throw new Error(`edu write of 0x${reg.toString(16)}: ${rc}`);
+    if (rc !== 4) throw new Error(`edu write of 0x${reg.toString(16)}: ${rc < 0 ? errnoName(-rc) : rc}`);
   }
 
   // --- Internal helpers ---
 
-  private dma(src: bigint, dst: bigint, count: number, toRam: boolean): void {
+  private dma(src: bigint, dst: bigint, count: number, toRam: boolean, wait = true): void {
     const ram = toRam ? dst : src;
     if (count < 1 || count > EDU_MAX_DMA)
       throw new RangeError(`edu DMA of ${count} bytes (1..${EDU_MAX_DMA})`);
@@ -71,6 +83,7 @@ export class Edu {
     this.write32(0x90, count);
     this.write32(0x98, toRam ? 0x3 : 0x1);
     this.dmaCount++;
+    if (!wait) return;
     const deadline = Date.now() + 10_000;
     while (this.read32(0x98) & 1) {
       if (Date.now() > deadline) throw new Error("edu DMA did not complete within 10 s");
