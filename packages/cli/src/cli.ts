@@ -8,6 +8,7 @@
 import { readFileSync } from "node:fs";
 import { Command, CommanderError, Option } from "commander";
 import { bitmapCommand } from "./commands/bitmap.ts";
+import { checkCommand } from "./commands/check.ts";
 import { predictCommand } from "./commands/predict.ts";
 import { probeCommand } from "./commands/probe.ts";
 import { trackCommand } from "./commands/track.ts";
@@ -66,6 +67,7 @@ Examples:
   $ vfio-dirty track --host sim --duration 10s        track the simulated devices for 10 s
   $ vfio-dirty predict --dirty-rate 200M/s --ram 16G --bandwidth 10Gbit/s
   $ vfio-dirty bitmap stats dirty.bin --page-size 4K
+  $ vfio-dirty check --host sim:mlx5-vf               the conformance suite for a DMA-logging driver
 
 Exit codes: 0 ok, 1 runtime failure, 2 usage error, 3 blocker found or lost-pages check failed.
 Colours follow NO_COLOR. See packages/cli/README.md for the --json shapes.
@@ -89,6 +91,7 @@ Colours follow NO_COLOR. See packages/cli/README.md for the --json shapes.
 
   for (const cmd of [probeCommand(makeContext), trackCommand(makeContext), predictCommand(makeContext)])
     program.addCommand(cmd);
+  program.addCommand(checkCommand(makeContext));
   program.addCommand(bitmapCommand(makeContext, (c) => configure(c, io)));
   // addCommand does not copy settings: apply ours to every command in the tree.
   const walk = (c: Command): void => {
