@@ -4,6 +4,7 @@
 
 import { readFileSync } from "node:fs";
 import { allScenarios, type ScenarioOutcome } from "@vfio-dirty/vfio-adapter/scenarios";
+import { LOG_QUIRKS } from "@vfio-dirty/vfio-adapter/sim";
 import { describe, expect, it } from "vitest";
 import { exitCodeOf } from "../../src/check/document.ts";
 import type { CheckRule } from "../../src/check/rule.ts";
@@ -183,17 +184,7 @@ describe("the document for driver authors", () => {
       const row = cells!.join("|");
       expect(row).toContain(r.source.replaceAll("|", "\\|"));
     }
-    for (const bug of [
-      "no-clear",
-      "drop-last-page",
-      "ignore-page-size",
-      "zero-bitmap",
-      "outside-range",
-      "drop-ranges",
-      "stop-noop",
-      "second-start",
-    ])
-      expect(doc).toContain(`\`${bug}\``);
+    for (const bug of LOG_QUIRKS) expect(doc).toContain(`\`${bug}\``);
   });
 
   it("is linked from the README", () => {

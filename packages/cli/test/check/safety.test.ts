@@ -12,15 +12,19 @@ import { checkSim, simWithQuirks } from "./sim-check.ts";
 /** A host that counts every syscall-level call made on it. */
 function counting(host: Host) {
   const calls: string[] = [];
+  const logged = <T>(what: string, call: () => T): T => {
+    calls.push(what);
+    return call();
+  };
   const spy: Host = {
     ...host,
     name: host.name,
     simulated: host.simulated,
     sysfs: host.sysfs,
     holders: (p) => host.holders?.(p),
-    open: (p, f) => (calls.push(`open ${p}`), host.open(p, f)),
-    ioctl: (fd, r, a) => (calls.push(`ioctl ${r}`), host.ioctl(fd, r, a)),
-    mmapAnonymous: (l) => (calls.push("mmap"), host.mmapAnonymous(l)),
+    open: (p, f) => logged(`open ${p}`, () => host.open(p, f)),
+    ioctl: (fd, r, a) => logged(`ioctl ${r}`, () => host.ioctl(fd, r, a)),
+    mmapAnonymous: (l) => logged("mmap", () => host.mmapAnonymous(l)),
   };
   return { spy, calls };
 }
