@@ -23,7 +23,7 @@ import { DeviceLoggingStrategy } from "./strategies/device.ts";
 import { IommufdStrategy } from "./strategies/iommufd.ts";
 import { Type1Strategy } from "./strategies/type1.ts";
 import type { DmaMapper } from "./strategy.ts";
-import { createTracker, type Tracker, type UnitConfig } from "./tracker.ts";
+import { createTracker, type Tracker, type UnitConfig, type UntrackedPolicy } from "./tracker.ts";
 
 export interface OpenOptions extends SelectOptions {
   readonly core: BitmapCore;
@@ -34,6 +34,8 @@ export interface OpenOptions extends SelectOptions {
   /** With `viommu: true`: the IOVA space devices may use, and who makes the kernel's mappings. */
   readonly viommuAperture?: readonly IovaRange[];
   readonly mapper?: DmaMapper;
+  /** With `viommu: true`: what to do with mappings device logging cannot see (TrackerConfig.viommu.untracked). */
+  readonly viommuUntracked?: UntrackedPolicy;
   /** Create the tracker even when migration is blocked (the choice still lists the blockers). */
   readonly ignoreBlockers?: boolean;
   /** Force a strategy (tests, benchmarks); the choice still explains what would have been taken. */
@@ -86,6 +88,7 @@ export function openTracker(
           viommu: {
             ...(opts.viommuAperture ? { aperture: opts.viommuAperture } : {}),
             ...(opts.mapper ? { mapper: opts.mapper } : {}),
+            ...(opts.viommuUntracked ? { untracked: opts.viommuUntracked } : {}),
           },
         }
       : {}),

@@ -25,11 +25,26 @@ export interface DirtyStrategy {
   /** Optional health check before a query: a reason when the log cannot be trusted (ERROR state, reset). */
   check?(): string | undefined;
   /**
-   * Optional (IOMMU strategies): unmap [iova, iova + length) in the kernel and OR the range's dirty
-   * bits, read in the same step, into `into` (IOVA space). type1: UNMAP with GET_DIRTY_BITMAP;
-   * iommufd: GET_DIRTY_BITMAP with NO_CLEAR, then UNMAP.
+   * Optional (IOMMU strategies): unmap the whole mappings `mapped` (sorted, disjoint, inside
+   * [iova, iova + length); the gaps between them are holes) in the kernel, and OR their dirty bits,
+   * read in the same step, into `into` (IOVA space, covering [iova, iova + length)). type1: UNMAP
+   * with GET_DIRTY_BITMAP over the range (holes allowed); iommufd: GET_DIRTY_BITMAP with NO_CLEAR
+   * over each contiguous run (a hole is EINVAL), then UNMAP. Returns the bytes the kernel unmapped
+   * and whether the bits were read: when the read fails the strategy unmaps without it (read:
+   * false) and the caller must report the mappings dirty. Throws only when the unmap itself fails,
+   * leaving the mappings in place.
    */
-  unmapDirty?(iova: bigint, length: bigint, into: Bitmap): void;
+  unmapDirty?(
+    iova: bigint,
+    length: bigint,
+    mapped: readonly IovaRange[],
+    into: Bitmap,
+  ): { unmapped: bigint; read: boolean; error?: unknown };
+  /**
+   * Optional (device logging): whether the log sees DMA writes anywhere in `r` (r lies in the
+   * ranges START accepted). Without it the strategy sees every mapped IOVA (the IOMMU's).
+   */
+  covers?(r: IovaRange): boolean;
   /**
    * Optional: the strategy cannot query part of a range (type1 refuses a range that cuts through a
    * mapping). Windows then keep whole ranges together.
@@ -37,13 +52,20 @@ export interface DirtyStrategy {
   readonly wholeRanges?: boolean;
   /**
    * Optional: the kernel clears dirty state in pages of this size even when a query covers only
-   * part of one, keeping the bits it sets inside the query (a device's logging page, written back
-   * by DMA_LOGGING_START: mlx5's firmware and the test driver's edu_log_read_and_clear both clear
-   * whole pages). A query that cut such a page would lose the rest of it, so the tracker never
-   * ends a window inside one, and the strategy widens each query to whole pages itself. Valid
-   * after start(); undefined: the tracking page size.
+   * part of one (a device's logging page, written back by DMA_LOGGING_START: mlx5's firmware and
+   * the test driver's edu_log_read_and_clear clear whole pages; an IOMMU's huge IOPTE: VT-d's
+   * intel_iommu_read_and_clear_dirty clears a 2 MiB or 1 GiB entry a query starts inside). A query
+   * that cut such a page would lose the rest of it, so the tracker never ends a window inside one.
+   * Valid after start(); undefined: the tracking page size.
    */
   readonly clearGranule?: bigint;
+  /**
+   * Optional: query() widens [iova, iova + length) to whole clear granules and may set bits
+   * outside the range but inside those pages (device logging does; iommufd cannot, since a read
+   * over unmapped IOVA is EINVAL, and needs no widening because its pieces end at mapping edges).
+   * The tracker clears such bits where no memory or mapping is.
+   */
+  readonly widensQueries?: boolean;
   /** Optional: what start() learned (device logging's range attempts), for reports. */
   readonly startNotes?: readonly string[];
 }
@@ -76,7 +98,15 @@ export type TrackerEventKind =
   | "not-merged"
   // sync({ onWindow }): a unit's read failed in a later window, so the windows before it, already
   // handed over, were handed over again with every page the unit covers there dirty.
-  | "re-emitted";
+  | "re-emitted"
+  // unmap(): the kernel unmapped another byte count than the tracker had mapped in the range.
+  | "unmap-mismatch"
+  // sync(): vIOMMU mappings left the logged IOVA space; the unit's logging moved over the space
+  // mapped now (re-arm policy). Everything it covers is reported once more at the next sync.
+  | "re-armed"
+  // sync(): the re-arm's START was refused; logging went back onto the old ranges, and the
+  // mappings outside them stay reported dirty.
+  | "re-arm-refused";
 
 /** Something the user must know: every fail-safe path records one. */
 export interface TrackerEvent {

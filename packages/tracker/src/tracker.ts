@@ -35,6 +35,9 @@ import type { DirtyStrategy, DmaMapper, TrackerEvent, TrackerEventKind } from ".
 
 export type Phase = "setup" | "precopy" | "stop-copy";
 
+/** What to do with a vIOMMU mapping device logging cannot see (TrackerConfig.viommu.untracked). */
+export type UntrackedPolicy = "report-dirty" | "re-arm" | "adaptive";
+
 /** A tracking unit: one device (device logging) or the whole container / IOAS (IOMMU strategies). */
 export interface UnitConfig {
   /** A device id (PCI address) or "iommu". */
@@ -59,12 +62,25 @@ export interface TrackerConfig {
   /** Guest memory queried per window; default 64 GiB. Rounded to whole bitmap words. */
   readonly windowBytes?: bigint;
   /**
-   * A vIOMMU: devices DMA in IOVA space. `aperture` is the IOVA space devices may use (device
-   * logging is started over it; default: the IOVA ranges mapped when start() is called, or the
-   * guest memory when none is). `mapper` makes the kernel's DMA mappings (omit it when the
-   * caller maps by itself).
+   * A vIOMMU: devices DMA in IOVA space. `aperture` is the IOVA space devices may use: device
+   * logging is started over it and over every mapping made before start() outside it (default:
+   * the IOVA ranges mapped when start() is called, or the guest memory when none is). `mapper`
+   * makes the kernel's DMA mappings (omit it when the caller maps by itself). `untracked` says
+   * what happens to a mapping made after start() that the device logs cannot see (outside the
+   * IOVA ranges their START accepted): "report-dirty" reports its pages dirty on every sync while
+   * it exists and once more after it is unmapped; "re-arm" reads the logs at the next sync, then
+   * STOPs and STARTs them over the IOVA space mapped now (bounded by the devices' range and span
+   * limits, as at start), and reports every page mapped once more, because the device may have
+   * written any of them between the STOP and the START; "adaptive" (the default) reports dirty
+   * until that has cost as much as one re-arm would, then re-arms (measured in
+   * bench/untracked-policy.ts: within 1.5x of the better of the two on every workload there,
+   * where each of the others is 6-15x worse on one of them).
    */
-  readonly viommu?: { readonly aperture?: readonly IovaRange[]; readonly mapper?: DmaMapper };
+  readonly viommu?: {
+    readonly aperture?: readonly IovaRange[];
+    readonly mapper?: DmaMapper;
+    readonly untracked?: UntrackedPolicy;
+  };
   /** Milliseconds, monotonic; default performance.now. */
   readonly now?: () => number;
   /**
@@ -191,11 +207,15 @@ interface Unit {
   readonly id: string;
   readonly devices: readonly string[];
   strategy: DirtyStrategy;
+  /** The strategy configured, kept after a degradation to all-dirty for its kernel unmaps. */
+  readonly origin: DirtyStrategy;
   readonly preCopy: boolean;
   /** Started in the kernel (so stop() must stop it). */
   running: boolean;
   /** Report everything this unit covers at the next sync (after a failure and restart). */
   allDirtyNext: boolean;
+  /** Re-armed (or restarted by a refused re-arm) in this sync: keep allDirtyNext for the next. */
+  rearmed: boolean;
 }
 
 interface Mapping {
@@ -218,11 +238,11 @@ class TrackerImpl implements Tracker {
   readonly #perDeviceCounts: boolean;
   readonly #startFallback: StartFallback | undefined;
   #blocked: MigrationBlockedError | undefined;
-  /** IOVA ranges every unit was started on. */
-  /** What tracking is started on (and restarted on); fixed at the first start(). */
+  /** What tracking is started on (and restarted on): set by start(), moved by a re-arm. */
   #startRanges: readonly IovaRange[];
-  /** With a vIOMMU and no aperture given: derive it from the mappings at start(). */
-  #apertureFromMappings: boolean;
+  /** Guest memory as given (RAM and PCI BARs, kinds kept for range planning). */
+  readonly #sections: readonly MemorySection[];
+  readonly #untrackedPolicy: UntrackedPolicy;
   /** GPA span of the report bitmap: [0, #gpaEnd). */
   readonly #gpaEnd: bigint;
   readonly #events: TrackerEvent[] = [];
@@ -240,12 +260,22 @@ class TrackerImpl implements Tracker {
   #carry: Bitmap | undefined;
   /** Bumped whenever the set of mappings (active or retired) changes. */
   #mapGen = 0;
-  /** How many active mappings lie outside the logged IOVA space. */
+  /** How many active mappings some unit's log cannot see (see #refreshUntracked). */
   #untracked = 0;
+  /** "adaptive": bytes of untracked mappings reported dirty since the last re-arm (#rearmDue). */
+  #untrackedRent = 0n;
   /** The carry bitmap got bits since the last sync (else the sync skips merging it: 2 passes). */
   #carryDirty = false;
   #windowCache:
-    | { gen: number; whole: boolean; align: bigint; windows: Window[]; exact: boolean; copy: boolean }
+    | {
+        gen: number;
+        whole: boolean;
+        align: bigint;
+        units: readonly Unit[];
+        windows: Window[];
+        exact: boolean;
+        copy: boolean;
+      }
     | undefined;
 
   constructor(c: TrackerConfig) {
@@ -283,8 +313,13 @@ class TrackerImpl implements Tracker {
     this.#gpaEnd = this.#memory.reduce((m, s) => max(m, s.iova + s.length), 0n);
     this.#viommu = c.viommu;
     this.#perDeviceCounts = c.perDeviceCounts ?? true;
+    this.#sections = sorted;
     this.#startRanges = c.viommu?.aperture ?? sorted; // sections keep their kind for range planning
-    this.#apertureFromMappings = c.viommu !== undefined && c.viommu.aperture === undefined;
+    this.#untrackedPolicy = c.viommu?.untracked ?? "adaptive";
+    if (!["report-dirty", "re-arm", "adaptive"].includes(this.#untrackedPolicy))
+      throw new RangeError(
+        `createTracker: viommu.untracked ${String(this.#untrackedPolicy)} is not report-dirty, re-arm or adaptive`,
+      );
     this.#units = toUnits(c.units);
     for (const set of c.startFallback?.chain ?? [])
       if (set.length === 0) throw new RangeError("createTracker: empty fallback unit set");
@@ -311,24 +346,43 @@ class TrackerImpl implements Tracker {
   start(): void {
     this.#assertOpen();
     if (this.#started) return; // like dirty_pages_started in QEMU: a second start does nothing
-    if (this.#apertureFromMappings && this.#mappings.length > 0) {
-      // No aperture given: log the IOVA space mapped now. Later mappings outside it are reported
-      // dirty on every sync (event untracked-mapping), never missed.
-      this.#startRanges = mergeOverlapping(this.#mappings);
-      this.#apertureFromMappings = false;
-      this.#mappings.splice(
-        0,
-        this.#mappings.length,
-        ...this.#mappings.map((m) => ({ ...m, untracked: false })),
-      );
-      this.#untracked = 0;
-    }
+    if (this.#viommu) this.#startRanges = this.#viommuStartRanges();
     // A start that ended blocked stays blocked: the fallback chain was used up on the way.
     if (this.#blocked) throw this.#blocked;
     if (this.#startFallback) this.#startWithFallback(this.#startFallback);
     else this.#startDegrading();
     this.#started = true;
     this.#phase = "setup";
+    this.#refreshUntracked();
+  }
+
+  /**
+   * vIOMMU: what device logging starts on. The aperture when given, widened by any mapping made
+   * before start() outside it; else the IOVA space mapped now; else, with nothing mapped yet, the
+   * guest memory. Mappings made later outside it are handled by the untracked policy.
+   */
+  #viommuStartRanges(): readonly IovaRange[] {
+    const mapped = this.#mappings.map((m) => ({ iova: m.iova, length: m.length }));
+    const aperture = this.#viommu?.aperture;
+    if (aperture)
+      return mapped.every((m) => covers(aperture, m)) ? aperture : mergeOverlapping([...aperture, ...mapped]);
+    return mapped.length > 0 ? mergeOverlapping(mapped) : this.#sections;
+  }
+
+  /** Whether some running unit's log cannot see DMA writes in `r` (device logging outside its ranges). */
+  #unseen(r: IovaRange): boolean {
+    return this.#units.some((u) => u.running && u.strategy.covers !== undefined && !u.strategy.covers(r));
+  }
+
+  /** Recompute which active mappings are untracked (after a start, restart, fallback or re-arm). */
+  #refreshUntracked(): void {
+    let n = 0;
+    for (const [i, m] of this.#mappings.entries()) {
+      const untracked = this.#unseen(m);
+      if (untracked !== m.untracked) this.#mappings[i] = { ...m, untracked };
+      if (untracked) n++;
+    }
+    this.#untracked = n;
   }
 
   setPhase(phase: Phase): void {
@@ -364,10 +418,6 @@ class TrackerImpl implements Tracker {
         skipped: "setup",
       };
     }
-    if (this.#viommu && opts.onWindow)
-      throw new TrackerStateError(
-        "sync: onWindow is not supported with a vIOMMU (reports need the whole GPA space)",
-      );
 
     const eligible = this.#units.filter((u) => u.preCopy || this.#phase === "stop-copy");
     const kernelBefore = this.#units.reduce((s, u) => s + u.strategy.kernelBytes, 0);
@@ -399,7 +449,9 @@ class TrackerImpl implements Tracker {
     let committed = false;
     let restarted = false;
     try {
-      const full = opts.onWindow === undefined;
+      // With a vIOMMU a window of IOVA space translates anywhere in GPA space: the GPA report is
+      // built whole, then handed to onWindow in GPA windows (gpaWindows below).
+      const full = opts.onWindow === undefined || this.#xlat !== undefined;
       const windows = this.#windows();
       // vIOMMU: translate by copying (no clear of the report first) when the cut allows it.
       const copy = this.#xlat !== undefined && this.#windowCache!.copy;
@@ -547,6 +599,7 @@ class TrackerImpl implements Tracker {
         dirtyPages = sum(sectionPages);
       } else if (this.#xlat) dirtyPages = sum(sectionPages);
       if (full && opts.into) notMerged += this.#core.convert(this.#report!, opts.into).outsidePages;
+      if (full && opts.onWindow) this.#handOverGpaWindows(opts.onWindow);
       if (notMerged > 0)
         this.#event(
           "not-merged",
@@ -560,13 +613,18 @@ class TrackerImpl implements Tracker {
         this.#carryDirty = false;
       }
 
+      // Re-arm policy: logs that cannot see every mapping move over the space mapped now, once
+      // they have been read (units skipped this sync keep their log until a sync reads it).
+      if (this.#untracked > 0 && this.#rearmDue()) this.#rearm(eligible.filter((u) => !restart.has(u)));
       // Restart what failed; degrade what cannot restart. The next sync then reports all of it once
       // more: writes between the failed read and the restart were in no log.
       restarted = true;
       for (const u of corrupt) {
         if (restart.has(u)) this.#restart(u);
-        else u.allDirtyNext = false;
+        else if (!u.rearmed) u.allDirtyNext = false;
       }
+      for (const u of this.#units) u.rearmed = false;
+      if (this.#xlat) this.#refreshUntracked();
 
       // Retired vIOMMU mappings translate until every unit has read its log past their removal.
       if (this.#xlat && eligible.length === this.#units.length && this.#retired.length > 0) {
@@ -581,7 +639,7 @@ class TrackerImpl implements Tracker {
         phase: this.#phase,
         strategy,
         pageSize: this.#pageSize,
-        bitmap: full ? this.#report : undefined,
+        bitmap: full && !opts.onWindow ? this.#report : undefined,
         dirtyPages,
         perDevice: Object.fromEntries(
           this.#units.map((u) => [
@@ -611,6 +669,85 @@ class TrackerImpl implements Tracker {
     }
   }
 
+  /**
+   * Re-arm (viommu.untracked "re-arm"): each of `read` whose log cannot see every mapping is
+   * STOPped and STARTed over the IOVA space mapped now. Its log was just read; whatever the device
+   * writes between the STOP and the START is in no log, so everything the unit covers is reported
+   * at the next sync. If the kernel refuses the new ranges (a span or range limit), logging goes
+   * back onto the old ones and the mappings outside them stay reported dirty.
+   */
+  #rearm(read: readonly Unit[]): void {
+    const wanted = mergeOverlapping(this.#mappings);
+    const before = this.#startRanges;
+    for (const u of read) {
+      const c = u.strategy.covers;
+      if (!u.running || !c || this.#mappings.every((m) => c.call(u.strategy, m))) continue;
+      this.#stopUnit(u);
+      try {
+        u.strategy.start(wanted);
+        u.running = true;
+        u.allDirtyNext = true;
+        u.rearmed = true;
+        this.#startRanges = wanted;
+        this.#event(
+          "re-armed",
+          u.id,
+          `logging re-armed over the ${wanted.length} IOVA range(s) mapped now; everything it covers is reported at the next sync`,
+        );
+      } catch (e) {
+        this.#event(
+          "re-arm-refused",
+          u.id,
+          `re-arming over the mapped IOVA space was refused (${message(e)}): back on the old ranges; mappings outside them stay reported dirty`,
+          errnoOf(e),
+        );
+        const now = this.#startRanges;
+        this.#startRanges = before;
+        this.#restart(u);
+        this.#startRanges = now;
+        u.rearmed = true;
+      }
+    }
+  }
+
+  /**
+   * vIOMMU with onWindow: the finished GPA report, handed over window by window (guest RAM cut
+   * into windows of #windowBytes, as without a vIOMMU), each a fresh bitmap freed after the call.
+   */
+  #handOverGpaWindows(onWindow: (window: Bitmap) => void): void {
+    const report = this.#report!;
+    for (const w of cutWindows(this.#memory, this.#windowBytes, 64n * this.#pageSize, false)) {
+      const win = this.#windowBitmap(w);
+      try {
+        const [first, n] = this.#bitSpan(report, w);
+        win.orFrom(report, first, Number((BigInt(first) * this.#pageSize - w.iova) / this.#pageSize), n);
+        onWindow(win);
+      } finally {
+        win.free();
+      }
+    }
+  }
+
+  /**
+   * Whether untracked mappings should be re-armed over now. "re-arm": always. "adaptive": ski
+   * rental. Reporting untracked mappings dirty costs their pages on every sync (the rent); a re-arm
+   * costs every mapped page once (the purchase). Keep renting until the rent paid since the last
+   * re-arm reaches the purchase price, then buy: never more than twice what the better of the
+   * other two policies reports, whatever the mappings' lifetimes (bench/untracked-policy.ts).
+   */
+  #rearmDue(): boolean {
+    if (this.#untrackedPolicy === "report-dirty") return false;
+    if (this.#untrackedPolicy === "re-arm") return true;
+    let mapped = 0n;
+    for (const m of this.#mappings) {
+      mapped += m.length;
+      if (m.untracked) this.#untrackedRent += m.length;
+    }
+    if (this.#untrackedRent < mapped) return false;
+    this.#untrackedRent = 0n;
+    return true;
+  }
+
   /** sync() threw part-way: restart what failed and report every queried unit whole next time. */
   #syncFailed(eligible: readonly Unit[], restart: ReadonlySet<Unit>): void {
     for (const u of restart) this.#restart(u);
@@ -635,13 +772,15 @@ class TrackerImpl implements Tracker {
       xlat.unmap(iova, length);
       throw e;
     }
-    // Before start() without an aperture, the aperture is still to be derived from the mappings.
-    const untracked = !this.#apertureFromMappings && !covers(this.#startRanges, { iova, length });
+    // Before start() nothing logs yet: start() takes every mapping into what it logs.
+    const untracked = this.#started && this.#unseen({ iova, length });
     if (untracked)
       this.#event(
         "untracked-mapping",
         "viommu",
-        "mapping outside the logged IOVA space: reported dirty on every sync",
+        this.#untrackedPolicy === "re-arm"
+          ? "mapping outside the logged IOVA space: reported dirty until logging is re-armed over it at the next sync"
+          : "mapping outside the logged IOVA space: reported dirty on every sync, and once more after it is unmapped",
         undefined,
         { iova, length },
       );
@@ -652,49 +791,108 @@ class TrackerImpl implements Tracker {
 
   unmap(iova: bigint, length: bigint): void {
     this.#assertOpen();
-    const xlat = this.#requireViommu("unmap");
+    this.#requireViommu("unmap");
     checkAligned("unmap", this.#pageSize, iova, 0n, length);
-    if (!this.#mappings.some((m) => m.iova < iova + length && iova < m.iova + m.length)) return;
-    const reader = this.#started ? this.#units.find((u) => u.running && u.strategy.unmapDirty) : undefined;
-    if (reader?.strategy.unmapDirty) {
-      // IOMMU strategies read the range's bits as part of the unmap; they go to the next report.
-      const scratch = this.#windowBitmap({ iova, length });
-      let unmapped = true;
+    const end = iova + length;
+    const hits = this.#mappings
+      .filter((m) => m.iova < end && iova < m.iova + m.length)
+      .sort((a, b) => cmp(a.iova, b.iova));
+    if (hits.length === 0) return;
+    // IOMMU strategies read a mapping's bits as part of its unmap (still after degrading to
+    // all-dirty: the kernel unmap stays theirs); otherwise the mapper unmaps.
+    const reader = this.#started ? this.#units.find((u) => u.running && u.origin.unmapDirty) : undefined;
+    if (reader || this.#viommu?.mapper) {
+      // The kernel unmaps whole mappings only (type1 v2: EINVAL; iommufd: ENOENT, perhaps after
+      // unmapping others): refuse before anything changes, so tracker and kernel keep agreeing.
+      const cut = hits.find((m) => m.iova < iova || m.iova + m.length > end);
+      if (cut)
+        throw new RangeError(
+          `unmap: ${hexRange(iova, length)} cuts the mapping ${hexRange(cut.iova, cut.length)}; the kernel unmaps whole mappings only`,
+        );
+      // Whole mappings, in chunks spanning at most a window: a whole-address-space unmap becomes
+      // bounded UNMAPs (type1's bitmap is limited to 256 MiB, 8 TiB at 4 KiB) and bounded
+      // scratch bitmaps. Each chunk that succeeds is recorded before the next is tried.
+      for (const chunk of chunksOf(hits, this.#windowBytes)) this.#unmapWhole(chunk, reader);
+      return;
+    }
+    // The caller unmaps in the kernel itself (device logging without a mapper): bookkeeping only.
+    this.#forget(iova, length, hits, this.#started);
+  }
+
+  /** Unmap `hits` (whole mappings, sorted) in the kernel, keeping their dirty bits; then forget them. */
+  #unmapWhole(hits: readonly Mapping[], reader: Unit | undefined): void {
+    const lo = hits[0]!.iova;
+    const last = hits[hits.length - 1]!;
+    const length = last.iova + last.length - lo;
+    if (reader?.origin.unmapDirty) {
+      const scratch = this.#windowBitmap({ iova: lo, length });
       try {
+        let r: { unmapped: bigint; read: boolean; error?: unknown };
         try {
-          reader.strategy.unmapDirty(iova, length, scratch);
+          r = reader.origin.unmapDirty(lo, length, hits, scratch);
         } catch (e) {
+          // The unmap itself failed: the mappings stay, and stay tracked.
+          this.#event("unmap-failed", reader.id, `unmap failed, mappings kept: ${message(e)}`, errnoOf(e), {
+            iova: lo,
+            length,
+          });
+          throw e;
+        }
+        if (r.read)
+          this.#translate(scratch, this.#carryBitmap()); // while the mappings still translate
+        else {
           this.#event(
             "unmap-failed",
             reader.id,
-            `unmap with dirty bitmap failed: ${message(e)}`,
-            errnoOf(e),
-            { iova, length },
+            `reading the dirty bits with the unmap failed (${message(r.error)}): unmapped without them, every page of the mappings reported dirty`,
+            errnoOf(r.error),
+            { iova: lo, length },
           );
-          scratch.fill(true);
+          for (const m of hits) setRange(this.#carryBitmap(), m.gpa, m.length);
           reader.allDirtyNext = true;
-          unmapped = false;
         }
-        this.#translate(scratch, this.#carryBitmap()); // while the mapping still translates
         this.#carryDirty = true;
+        const mapped = hits.reduce((n, m) => n + m.length, 0n);
+        if (r.unmapped !== mapped)
+          this.#event(
+            "unmap-mismatch",
+            reader.id,
+            `the kernel unmapped 0x${r.unmapped.toString(16)} bytes where the tracker had 0x${mapped.toString(16)} mapped: something else maps there`,
+            undefined,
+            { iova: lo, length },
+          );
       } finally {
         scratch.free();
       }
-      // The read failed: unmap without it. If that fails too the mapping stays, and stays tracked.
-      if (!unmapped) this.#viommu?.mapper?.unmap(iova, length);
     } else {
-      // Throws with nothing changed: the mapping is still there and still tracked.
-      this.#viommu?.mapper?.unmap(iova, length);
+      // Throws with nothing changed: the mappings are still there and still tracked.
+      this.#viommu?.mapper?.unmap(lo, length);
+    }
+    // Bits read with the unmap are in the carry already: nothing left to translate later.
+    this.#forget(lo, length, hits, this.#started && !reader);
+  }
+
+  /**
+   * The kernel no longer maps [iova, iova + length) (`hits` are the mappings it touched): drop them
+   * from the table. With `keepTranslating` (device logs may still hold bits for these IOVAs) the
+   * mappings keep translating (retired) until every unit has read its log; else (not started, or
+   * an IOMMU strategy read the bits with the unmap) they go now, unless older retired mappings
+   * still wait (retire() drops them all at once). What no log saw (untracked) is reported at the
+   * next sync.
+   */
+  #forget(iova: bigint, length: bigint, hits: readonly Mapping[], keepTranslating: boolean): void {
+    for (const m of hits) {
+      if (!m.untracked) continue;
+      const lo = max(m.iova, iova);
+      const hi = min(m.iova + m.length, iova + length);
+      setRange(this.#carryBitmap(), m.gpa + (lo - m.iova), hi - lo);
+      this.#carryDirty = true;
     }
     const removed = this.#cutMappings(iova, length);
     this.#mapGen++;
-    // Device logs still hold bits for these IOVAs: keep translating them until every unit was read.
-    xlat.unmap(iova, length);
-    if (this.#started) this.#retired.push(...removed);
-    else {
-      xlat.retire();
-      this.#retired.length = 0;
-    }
+    this.#xlat!.unmap(iova, length);
+    if (keepTranslating) this.#retired.push(...removed);
+    else if (this.#retired.length === 0) this.#xlat!.retire();
   }
 
   stop(): void {
@@ -1005,7 +1203,8 @@ class TrackerImpl implements Tracker {
     // Cutting 10,000 vIOMMU mappings into windows costs more than a sync's bit work: reuse the
     // cut until the mappings change.
     const c = this.#windowCache;
-    if (c && c.gen === this.#mapGen && c.whole === whole && c.align === align) return c.windows;
+    if (c && c.gen === this.#mapGen && c.whole === whole && c.align === align && c.units === this.#units)
+      return c.windows;
     const all = this.#xlat ? [...this.#mappings, ...this.#retired] : [];
     const space: IovaRange[] = this.#xlat
       ? all.map((m) => ({ iova: m.iova, length: m.length }))
@@ -1017,14 +1216,18 @@ class TrackerImpl implements Tracker {
       align,
       whole,
     );
-    if (align > 64n * this.#pageSize) for (const w of windows) w.slack = slackOf(w, align);
+    const widen = this.#units.reduce(
+      (a, u) => (u.strategy.widensQueries ? max(a, u.strategy.clearGranule ?? 0n) : a),
+      0n,
+    );
+    if (widen > 64n * this.#pageSize) for (const w of windows) w.slack = slackOf(w, widen);
     const exact = this.#xlat !== undefined && placeInSections(windows, all, this.#memory);
     // Copying translation writes every mapped GPA page from the one window its IOVA lies in, so
     // windows must not overlap: a page in two windows' bitmaps would be copied twice, the second
     // time from a window that did not query it (a zero: a lost page). `exact` means no two
     // mappings share a GPA page, which copying needs too.
     const copy = exact && windowsDisjoint(windows);
-    this.#windowCache = { gen: this.#mapGen, whole, align, windows, exact, copy };
+    this.#windowCache = { gen: this.#mapGen, whole, align, units: this.#units, windows, exact, copy };
     return windows;
   }
 
@@ -1190,6 +1393,24 @@ function clearRange(b: Bitmap, r: IovaRange): void {
   if (hi > lo) b.clear(Number((lo - b.base) / b.pageSize), Number((hi - lo) / b.pageSize));
 }
 
+/**
+ * Consecutive whole mappings (sorted) grouped so that each group spans at most `span` bytes; a
+ * mapping larger than that is a group of its own.
+ */
+function chunksOf<T extends IovaRange>(sorted: readonly T[], span: bigint): T[][] {
+  const out: T[][] = [];
+  for (const m of sorted) {
+    const cur = out[out.length - 1];
+    if (cur && m.iova + m.length - cur[0]!.iova <= span) cur.push(m);
+    else out.push([m]);
+  }
+  return out;
+}
+
+function hexRange(iova: bigint, length: bigint): string {
+  return `0x${iova.toString(16)}+0x${length.toString(16)}`;
+}
+
 function covers(space: readonly IovaRange[], r: IovaRange): boolean {
   let at = r.iova;
   for (const s of mergeOverlapping(space)) {
@@ -1250,9 +1471,11 @@ function toUnits(configs: readonly UnitConfig[]): Unit[] {
     id: u.id,
     devices: u.devices,
     strategy: u.strategy,
+    origin: u.strategy,
     preCopy: u.preCopy ?? true,
     running: false,
     allDirtyNext: false,
+    rearmed: false,
   }));
 }
 

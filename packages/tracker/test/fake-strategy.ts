@@ -21,15 +21,39 @@ export class FakeLogStrategy implements DirtyStrategy {
   unhealthy: string | undefined;
   failUnmap = 0;
 
+  /**
+   * `granule`: the log clears in pages of this size, the harsh way. An IOMMU ("iommufd", "type1")
+   * clears a huge IOPTE whole when a query starts or ends inside it but reports only the part
+   * inside the query; an IOPTE never crosses the edge of a kernel mapping, which `mapped()` gives
+   * (sections or vIOMMU mappings). A device logging page spans mappings; the device strategy
+   * widens its REPORTs to whole pages, so a device fake reports every page it clears, whole.
+   * Either way the tracker must never end a window inside a granule.
+   */
   constructor(
     readonly name: StrategyName,
     readonly pageSize: bigint,
     readonly withUnmapDirty = false,
+    readonly granule = pageSize,
+    readonly mapped: () => readonly IovaRange[] = () => [],
   ) {
     if (withUnmapDirty) this.unmapDirty = this.#unmapDirty;
+    if (granule > pageSize) {
+      this.clearGranule = granule;
+      this.widensQueries = name === "device";
+    }
   }
 
-  unmapDirty?: (iova: bigint, length: bigint, into: Bitmap) => void;
+  readonly clearGranule: bigint | undefined;
+  readonly widensQueries: boolean | undefined;
+
+  unmapDirty?: (
+    iova: bigint,
+    length: bigint,
+    mapped: readonly IovaRange[],
+    into: Bitmap,
+  ) => { unmapped: bigint; read: boolean; error?: unknown };
+  /** The unmap itself fails (the mappings stay). */
+  failUnmapItself = 0;
 
   /** A device write at an IOVA: recorded when logging covers it. */
   write(iova: bigint): void {
@@ -78,20 +102,53 @@ export class FakeLogStrategy implements DirtyStrategy {
       throw Object.assign(new Error("REPORT failed"), { errno: 5 });
     }
     this.kernelBytes += Math.ceil(Number(length / this.pageSize) / 64) * 8;
+    const g = this.granule;
+    let lo = (iova / g) * g;
+    let hi = ((iova + length + g - 1n) / g) * g;
+    if (this.name !== "device") {
+      // An IOPTE ends where the kernel mapping holding the query's edge ends.
+      const at = (a: bigint) => this.mapped().find((m) => a >= m.iova && a < m.iova + m.length);
+      const first = at(iova);
+      const last = at(iova + length - 1n);
+      if (first && first.iova > lo) lo = first.iova;
+      if (last && last.iova + last.length < hi) hi = last.iova + last.length;
+    }
     for (const p of [...this.log]) {
-      if (p < iova || p >= iova + length) continue;
-      this.log.delete(p);
+      if (p < lo || p >= hi) continue;
+      this.log.delete(p); // the whole granule goes
+      // An IOMMU reports only the query's part; a widening device strategy all it cleared.
+      if (!this.widensQueries && (p < iova || p >= iova + length)) continue;
       const bit = (p - into.base) / into.pageSize;
       if (p >= into.base && bit < BigInt(into.nbits)) into.set(Number(bit), 1);
     }
   }
 
-  #unmapDirty(iova: bigint, length: bigint, into: Bitmap): void {
+  #unmapDirty(
+    iova: bigint,
+    length: bigint,
+    mapped: readonly IovaRange[],
+    into: Bitmap,
+  ): { unmapped: bigint; read: boolean; error?: unknown } {
+    if (this.failUnmapItself > 0) {
+      this.failUnmapItself--;
+      throw Object.assign(new Error("UNMAP_DMA failed"), { errno: 5 });
+    }
+    const unmapped = mapped.reduce((n, m) => n + m.length, 0n);
     if (this.failUnmap > 0) {
+      // The read with the unmap failed; the strategy unmapped without it. The log is lost.
       this.failUnmap--;
       this.log.clear();
-      throw Object.assign(new Error("UNMAP_DMA with GET_DIRTY_BITMAP failed"), { errno: 5 });
+      return {
+        unmapped,
+        read: false,
+        error: Object.assign(new Error("GET_DIRTY_BITMAP failed"), { errno: 5 }),
+      };
     }
-    this.query(iova, length, into);
+    try {
+      this.query(iova, length, into);
+    } catch (error) {
+      return { unmapped, read: false, error }; // a failed read: unmapped without it, as the real ones do
+    }
+    return { unmapped, read: true };
   }
 }

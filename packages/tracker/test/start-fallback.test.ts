@@ -243,6 +243,9 @@ function fakeType1(migration: boolean) {
       a.bitmap.fill(0xff);
       return a.length;
     },
+    unmapDma(a: { length: bigint }) {
+      return a.length;
+    },
   };
   return c;
 }

@@ -55,3 +55,48 @@ describe.each([
     tracker.close();
   });
 });
+
+describe("sync({ onWindow }) behind a vIOMMU", () => {
+  it("hands over GPA windows of at most windowBytes that together hold the report; a throwing callback re-reports", () => {
+    const a = new FakeLogStrategy("device", P);
+    const tracker = createTracker({
+      core,
+      units: [{ id: "a", devices: ["a"], strategy: a }],
+      memory,
+      viommu: { aperture: [{ iova: 0n, length: 1024n * P }] },
+      windowBytes: 128n * P,
+    });
+    tracker.map(0n, 64n * P, 192n * P); // IOVA [0, 192) -> GPA [64, 256)
+    tracker.map(256n * P, 512n * P, 192n * P); // IOVA [256, 448) -> GPA [512, 704)
+    tracker.start();
+    tracker.setPhase("precopy");
+    const collect = () => {
+      const pages: bigint[] = [];
+      let widest = 0n;
+      const r = tracker.sync({
+        onWindow: (w) => {
+          widest = BigInt(w.nbits) * w.pageSize > widest ? BigInt(w.nbits) * w.pageSize : widest;
+          for (const [s, n] of w.runs()) for (let i = 0; i < n; i++) pages.push(w.base / P + BigInt(s + i));
+        },
+      });
+      return { r, pages, widest };
+    };
+    for (const p of [1n, 130n, 300n, 447n]) a.write(p * P);
+    const { r, pages, widest } = collect();
+    expect(r.bitmap).toBeUndefined();
+    expect(pages).toEqual([65n, 194n, 556n, 703n]);
+    expect(r.dirtyPages).toBe(4);
+    expect(widest).toBeLessThanOrEqual(128n * P);
+    // A callback that throws: everything read is reported again at the next sync.
+    a.write(2n * P);
+    expect(() =>
+      tracker.sync({
+        onWindow: () => {
+          throw new Error("callback failed");
+        },
+      }),
+    ).toThrow("callback failed");
+    expect(collect().pages).toContain(66n);
+    tracker.close();
+  });
+});

@@ -30,6 +30,11 @@ const CASES: [string, string[], RegExp][] = [
   ["length not a multiple of 8", ["bitmap", "stats", f("odd.bin")], /13 bytes .* multiple of 8/],
   ["empty bitmap", ["bitmap", "stats", f("empty.bin")], /0 bytes .* non-zero multiple of 8/],
   [
+    "a tracking page larger than the vIOMMU's mappings",
+    ["track", "--host", "sim:viommu", "--page-size", "2M", "--duration", "1s", "--fast"],
+    /--page-size 2M: the vIOMMU maps 256K pages, .*use --page-size 256K or less/,
+  ],
+  [
     "page size not a power of two",
     ["bitmap", "stats", f("ok.bin"), "--page-size", "3K"],
     /--page-size '3K': .*power of two/,

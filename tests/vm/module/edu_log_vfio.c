@@ -54,6 +54,17 @@
 #define EDU_LOG_MAX_RANGES 256
 
 /*
+ * The smallest logging page the device offers. START clamps the page size it is asked for up to
+ * this and writes it back, as mlx5 clamps to the range its firmware supports: with it the tests
+ * meet logging pages larger than the tracking page (64 KiB, 2 MiB), whose REPORTs must never cut
+ * a page. Writable at run time (/sys/module/edu_log_vfio/parameters/min_page_size); a value that
+ * is not a power of two from 4 KiB to the DMA space counts as 4 KiB.
+ */
+static ulong min_page_size = SZ_4K;
+module_param(min_page_size, ulong, 0644);
+MODULE_PARM_DESC(min_page_size, "smallest DMA logging page size; START clamps up to it (default 4096)");
+
+/*
  * The injectable bugs (bug=), one at a time:
  *   no-clear          REPORT does not clear what it reported
  *   drop-last-page    REPORT skips the last logging page of its range: neither reported nor cleared
@@ -278,11 +289,15 @@ static int edu_log_start(struct vfio_device *vdev, struct rb_root_cached *ranges
 {
 	struct edu_log_device *edu = to_edu(vdev);
 	struct interval_tree_node *node;
+	unsigned long min;
 	u32 i = 0;
 	int ret = 0;
 
 	if (*page_size < SZ_4K || !is_power_of_2(*page_size) || *page_size > EDU_DMA_SPACE)
 		return -EINVAL;
+	min = READ_ONCE(min_page_size);
+	if (is_power_of_2(min) && min >= SZ_4K && min <= EDU_DMA_SPACE && *page_size < min)
+		*page_size = min;
 	if (!nnodes || nnodes > EDU_LOG_MAX_RANGES)
 		return -E2BIG;
 

@@ -2,6 +2,7 @@
 // (tests/vm/module/), opened with the adapter's typed objects. The tracker must choose the device
 // strategy, and each sync must equal, exactly at the tracking page size, the pages edu wrote:
 // across several syncs, an unmap and remap, a stop and restart, and a tracker at 8 KiB pages.
+import { writeFileSync } from "node:fs";
 import { loadBitmapCoreSync } from "@vfio-dirty/bitmap-wasm/node";
 import { type DirtyReport, openTracker, type Tracker } from "@vfio-dirty/tracker";
 import type { MappedMemory } from "@vfio-dirty/vfio-adapter";
@@ -112,8 +113,60 @@ describe.skipIf(guest.driver !== "edu-log")("tracker with device DMA logging (ed
     const report = tracker.sync();
     expect(report.pageSize).toBe(2n * PAGE);
     expect(pages(report)).toEqual([3, 15]);
+    tracker.close();
+    tracker = undefined;
   });
+
+  // The driver clears a whole logging page on any REPORT that touches it (edu_log_read_and_clear),
+  // so the tracker must never send a REPORT that cuts one. With the driver's min_page_size it logs
+  // at 64 KiB or 2 MiB while the tracker tracks 4 KiB pages, in windows of 256 KiB (smaller than
+  // a 2 MiB logging page), over two RAM sections that meet inside a logging page.
+  for (const logPage of [16n * PAGE, 512n * PAGE]) {
+    it(`logging pages of ${logPage / 1024n} KiB: windows and section edges inside a page lose nothing`, () => {
+      setMinPageSize(logPage);
+      try {
+        const sections = [
+          { iova: A, length: 40n * PAGE, kind: "ram" as const },
+          { iova: A + 40n * PAGE, length: 24n * PAGE, kind: "ram" as const },
+        ];
+        tracker = openTracker(
+          { devices: [{ id: s.bdf, device: s.device }], iommu: { kind: "type1", container: s.container } },
+          { core, memory: sections, pageSize: PAGE, windowBytes: 64n * PAGE, ignoreBlockers: true },
+        ).tracker;
+        tracker.start();
+        tracker.setPhase("precopy");
+        expect(tracker.events.find((e) => e.kind === "start-notes")?.message).toMatch(
+          new RegExp(`page size 0x${logPage.toString(16)}`),
+        );
+        for (const round of [
+          [39n, 40n],
+          [41n, 47n, 63n],
+          [0n, 16n],
+        ]) {
+          for (const p of round) write(p, 0n, 64);
+          // Exactly the logging pages written, inside RAM: whole pages, never less.
+          const want = new Set<number>();
+          for (const p of round) {
+            const first = Number(((A + p * PAGE) / logPage) * logPage - A) / 4096;
+            for (let q = Math.max(0, first); q < Math.min(64, first + Number(logPage / PAGE)); q++)
+              want.add(q);
+          }
+          expect(pages(tracker.sync())).toEqual([...want].sort((x, y) => x - y));
+          expect(pages(tracker.sync())).toEqual([]);
+        }
+      } finally {
+        tracker?.close();
+        tracker = undefined;
+        setMinPageSize(PAGE);
+      }
+    });
+  }
 });
+
+/** The test driver's smallest logging page (module parameter, writable at run time). */
+function setMinPageSize(bytes: bigint): void {
+  writeFileSync("/sys/module/edu_log_vfio/parameters/min_page_size", `${bytes}\n`);
+}
 
 // --- Internal helpers ---
 

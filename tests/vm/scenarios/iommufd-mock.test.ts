@@ -177,4 +177,51 @@ describe.skipIf(!mockOnly)("iommufd dirty tracking on the IOMMUFD_TEST mock IOMM
       tracker.close();
     }
   });
+
+  it("a read over a hole is EINVAL; the tracker unmaps a range with holes keeping every mapping's bits", () => {
+    // Two mappings with a hole of LENGTH between them (a whole-range invalidation covers all three).
+    const second = host.mmapAnonymous(LENGTH);
+    try {
+      ioasMapFixed(host, iommufd, ioasId, IOVA, mem!.address, LENGTH);
+      ioasMapFixed(host, iommufd, ioasId, IOVA + 2n * LENGTH, second.address, LENGTH);
+      expect(getDirtyBitmap(host, iommufd, hwptId, IOVA, 3n * LENGTH, PAGE).errno).toBe(Errno.EINVAL);
+      const core = loadBitmapCoreSync();
+      const GPA = 1n << 32n;
+      const tracker = createTracker({
+        core,
+        units: [
+          {
+            id: "iommu",
+            devices: ["mock"],
+            strategy: new IommufdStrategy(IommuFd.fromFd(host, iommufd), [hwptId], ioasId, core, PAGE),
+          },
+        ],
+        memory: [{ iova: GPA, length: 2n * LENGTH, kind: "ram" }],
+        viommu: { aperture: [{ iova: IOVA, length: 3n * LENGTH }] },
+      });
+      try {
+        tracker.map(IOVA, GPA, LENGTH);
+        tracker.map(IOVA + 2n * LENGTH, GPA + LENGTH, LENGTH);
+        tracker.start();
+        tracker.setPhase("precopy");
+        write4k([3]);
+        mockMarkDirty(host, iommufd, hwptId, IOVA + 2n * LENGTH, LENGTH, MOCK_IO_PAGE_SIZE, [
+          2 * 9,
+          2 * 9 + 1,
+        ]);
+        tracker.unmap(IOVA, 3n * LENGTH);
+        expect(tracker.events.filter((e) => e.kind.startsWith("unmap"))).toEqual([]);
+        // Both IOAS mappings are gone: the range maps again.
+        ioasMapFixed(host, iommufd, ioasId, IOVA, mem!.address, LENGTH);
+        ioasMapFixed(host, iommufd, ioasId, IOVA + 2n * LENGTH, second.address, LENGTH);
+        expect(pages(tracker.sync(), GPA)).toEqual([3, 64 + 9]);
+      } finally {
+        tracker.close();
+        const all = uapi.encodeIoasUnmap({ ioasId, iova: 0n, length: 0xffff_ffff_ffff_ffffn });
+        host.ioctl(iommufd, uapi.IOMMU_IOAS_UNMAP, all);
+      }
+    } finally {
+      host.munmap(second);
+    }
+  });
 });

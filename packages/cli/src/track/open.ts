@@ -16,6 +16,7 @@ import { bitmapCore, maxBigint } from "../bitmap-file.ts";
 import { UsageError } from "../errors.ts";
 import type { HostChoice } from "../host.ts";
 import { openHost, sleep } from "../host-open.ts";
+import { formatSizeShort } from "../parse/size.ts";
 import { type GuestMemory, openVfio, type VfioMapping } from "../vfio-open.ts";
 import { loadWorkloadPlugin } from "../workloads/load.ts";
 import type { WorkloadSession, WrittenRange } from "../workloads/plugin.ts";
@@ -63,6 +64,7 @@ export async function openTrackBackend(choice: HostChoice, opts: OpenTrackOption
         kind: m.kind === "bar" ? "pci-bar" : "ram",
       }));
       viommu = sim.viommu;
+      if (viommu) checkViommuPageSize(viommu, opts.pageSize);
     } else {
       const mem = host.mmapAnonymous(LINUX_BUFFER_LENGTH);
       linuxBuffer = mem;
@@ -138,7 +140,7 @@ export async function openTrackBackend(choice: HostChoice, opts: OpenTrackOption
       gpaEnd,
       workload: workloadName,
       core,
-      tracker: wrapTracker(tracker, viommu !== undefined, () => {
+      tracker: wrapTracker(tracker, () => {
         trackStartNs = sim ? sim.nowNs() : 0;
         written.length = 0;
       }),
@@ -219,11 +221,14 @@ export function viommuMapper(
       live.set(iova, length);
     },
     unmap(iova, length) {
+      // The tracker sends whole mappings, perhaps several with holes between them: the kernel
+      // must remove exactly what this mapper mapped there, or the two no longer agree.
+      let mapped = 0n;
+      for (const [at, len] of live) if (at >= iova && at + len <= iova + length) mapped += len;
       const done = kernel.unmap(iova, length);
-      // The tracker keeps a mapping it was told is still there: a short unmap must throw.
-      if (done !== length)
+      if (done !== mapped)
         throw new InternalError(
-          `vIOMMU unmap of 0x${iova.toString(16)}+0x${length.toString(16)} removed 0x${done.toString(16)} bytes`,
+          `vIOMMU unmap of 0x${iova.toString(16)}+0x${length.toString(16)} removed 0x${done.toString(16)} bytes, not the 0x${mapped.toString(16)} mapped there`,
         );
       for (const [at, len] of live) if (at >= iova && at + len <= iova + length) live.delete(at);
     },
@@ -265,22 +270,32 @@ function pickDevices(host: Host, addresses: readonly string[]): PciDevice[] {
   });
 }
 
+/**
+ * With a vIOMMU every mapping must be whole tracking pages: a tracking page holding several
+ * mappings has no one guest page to translate to. Refuse a larger --page-size up front.
+ */
+function checkViommuPageSize(mappings: readonly VfioMapping[], pageSize: bigint): void {
+  let align = 1n << 62n;
+  for (const m of mappings) {
+    const bits = m.iova | m.gpa | m.length;
+    const low = bits & -bits;
+    if (low < align) align = low;
+  }
+  if (pageSize > align)
+    throw new UsageError(
+      `--page-size ${formatSizeShort(pageSize)}: the vIOMMU maps ${formatSizeShort(align)} pages, and each mapping must be whole tracking pages; use --page-size ${formatSizeShort(align)} or less`,
+    );
+}
+
 /** Starting tracking also starts the ground-truth window. */
-function wrapTracker(tracker: Tracker, viommu: boolean, onStart: () => void): TrackBackend["tracker"] {
+function wrapTracker(tracker: Tracker, onStart: () => void): TrackBackend["tracker"] {
   return {
     start: () => {
       onStart();
       tracker.start();
     },
     setPhase: (p) => tracker.setPhase(p),
-    // With a vIOMMU the tracker reports one GPA bitmap (translation needs all of it): hand that
-    // over as a single window.
-    sync: (o) => {
-      if (!viommu) return tracker.sync(o);
-      const r = tracker.sync();
-      if (r.bitmap) o.onWindow(r.bitmap);
-      return r;
-    },
+    sync: (o) => tracker.sync(o),
     stop: () => tracker.stop(),
     close: () => tracker.close(),
     get events() {

@@ -14,7 +14,13 @@
 
 import { IoctlError } from "@vfio-dirty/vfio-adapter";
 import type { Bitmap, BitmapCore } from "../bitmap.ts";
-import { type IovaRange, type MemorySection, planLogging, startWithRetry } from "../ranges.ts";
+import {
+  type IovaRange,
+  type MemorySection,
+  mergeOverlapping,
+  planLogging,
+  startWithRetry,
+} from "../ranges.ts";
 import type { DirtyStrategy } from "../strategy.ts";
 import { orPlaced } from "./place.ts";
 
@@ -25,6 +31,20 @@ export interface LoggingDevice {
   dmaLoggingStop(): void;
   dmaLoggingReport(a: { iova: bigint; length: bigint; pageSize: bigint; bitmap: Uint8Array }): void;
   getMigState?(): number;
+  /** Closes the device's fd: the last resort when DMA_LOGGING_STOP keeps failing. */
+  close?(): void;
+}
+
+/** DMA_LOGGING_STOP kept failing; `closedFd` says whether the device's fd was closed to stop it. */
+export class StopFailedError extends Error {
+  override name = "StopFailedError";
+  constructor(
+    message: string,
+    cause: unknown,
+    readonly closedFd = false,
+  ) {
+    super(message, { cause });
+  }
 }
 
 export interface DeviceLoggingOptions {
@@ -32,6 +52,8 @@ export interface DeviceLoggingOptions {
   readonly maxAttempts?: number;
   /** Read the migration state before each query to catch ERROR and resets; default true. */
   readonly watchMigState?: boolean;
+  /** DMA_LOGGING_STOP attempts before the device's fd is closed instead; default 3. */
+  readonly stopAttempts?: number;
 }
 
 /** enum vfio_device_mig_state values the health check needs (include/uapi/linux/vfio.h). */
@@ -95,10 +117,54 @@ export class DeviceLoggingStrategy implements DirtyStrategy {
     this.#lastMigState = this.#readMigState();
   }
 
+  /**
+   * DMA_LOGGING_STOP, tried up to `stopAttempts` times. If it keeps failing, the device's fd is
+   * closed when the device allows it (the driver's close_device stops logging: mlx5vf's
+   * close_migratable frees the tracker, the test driver frees its log), and the error thrown
+   * says so: nothing may be left logging after the tracker is closed.
+   */
   stop(): void {
     if (!this.#running) return;
     this.#running = false;
-    this.device.dmaLoggingStop();
+    const attempts = this.#opts.stopAttempts ?? 3;
+    let last: unknown;
+    for (let i = 0; i < attempts; i++) {
+      try {
+        this.device.dmaLoggingStop();
+        return;
+      } catch (e) {
+        last = e;
+      }
+    }
+    const why = last instanceof Error ? last.message : String(last);
+    if (!this.device.close)
+      throw new StopFailedError(
+        `${this.device.label}: DMA_LOGGING_STOP failed ${attempts} times (${why})`,
+        last,
+      );
+    try {
+      this.device.close();
+    } catch (e) {
+      throw new StopFailedError(
+        `${this.device.label}: DMA_LOGGING_STOP failed ${attempts} times (${why}), and closing the device's fd failed too: ${e instanceof Error ? e.message : String(e)}`,
+        last,
+      );
+    }
+    throw new StopFailedError(
+      `${this.device.label}: DMA_LOGGING_STOP failed ${attempts} times (${why}); closed the device's fd as the last resort (its driver stops logging on close)`,
+      last,
+      true,
+    );
+  }
+
+  covers(r: IovaRange): boolean {
+    let at = r.iova;
+    const end = r.iova + r.length;
+    for (const l of mergeOverlapping(this.loggedRanges)) {
+      if (l.iova <= at && at < l.iova + l.length) at = l.iova + l.length;
+      if (at >= end) return true;
+    }
+    return at >= end;
   }
 
   check(): string | undefined {
@@ -116,6 +182,8 @@ export class DeviceLoggingStrategy implements DirtyStrategy {
   get clearGranule(): bigint {
     return this.devicePageSize;
   }
+
+  readonly widensQueries = true;
 
   /**
    * REPORT never cuts a logging page: the device clears a page it reports whole (the harsh real

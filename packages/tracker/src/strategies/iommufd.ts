@@ -7,7 +7,7 @@
 // iommufd_cdev_unmap_one() with unmap_all's dirty read).
 
 import type { Bitmap, BitmapCore } from "../bitmap.ts";
-import type { IovaRange } from "../ranges.ts";
+import { type IovaRange, mergeOverlapping } from "../ranges.ts";
 import type { DirtyStrategy } from "../strategy.ts";
 import { orPlaced } from "./place.ts";
 
@@ -26,9 +26,17 @@ export interface DirtyIommufd {
   ioasUnmap(a: { ioasId: number; iova: bigint; length: bigint }): bigint;
 }
 
+/**
+ * The largest IOPTE an IOMMU maps by default: VT-d's 1 GiB superpage (AMD's v1 table may map
+ * larger contiguous sizes; a window edge could still cut one of those).
+ */
+export const IOMMU_MAX_PAGE = 1n << 30n;
+
 export class IommufdStrategy implements DirtyStrategy {
   readonly name = "iommufd" as const;
   kernelBytes = 0;
+  /** GET_DIRTY_BITMAP clears a huge IOPTE whole when a query starts inside it (VT-d): windows never end inside one. */
+  readonly clearGranule = IOMMU_MAX_PAGE;
   #running = false;
 
   /** HWPTs switched on so far (undone in reverse if a later one fails). */
@@ -86,11 +94,26 @@ export class IommufdStrategy implements DirtyStrategy {
     this.#read(iova, length, into, false);
   }
 
-  unmapDirty(iova: bigint, length: bigint, into: Bitmap): void {
-    this.#read(iova, length, into, true);
-    const done = this.iommufd.ioasUnmap({ ioasId: this.ioasId, iova, length });
-    if (done !== length)
-      throw new Error(`IOMMU_IOAS_UNMAP unmapped 0x${done.toString(16)} of 0x${length.toString(16)} bytes`);
+  unmapDirty(
+    iova: bigint,
+    length: bigint,
+    mapped: readonly IovaRange[],
+    into: Bitmap,
+  ): { unmapped: bigint; read: boolean; error?: unknown } {
+    // GET_DIRTY_BITMAP needs contiguously mapped IOVA (__iommu_read_and_clear_dirty: a hole is
+    // EINVAL), so each run is read on its own, with NO_CLEAR: the bits stay in the IOPTEs until the
+    // unmap, so a failed read loses nothing the caller does not then report dirty.
+    let read = true;
+    let error: unknown;
+    try {
+      for (const r of mergeOverlapping(mapped)) this.#read(r.iova, r.length, into, true);
+    } catch (e) {
+      read = false;
+      error = e;
+    }
+    // IOAS_UNMAP takes holes (it unmaps every area inside) but no cut area (ENOENT).
+    const unmapped = this.iommufd.ioasUnmap({ ioasId: this.ioasId, iova, length });
+    return { unmapped, read, ...(error !== undefined ? { error } : {}) };
   }
 
   #read(iova: bigint, length: bigint, into: Bitmap, noClear: boolean): void {

@@ -18,6 +18,7 @@ export interface Type1Container {
   stopDirtyTracking(): void;
   getDirtyBitmap(a: { iova: bigint; length: bigint; pageSize: bigint; bitmap: Uint8Array }): void;
   unmapDmaWithDirtyBitmap(a: { iova: bigint; length: bigint; pageSize: bigint; bitmap: Uint8Array }): bigint;
+  unmapDma(a: { iova: bigint; length: bigint }): bigint;
 }
 
 export class Type1Strategy implements DirtyStrategy {
@@ -50,15 +51,24 @@ export class Type1Strategy implements DirtyStrategy {
     );
   }
 
-  unmapDirty(iova: bigint, length: bigint, into: Bitmap): void {
-    this.#viaScratch(iova, length, into, (bitmap) => {
-      const done = this.container.unmapDmaWithDirtyBitmap({ iova, length, pageSize: this.pageSize, bitmap });
-      // A short unmap leaves part mapped that the tracker would stop querying: treat it as a failure.
-      if (done !== length)
-        throw new Error(
-          `VFIO_IOMMU_UNMAP_DMA unmapped 0x${done.toString(16)} of 0x${length.toString(16)} bytes`,
-        );
-    });
+  unmapDirty(
+    iova: bigint,
+    length: bigint,
+    _mapped: readonly IovaRange[],
+    into: Bitmap,
+  ): { unmapped: bigint; read: boolean; error?: unknown } {
+    // One UNMAP with GET_DIRTY_BITMAP covers holes: vfio_dma_do_unmap unmaps every vfio_dma inside
+    // and copies each one's bits out. It fails before unmapping anything (a bitmap over the 256 MiB
+    // limit, an IOMMU that stopped tracking): then unmap without the bits.
+    try {
+      let unmapped = 0n;
+      this.#viaScratch(iova, length, into, (bitmap) => {
+        unmapped = this.container.unmapDmaWithDirtyBitmap({ iova, length, pageSize: this.pageSize, bitmap });
+      });
+      return { unmapped, read: true };
+    } catch (error) {
+      return { unmapped: this.container.unmapDma({ iova, length }), read: false, error };
+    }
   }
 
   #viaScratch(iova: bigint, length: bigint, into: Bitmap, read: (bytes: Uint8Array) => void): void {

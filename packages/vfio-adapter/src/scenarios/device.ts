@@ -295,6 +295,36 @@ export const deviceScenarios: Scenario[] = [
     },
   },
   {
+    id: "device.report.partial-page",
+    rule: "REPORT over part of a logging page reports the whole page (bits past the range's end too) and clears it",
+    kernel:
+      "driver log_read_and_clear (edu_log_read_and_clear: clear_bit per touched page; mlx5 at firmware granularity) + iova_bitmap_set",
+    expected: { errno: null },
+    skip: needs.loggingDma,
+    run: async (t, s) => {
+      // 64 KiB logging pages over 64 pages: logging page 1 is [16, 32). A write in it, then a
+      // REPORT of its first half only (two words of bitmap, so bits set past the range's end stay
+      // inside the buffer), then one of everything: the whole page is reported by the first and
+      // cleared, which is why a caller must never cut a logging page.
+      const device = mappedDevice(s);
+      const logPage = device.dmaLoggingStart([{ iova: s.iova, length: 64n * PAGE }], 16n * PAGE);
+      s.defer(() => device.dmaLoggingStop());
+      await t.dma!(s.iova + 20n * PAGE, 64n);
+      const half = bitmap(2);
+      const rest = bitmap(2);
+      return attempt(() => {
+        device.dmaLoggingReport({
+          iova: s.iova + 16n * PAGE,
+          length: 8n * PAGE,
+          pageSize: PAGE,
+          bitmap: half,
+        });
+        device.dmaLoggingReport({ iova: s.iova, length: 64n * PAGE, pageSize: PAGE, bitmap: rest });
+        return { logPage, half: bitmapWords(half), rest: bitmapWords(rest) };
+      });
+    },
+  },
+  {
     id: "device.report.coarser-and-finer",
     rule: "REPORT at 8 KiB sets one bit per two logging pages; at the logging size after a re-write it replicates per page",
     kernel: "iova_bitmap.c iova_bitmap_set at the report's page size",

@@ -289,6 +289,34 @@ export const iommufdScenarios: Scenario[] = [
     },
   },
   {
+    id: "iommufd.get-dirty.hole",
+    rule: "HWPT_GET_DIRTY_BITMAP over a range that is not contiguously mapped (a hole between two mappings) is EINVAL",
+    kernel: "io_pagetable.c __iommu_read_and_clear_dirty: !iopt_area_contig_done(&iter)",
+    expected: { errno: "EINVAL" },
+    skip: needs.iommuDirty,
+    run: (t, s) => {
+      const { iommufd, hwptId, ioasId } = dirtyHwpt(s);
+      // A second mapping 16 pages after the first one ends: [16, 32) is a hole.
+      const mem = s.memory(16n * PAGE);
+      iommufd.ioasMap({ ioasId, userVa: mem.address, length: 16n * PAGE, iova: s.iova + 32n * PAGE });
+      iommufd.setDirtyTracking(hwptId, true);
+      const bm = bitmap(1);
+      return ioctl(
+        t,
+        iommufd.fd,
+        IOMMU_HWPT_GET_DIRTY_BITMAP,
+        encodeHwptGetDirtyBitmap({
+          hwptId,
+          flags: 0,
+          iova: s.iova,
+          length: 48n * PAGE,
+          pageSize: PAGE,
+          data: t.host.addressOf(bm),
+        }),
+      );
+    },
+  },
+  {
     id: "iommufd.get-dirty.unknown-flags",
     rule: "HWPT_GET_DIRTY_BITMAP with unknown flags is EOPNOTSUPP",
     kernel: "hw_pagetable.c iommufd_hwpt_get_dirty_bitmap: flags & ~NO_CLEAR",

@@ -7,7 +7,7 @@
 // above its limit with EOPNOTSUPP, clamps the page size to what it supports and writes that back.
 // The log is kept per logging page; REPORT replicates or coarsens bits to the page size asked for,
 // clears every logging page it touches (a page cut by the range's edge too), and only ever sets
-// bits in the caller's bitmap, inside the range.
+// bits in the caller's bitmap: the whole of each page it reported, even past the range's end.
 //
 // Quirks (`quirks`) make it a broken driver, one way real drivers get log_ops wrong, so that
 // `vfio-dirty check` and a VMM's own code can be tested against one: see LOG_QUIRKS. The test
@@ -143,29 +143,30 @@ export class DmaLog {
   }
 
   /**
-   * log_read_and_clear over [iova, iova+length) into `bytes` (bit 0 = iova, `pageSize` per bit,
-   * `nbits` bits). Every logging page the range touches is cleared, also one that straddles an
-   * edge, while the bits it sets are clamped to the range: the part of a straddling page outside
-   * the range is gone. That is the harshest reading of the uAPI and what real drivers do (mlx5's
-   * firmware clears at its own granularity; the test driver's edu_log_read_and_clear clears the
-   * whole page while iova_bitmap_set clamps to the REPORT's range). A caller must never cut a
-   * logging page.
+   * log_read_and_clear over [iova, iova+length) into `bytes` (bit 0 = iova, `pageSize` per bit, the
+   * whole u64 words the kernel maps). Every logging page the range touches is reported whole and
+   * cleared, also one that straddles an edge: that is what real drivers do (mlx5's firmware clears
+   * at its own granularity; the test driver's edu_log_read_and_clear clears each touched page and
+   * hands iova_bitmap_set the whole page). iova_bitmap_set does not clamp to the REPORT's range:
+   * on Debian's 6.1 a REPORT of half a 64 KiB logging page sets all 16 of its bits, up to the end
+   * of the mapped words (the fidelity scenario device.report.partial-page), so bits past the range
+   * are set here too. A page starting before `iova` makes the kernel's offset underflow (nothing
+   * a model can mimic); its bits are set from `iova` on. A caller must never cut a logging page.
    */
   report(iova: bigint, length: bigint, pageSize: bigint, nbits: bigint, bytes: Uint8Array): number {
     if (!this.active) return -Errno.EINVAL;
     const lps = this.logPageSize;
     const firstPage = iova / lps;
     let lastPage = (iova + length - 1n) / lps;
-    // The broken drivers' loops (LOG_QUIRKS): one page short, one page past, bits beyond the
-    // range reaching as far as the caller's last word does (iova_bitmap_set does not stop them).
+    // The broken drivers' loops (LOG_QUIRKS): one page short, one page past.
     if (this.has("drop-last-page")) lastPage--;
     if (this.has("outside-range")) lastPage++;
-    const reach = this.has("outside-range") ? ((nbits + 63n) / 64n) * 64n : nbits;
     if (this.has("zero-bitmap")) bytes.fill(0);
     if (lastPage < firstPage) return 0;
     const reported = [...this.dirty.pagesIn(Number(firstPage), Number(lastPage - firstPage + 1n))];
+    const mappedBits = BigInt(bytes.length) * 8n; // iova_bitmap_set stops at the mapped words, not at nbits
     for (const p of reported) {
-      orRange(bytes, iova, pageSize, reach, BigInt(p) * lps, lps);
+      orRange(bytes, iova, pageSize, nbits > mappedBits ? nbits : mappedBits, BigInt(p) * lps, lps);
       if (!this.has("no-clear")) this.dirty.delete(p);
     }
     return 0;

@@ -259,14 +259,24 @@ export class IommufdContext {
     if (byteLength === undefined) return -Errno.EFAULT;
     const bytes = bitmapView(byteLength);
     if (!bytes) return -Errno.EFAULT;
-    for (const area of this.overlapping(hwpt.ioas, iova, length)) {
+    // __iommu_read_and_clear_dirty walks contiguous areas; a hole anywhere is EINVAL (after the
+    // areas before it were read: their bits are set, and cleared unless NO_CLEAR).
+    const areas = this.overlapping(hwpt.ioas, iova, length);
+    let at = iova;
+    for (const area of areas) {
+      if (area.iova > at) break;
+      at = area.iova + area.length;
+    }
+    const contiguous = at >= iova + length;
+    for (const area of areas) {
+      if (!contiguous && area.iova >= at) break;
       const a = bigMax(area.iova, iova);
       const b = bigMin(area.iova + area.length, iova + length);
       const pages = [...hwpt.dirty.pagesIn(Number(a / PAGE), Number((b - a) / PAGE))];
       for (const p of pages) orRange(bytes, iova, pageSize, nbits, BigInt(p) * PAGE, PAGE);
       if (!noClear) for (const p of pages) hwpt.dirty.delete(p);
     }
-    return 0;
+    return contiguous ? 0 : -Errno.EINVAL;
   }
 
   /** IOMMU_IOAS_IOVA_RANGES: the usable IOVA ranges as inclusive [start, last]. */
