@@ -23,6 +23,7 @@ import { eduBdf } from "./support/vfio.ts";
 const CLI = new URL("../../../packages/cli/bin/vfio-dirty.js", import.meta.url).pathname;
 const SCHEMA = new URL("../../../packages/cli/schemas/check.schema.json", import.meta.url).pathname;
 const BUG_PARAM = "/sys/module/edu_log_vfio/parameters/bug";
+const MIN_PAGE_PARAM = "/sys/module/edu_log_vfio/parameters/min_page_size";
 const validate = new Ajv({ allErrors: true, strict: false }).compile(
   JSON.parse(readFileSync(SCHEMA, "utf8")),
 );
@@ -162,6 +163,32 @@ if (guest.driver === "edu-log")
       expect(() => writeFileSync(BUG_PARAM, "lose-everything")).toThrow(/EINVAL/);
       writeFileSync(BUG_PARAM, "none");
       expect(readFileSync(BUG_PARAM, "utf8").trim()).toBe("none");
+    });
+
+    it("a correct driver that logs at 2 MiB (min_page_size) passes every MUST too", async () => {
+      writeFileSync(MIN_PAGE_PARAM, `${2 << 20}\n`);
+      try {
+        const r = await check([
+          eduBdf(),
+          "--host",
+          "linux",
+          "--workload",
+          "edu",
+          "--only",
+          "device",
+          "--json",
+        ]);
+        keep("check-2m", r.out);
+        const results = (JSON.parse(r.out) as Doc).devices[0].results as Result[];
+        expect(failedRules(results as never)).toEqual([]);
+        expect(results.find((x) => x.id === "device.start.page-size-given@4K")!.detail).toBe(
+          "asked 4K, chose 2M",
+        );
+        expect(results.find((x) => x.id === "device.report.finer")!.result).toBe("pass");
+        expect(r.code, r.err).toBe(0);
+      } finally {
+        writeFileSync(MIN_PAGE_PARAM, "4096\n");
+      }
     });
 
     it.each(Object.keys(BUG_TABLE) as Bug[])(

@@ -4,12 +4,17 @@
 // with the reason, a rule that could not run is an <error>, and an INFO result passes with what
 // it observed in <system-out>. The rule's level and source go into each testcase's output.
 
+import { hostname as osHostname } from "node:os";
 import { XMLBuilder } from "fast-xml-parser";
 import { type CheckDocument, resultGroups } from "./document.ts";
 import type { RuleResult } from "./run.ts";
 
-/** The JUnit XML of a check document. */
-export function junitXml(doc: CheckDocument, timestamp = new Date()): string {
+/** The JUnit XML of a check document; `hostname` defaults to this machine's (the sim's name when simulated). */
+export function junitXml(
+  doc: CheckDocument,
+  timestamp = new Date(),
+  hostname = doc.simulated ? doc.host : osHostname(),
+): string {
   const suites = doc.devices.flatMap((d) =>
     resultGroups(d.results).map(([label, results]) => {
       const count = (r: RuleResult["result"]) => results.filter((x) => x.result === r).length;
@@ -21,7 +26,7 @@ export function junitXml(doc: CheckDocument, timestamp = new Date()): string {
         "@_skipped": count("skip"),
         "@_time": seconds(results),
         "@_timestamp": timestamp.toISOString().replace(/\.\d+Z$/, ""),
-        "@_hostname": doc.host,
+        "@_hostname": hostname,
         properties: {
           property: [
             { "@_name": "driver", "@_value": d.driver ?? "" },

@@ -93,9 +93,10 @@ export async function checkTarget(target: ScenarioTarget, opts: CheckOptions): P
       );
     for (const path of paths) {
       const t = { ...target, has: { ...has, deviceVia: path, dmaLogging: true } };
-      const probe = await runOne(t, scenarios.get(PROBE_SCENARIO)!);
-      const logs = probe.errno === null && (probe.result as { start?: string }).start === "OK";
-      const why = logs ? undefined : `no DMA logging: ${probeReason(probe)}`;
+      const probe = await timed(t, scenarios.get(PROBE_SCENARIO)!);
+      const o = probe.outcome;
+      const logs = o.errno === null && (o.result as { start?: string }).start === "OK";
+      const why = logs ? undefined : `no DMA logging: ${probeReason(o)}`;
       await run(
         "device",
         path,
@@ -117,8 +118,9 @@ export async function checkTarget(target: ScenarioTarget, opts: CheckOptions): P
       );
     else {
       const t = { ...target, has: { ...has, iommuDirty: true } };
-      const cap = await runOne(t, scenarios.get(CAPABILITY_SCENARIO)!);
-      const dirty = cap.errno === null && (cap.result as { capability?: boolean }).capability === true;
+      const cap = await timed(t, scenarios.get(CAPABILITY_SCENARIO)!);
+      const dirty =
+        cap.outcome.errno === null && (cap.outcome.result as { capability?: boolean }).capability === true;
       await run(
         "iommufd",
         "cdev",
@@ -160,7 +162,8 @@ export function summarize(results: readonly RuleResult[]) {
 
 /** What a probe already decided for an area: scenarios already run, and why the rest is skipped. */
 interface Gate {
-  ran: Map<string, ScenarioOutcome>;
+  /** Outcomes by scenario id, with the time each took (charged to the first rule judged on it). */
+  ran: Map<string, Timed>;
   /** Set when the area's capability is missing: every rule but the probe's own is skipped with it. */
   why?: string;
   /** Scenarios that run even when `why` is set (the iommufd capability rule reads its probe). */
@@ -203,14 +206,13 @@ async function runArea(
       }
       const scenario = scenarios.get(scenarioId);
       if (!scenario) throw new Error(`check rule ${rule.id} names no scenario ${scenarioId}`);
-      let outcome = gate.ran.get(scenarioId);
-      let ms = 0;
-      if (!outcome) {
-        const t0 = performance.now();
-        outcome = await runOne(t, scenario);
-        ms = Math.round(performance.now() - t0);
-        gate.ran.set(scenarioId, outcome);
+      let ran = gate.ran.get(scenarioId);
+      if (!ran) {
+        ran = await timed(t, scenario);
+        gate.ran.set(scenarioId, ran);
       }
+      const { outcome, ms } = ran;
+      ran.ms = 0;
       if (outcome.skipped) {
         push(
           "skip",
@@ -248,9 +250,16 @@ function skipArea(rules: readonly CheckRule[], area: Area, path: Path, why: stri
     });
 }
 
-async function runOne(t: ScenarioTarget, s: Scenario): Promise<ScenarioOutcome> {
-  const [o] = await runScenarios(t, [s]);
-  return o!;
+/** A scenario's outcome and the ms it took. */
+interface Timed {
+  outcome: ScenarioOutcome;
+  ms: number;
+}
+
+async function timed(t: ScenarioTarget, s: Scenario): Promise<Timed> {
+  const t0 = performance.now();
+  const [outcome] = await runScenarios(t, [s]);
+  return { outcome: outcome!, ms: Math.round(performance.now() - t0) };
 }
 
 /** Scenarios by id: the adapter's, and the per-page-size ones at every size asked for. */
