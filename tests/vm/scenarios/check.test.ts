@@ -73,7 +73,7 @@ describe(`check on edu (${where})`, () => {
       for (const id of [
         "device.report.exact@4K",
         "device.report.exact@2M",
-        "device.report.clears",
+        "device.report.clears@4K",
         "device.report.finer",
       ])
         expect(device.find((x) => x.id === id)!.result, id).toBe("pass");

@@ -81,7 +81,7 @@ const RESULTS: Record<string, (r: unknown, profile: string) => void> = {
   "device.logging.report-unstarted": (r) => expect(r).toEqual({ report: "OK", bits: 0 }),
   "device.logging.start-page-size@4K": (r) => expect(r).toEqual({ asked: "0x1000", granted: "0x1000" }),
   "device.logging.exact@4K": (r) =>
-    expect(r).toEqual({ granted: "0x1000", written: 12, missingCount: 0, missing: [], extra: 0 }),
+    expect(r).toEqual({ granted: "0x1000", written: 12, missingCount: 0, missing: [], extra: 0, again: 0 }),
   // Pages 2 and 9 written, but a vfio-pci device is not in pinned-page scope: all 16 pages.
   "type1.get-bitmap.after-dma": (r) => expect(r).toEqual({ bitmap: ["0xffff"] }),
   // Whole words copied out: the caller's bits 5 and 7 (0xa0) are gone.
