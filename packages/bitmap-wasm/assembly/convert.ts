@@ -93,19 +93,87 @@ function coarsen(src: usize, sBase: u64, sLog: u64, dst: usize, dBase: u64, dLog
     return;
   }
   // r < 64: each destination word takes r windows of 64 fine bits, each folding to 64/r bits.
-  const per: u64 = 64 >> k;
   const wFirst = j0 >> 6;
   const wLast = (j1 - 1) >> 6;
-  for (let wi = wFirst; wi <= wLast; wi++) {
-    // Fine position of coarse bit 64 * wi (the window covers the whole word; clipping zeroes
-    // the fine bits outside [i0, i1), so coarse bits outside [j0, j1) receive nothing).
-    const f = f0 + ((<i64>(wi << 6) - <i64>j0) << k);
-    let acc: u64 = 0;
+  // Fine position of coarse bit 64 * wi: fFirst + (wi - wFirst) * span.
+  const span: i64 = <i64>64 << k;
+  const fFirst = f0 + ((<i64>(wFirst << 6) - <i64>j0) << k);
+  // Interior words [wA, wB): their r source words lie wholly inside [i0, i1) and start on a word.
+  // With 8, 16 or 32 fine bits per coarse bit they go through the lane fold, a pointer loop.
+  let wA = wLast + 1;
+  let wB = wLast + 1;
+  if (k >= 3 && (fFirst & 63) == 0 && i1 - fFirst >= span) {
+    const skip: i64 = i0 > fFirst ? (i0 - fFirst + span - 1) / span : 0;
+    wA = min<u64>(wFirst + <u64>skip, wLast + 1);
+    wB = max<u64>(wA, min<u64>(wFirst + <u64>((i1 - fFirst) / span), wLast + 1));
+  }
+  for (let wi = wFirst; wi < wA; wi++) coarsenSubWord(src, dst, wi, fFirst + <i64>(wi - wFirst) * span, i0, i1, k);
+  if (wA < wB) {
+    const p = src + (<usize>((fFirst + <i64>(wA - wFirst) * span) >> 6) << 3);
+    if (k == 4) laneFoldWords(p, dst, wA, wB, 4);
+    else if (k == 3) laneFoldWords(p, dst, wA, wB, 3);
+    else laneFoldWords(p, dst, wA, wB, 5);
+  }
+  for (let wi = max<u64>(wB, wA); wi <= wLast; wi++)
+    coarsenSubWord(src, dst, wi, fFirst + <i64>(wi - wFirst) * span, i0, i1, k);
+}
+
+/**
+ * One destination word of a sub-word coarsening (2^k fine bits per coarse bit, k < 6) whose
+ * coarse bit 0 starts at fine position f (the window covers the whole word; clipping zeroes the
+ * fine bits outside [i0, i1), so coarse bits outside the range receive nothing).
+ */
+function coarsenSubWord(src: usize, dst: usize, wi: u64, f: i64, i0: i64, i1: i64, k: u64): void {
+  const r: u64 = <u64>1 << k;
+  const per: u64 = 64 >> k;
+  let acc: u64 = 0;
+  if ((f & 63) == 0 && f >= i0 && f + (<i64>r << 6) <= i1) {
+    // Whole source words, read directly; an all-zero stretch is skipped with one v128 test.
+    const p = src + (<usize>(f >> 6) << 3);
+    if (!anyWords(p, <usize>r)) return;
+    for (let m: u64 = 0; m < r; m++) {
+      const x = load<u64>(p + (<usize>m << 3));
+      if (x != 0) acc |= foldGroups(x, k) << (m * per);
+    }
+  } else {
     for (let m: u64 = 0; m < r; m++) {
       const x = windowClipped(src, f + <i64>(m << 6), i0, i1);
       if (x != 0) acc |= foldGroups(x, k) << (m * per);
     }
-    if (acc != 0) setWordAt(dst, wi, wordAt(dst, wi) | acc);
+  }
+  if (acc != 0) setWordAt(dst, wi, wordAt(dst, wi) | acc);
+}
+
+/**
+ * Destination words [wA, wB) from the source words at p onward, 2^k of them per destination word,
+ * for k = 3, 4, 5: 8, 16 or 32 fine bits per coarse bit are a v128 lane. Lanes equal to zero are
+ * narrowed to bytes (16 lanes per i8x16) and one bitmask gives 16 clean coarse bits, in order; the
+ * word's 64 of them, inverted, are its dirty bits.
+ */
+// @ts-ignore: decorator
+@inline function laneFoldWords(p: usize, dst: usize, wA: u64, wB: u64, k: u64): void {
+  const zero = i64x2.splat(0);
+  for (let wi = wA; wi < wB; wi++) {
+    let clean: u64 = 0;
+    if (k == 4) {
+      for (let m = 0; m < 4; m++) {
+        const q = p + (<usize>m << 5);
+        const e = i8x16.narrow_i16x8_s(i16x8.eq(v128.load(q), zero), i16x8.eq(v128.load(q, 16), zero));
+        clean |= <u64>i8x16.bitmask(e) << (<u64>m << 4);
+      }
+    } else if (k == 3) {
+      for (let m = 0; m < 4; m++)
+        clean |= <u64>i8x16.bitmask(i8x16.eq(v128.load(p + (<usize>m << 4)), zero)) << (<u64>m << 4);
+    } else {
+      for (let m = 0; m < 4; m++) {
+        const q = p + (<usize>m << 6);
+        const lo = i16x8.narrow_i32x4_s(i32x4.eq(v128.load(q), zero), i32x4.eq(v128.load(q, 16), zero));
+        const hi = i16x8.narrow_i32x4_s(i32x4.eq(v128.load(q, 32), zero), i32x4.eq(v128.load(q, 48), zero));
+        clean |= <u64>i8x16.bitmask(i8x16.narrow_i16x8_s(lo, hi)) << (<u64>m << 4);
+      }
+    }
+    if (clean != 0xffffffffffffffff) setWordAt(dst, wi, wordAt(dst, wi) | ~clean);
+    p += <usize>8 << <usize>k;
   }
 }
 

@@ -8,7 +8,7 @@
 //   const rows = measureCase({ op: "count", sizeLabel: "32 MiB", bitmapBytes, rounds: 9, impls });
 
 /** Which implementation a timing is of. */
-export type ImplName = "wasm" | "c" | "js" | "memcpy";
+export type ImplName = "wasm" | "wasm2c" | "c" | "js" | "memcpy";
 
 export interface Impl {
   readonly name: ImplName;

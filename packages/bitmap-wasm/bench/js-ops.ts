@@ -80,6 +80,19 @@ export function coarsen4k2m(dst: Uint32Array, src: Uint32Array, ncoarseBits: num
   }
 }
 
+/** 4 KiB -> 64 KiB: 16 fine bits per coarse bit, so a fine u32 word gives 2 coarse bits. */
+export function coarsen4k64k(dst: Uint32Array, src: Uint32Array, ncoarseBits: number): void {
+  for (let j = 0; j < ncoarseBits / WORD; j++) {
+    let out = 0;
+    for (let m = 0; m < 16; m++) {
+      const w = src[j * 16 + m]!;
+      if ((w & 0xffff) !== 0) out |= 1 << (2 * m);
+      if (w >>> 16 !== 0) out |= 1 << (2 * m + 1);
+    }
+    dst[j]! |= out;
+  }
+}
+
 /** 64 KiB -> 4 KiB: each coarse bit becomes 16 fine bits, so a fine u32 word takes 2 coarse bits. */
 export function expand64k4k(dst: Uint32Array, src: Uint32Array, nfineWords: number): void {
   for (let i = 0; i < nfineWords; i++) {

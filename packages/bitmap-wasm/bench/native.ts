@@ -20,6 +20,7 @@ export interface NativeOps {
   count(addr: bigint, start: bigint, nbits: bigint): number;
   takeAndClear(src: bigint, into: bigint, nwords: bigint): void;
   coarsen4k2m(dst: bigint, src: bigint, ncoarseBits: bigint): void;
+  coarsen4k64k(dst: bigint, src: bigint, ncoarseBits: bigint): void;
   expand64k4k(dst: bigint, src: bigint, nfineWords: bigint): void;
   /** Lists every run through a buffer of `cap` pairs; returns the run count and summed length. */
   runsAll(addr: bigint, nbits: bigint, buf: bigint, cap: bigint): { runs: number; totalLength: number };
@@ -28,6 +29,8 @@ export interface NativeOps {
   fillRandom(addr: bigint, nwords: bigint, seed: bigint): void;
   fillSparse(addr: bigint, nbits: bigint, nset: bigint, seed: bigint): void;
   memset(addr: bigint, value: number, nbytes: bigint): void;
+  /** u64 number `k` at `addr`. */
+  word(addr: bigint, k: bigint): bigint;
   /** Order-sensitive digest of `nwords` words (validation, not timed). */
   hash(addr: bigint, nwords: bigint): bigint;
 }
@@ -50,6 +53,7 @@ export function loadNative(): NativeOps {
   const count = so.func("uint64_t c_count(uint64_t, uint64_t, uint64_t)");
   const takeAndClear = so.func("void c_take_and_clear(uint64_t, uint64_t, uint64_t)");
   const coarsen = so.func("void c_coarsen_4k_2m(uint64_t, uint64_t, uint64_t)");
+  const coarsen16 = so.func("void c_coarsen_4k_64k(uint64_t, uint64_t, uint64_t)");
   const expand = so.func("void c_expand_64k_4k(uint64_t, uint64_t, uint64_t)");
   const runsAll = so.func("uint64_t c_runs_all(uint64_t, uint64_t, uint64_t, uint64_t, uint64_t)");
   const translate = so.func("void c_translate(uint64_t, uint64_t, uint64_t, uint64_t)");
@@ -58,6 +62,7 @@ export function loadNative(): NativeOps {
   const fillSparse = so.func("void c_fill_sparse(uint64_t, uint64_t, uint64_t, uint64_t)");
   const memset = so.func("void c_memset(uint64_t, int, uint64_t)");
   const hash = so.func("uint64_t c_hash(uint64_t, uint64_t)");
+  const word = so.func("uint64_t c_word(uint64_t, uint64_t)");
   // The summed run length comes back through this 8-byte out-parameter outside wasm memory.
   const totalLengthOut = new BigUint64Array(1);
   const totalLengthAddr = koffi.address(totalLengthOut);
@@ -67,6 +72,7 @@ export function loadNative(): NativeOps {
     count: (a, s, n) => Number(count(a, s, n)),
     takeAndClear: (s, d, n) => takeAndClear(s, d, n),
     coarsen4k2m: (d, s, n) => coarsen(d, s, n),
+    coarsen4k64k: (d, s, n) => coarsen16(d, s, n),
     expand64k4k: (d, s, n) => expand(d, s, n),
     runsAll: (a, n, buf, cap) => {
       const runs = Number(runsAll(a, n, buf, cap, totalLengthAddr));
@@ -78,5 +84,6 @@ export function loadNative(): NativeOps {
     fillSparse: (a, n, k, seed) => fillSparse(a, n, k, seed),
     memset: (a, v, n) => memset(a, v, n),
     hash: (a, n) => BigInt(hash(a, n)),
+    word: (a, k) => BigInt(word(a, k)),
   };
 }

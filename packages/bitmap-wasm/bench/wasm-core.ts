@@ -29,9 +29,12 @@ export interface RawExports {
   xlat_translate(t: number, src: number, dst: number, stats: number): number;
 }
 
-/** Thin checked helpers over the raw exports. */
-export interface RawCore {
-  readonly exports: RawExports;
+/** The raw exports without the memory object: what a core outside V8 (wasm2c) offers too. */
+export type RawFunctions = Omit<RawExports, "memory">;
+
+/** Thin checked helpers over the raw exports of any engine. */
+export interface CoreHelpers<E extends RawFunctions = RawFunctions> {
+  readonly exports: E;
   readonly wasmPath: string;
   readonly wasmBytes: number;
   /** Allocates a zeroed bitmap; throws with the ABI error code on failure. */
@@ -43,6 +46,9 @@ export interface RawCore {
   /** Throws if a status/value return is a negative ABI error code. */
   check(what: string, status: number | bigint): void;
 }
+
+/** The core instantiated by V8, as the benchmark's `wasm` column calls it. */
+export type RawCore = CoreHelpers<RawExports>;
 
 /** Path of the built module (npm run build:wasm). */
 export function wasmPath(): string {
@@ -61,13 +67,18 @@ export async function loadRawCore(): Promise<RawCore> {
     (name) => typeof (ex as unknown as Record<string, unknown>)[name] !== "function",
   );
   if (missing.length > 0) throw new Error(`${path} lacks raw exports: ${missing.join(", ")} (see ABI.md)`);
+  return coreHelpers(ex, path, bytes.length);
+}
+
+/** The checked helpers over a set of raw exports (V8's instance, or wasm2c's through koffi). */
+export function coreHelpers<E extends RawFunctions>(ex: E, path: string, wasmBytes: number): CoreHelpers<E> {
   const check = (what: string, status: number | bigint): void => {
     if (status < 0) throw new Error(`${what} failed with ABI error ${status}`);
   };
   return {
     exports: ex,
     wasmPath: path,
-    wasmBytes: bytes.length,
+    wasmBytes,
     newBitmap(nbits, pageSize) {
       const bm = ex.bitmap_new(BigInt(nbits), pageSize, 0n);
       if (bm === 0)
@@ -84,9 +95,8 @@ export async function loadRawCore(): Promise<RawCore> {
   };
 }
 
-// --- Internal helpers ---
-
-const REQUIRED = [
+/** The raw exports the benchmark calls, by name. */
+export const REQUIRED = [
   "abi_version",
   "abi_last_error",
   "mem_alloc",

@@ -8,11 +8,11 @@
 //
 // The bytes go into wasm memory in one copy; no JS loop ever looks at a bit.
 
-import { readFileSync, writeFileSync } from "node:fs";
+import { existsSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { BITMAP_MAX_NBITS, type Bitmap, type BitmapCore } from "@vfio-dirty/bitmap-wasm";
 import { InternalError } from "@vfio-dirty/vfio-adapter";
 import { UsageError } from "./errors.ts";
-import { hex } from "./format/units.ts";
+import { formatBytes, hex } from "./format/units.ts";
 import { parseAddress, parsePageSize, U64_MAX } from "./parse/size.ts";
 
 /** A bitmap file and where it sits in the address space. */
@@ -47,6 +47,13 @@ export function parseInputSpec(spec: string, defaults: { pageSize: bigint; base:
   // Only trailing key=value parts are options, so "my,file.bin" still names a file.
   let end = parts.length;
   while (end > 1 && /^(page-size|base)=/.test(parts[end - 1]!)) end--;
+  // A trailing "key=value" with an unknown key is a typo ("pagesize=4K"), unless a file of that
+  // whole name exists.
+  const unknown = end > 1 ? /^([a-z][a-z0-9-]*)=/i.exec(parts[end - 1]!) : null;
+  if (unknown && !existsSync(parts.slice(0, end).join(",")))
+    throw new UsageError(
+      `'${spec}': unknown option '${unknown[1]}='; a file takes FILE[,page-size=SIZE][,base=ADDR]`,
+    );
   for (const opt of parts.slice(end)) {
     const [key, value = ""] = opt.split("=", 2) as [string, string?];
     if (key === "page-size") pageSize = parsePageSize(value, `${spec}: page-size`);
@@ -86,6 +93,12 @@ export function writeBitmapFile(path: string, bm: Bitmap): void {
 
 /** Reads any input file, turning a missing or unreadable file into a usage error. */
 export function readInputFile(path: string): Buffer {
+  // Node reads at most 2 GiB - 1 into one buffer; say so, rather than "cannot read".
+  const size = statSync(path, { throwIfNoEntry: false })?.size;
+  if (size !== undefined && size > MAX_READ_BYTES)
+    throw new UsageError(
+      `${path}: ${formatBytes(size)}, more than the 2 GiB a bitmap file may have (${MAX_READ_BYTES * 8} pages); split it into files of whole words, each with its own base`,
+    );
   try {
     return readFileSync(path);
   } catch (err) {
@@ -111,6 +124,9 @@ export function wholeWords(nbits: bigint): number {
     );
   return Number(n === 0n ? 64n : n);
 }
+
+/** The most bytes one file read gives in Node (kIoMaxLength, 2 GiB - 1), rounded down to whole words. */
+const MAX_READ_BYTES = 2 ** 31 - 8;
 
 /** Largest bitmap bitmap-wasm holds: its own limit, so the two can never disagree. */
 export const MAX_FILE_NBITS = BITMAP_MAX_NBITS;

@@ -5,7 +5,9 @@
 //
 // Exit codes: 0 ok, 1 runtime failure, 2 usage error, 3 blocker found / lost-pages check failed.
 
-import { readFileSync } from "node:fs";
+import { readdirSync, readFileSync } from "node:fs";
+import { dirname } from "node:path";
+import { fileURLToPath } from "node:url";
 import { Command, CommanderError, Option } from "commander";
 import { bitmapCommand } from "./commands/bitmap.ts";
 import { checkCommand } from "./commands/check.ts";
@@ -14,6 +16,9 @@ import { probeCommand } from "./commands/probe.ts";
 import { trackCommand } from "./commands/track.ts";
 import type { Context, GlobalOptions, Io } from "./context.ts";
 import { EXIT_OK, EXIT_RUNTIME, EXIT_USAGE, ExitError } from "./errors.ts";
+import { wrapText } from "./format/wrap.ts";
+import { DEFAULT_PROFILE } from "./host.ts";
+import { SIM_WORKLOADS } from "./host-open.ts";
 import { Output } from "./output.ts";
 
 export const PROGRAM = "vfio-dirty";
@@ -69,10 +74,14 @@ Examples:
   $ vfio-dirty bitmap stats dirty.bin --page-size 4K
   $ vfio-dirty check --host sim:mlx5-vf               the conformance suite for a DMA-logging driver
 
-Exit codes: 0 ok, 1 runtime failure, 2 usage error, 3 blocker found or lost-pages check failed.
-Colours follow NO_COLOR. See packages/cli/README.md for the --json shapes.
+Exit codes: 0 ok, 1 runtime failure, 2 usage error, 3 blocker found or lost-pages check failed,
+130/143 a track stopped by SIGINT/SIGTERM (after writing its report).
+Colours: only on a terminal; NO_COLOR turns them off, FORCE_COLOR=1 on (0 off), as in Node.
+--json documents: JSON Schemas shipped in @vfio-dirty/cli/schemas/<command>.schema.json.
 `,
-    );
+    )
+    // Listed when help is shown, so they are always the installed package's.
+    .addHelpText("after", () => simHelp());
   configure(program, io);
 
   const makeContext = (cmd: Command): Context => {
@@ -100,6 +109,9 @@ Colours follow NO_COLOR. See packages/cli/README.md for the --json shapes.
     c.commands.forEach(walk);
   };
   walk(program);
+  // The commands that take --host list what it can be.
+  for (const c of program.commands)
+    if (c.name() === "probe" || c.name() === "track") c.addHelpText("after", () => `\n${simHelp()}`);
   return program;
 }
 
@@ -113,12 +125,9 @@ export function handleError(err: unknown, globals: GlobalOptions, io: Io): numbe
     if (globals.debug && err instanceof Error && err.stack) io.stderr.write(`${fullStack(err)}\n`);
   };
   if (err instanceof CommanderError) {
-    if (
-      err.code === "commander.helpDisplayed" ||
-      err.code === "commander.version" ||
-      err.code === "commander.help"
-    )
-      return EXIT_OK;
+    if (err.code === "commander.helpDisplayed" || err.code === "commander.version") return EXIT_OK;
+    // Help shown because no command was given (`vfio-dirty`, `vfio-dirty bitmap`): exit 1, as git does.
+    if (err.code === "commander.help") return err.exitCode;
     if (err.exitCode === 0) return EXIT_OK;
     say(
       `${err.message
@@ -154,6 +163,35 @@ export function handleError(err: unknown, globals: GlobalOptions, io: Io): numbe
 }
 
 // --- Internal helpers ---
+
+/** The simulated hosts and workloads, for --help: the profile files the adapter ships. */
+function simHelp(): string {
+  let profiles: string[];
+  try {
+    const dir = dirname(
+      fileURLToPath(import.meta.resolve("@vfio-dirty/vfio-adapter/sim/profiles/mlx5-vf.json")),
+    );
+    profiles = readdirSync(dir)
+      .filter((f) => f.endsWith(".json"))
+      .map((f) => f.slice(0, -5))
+      .sort();
+  } catch {
+    profiles = [DEFAULT_PROFILE];
+  }
+  return [
+    wrapText(
+      `Simulated hosts (--host sim:<name>, default ${DEFAULT_PROFILE}): ${profiles.join(", ")}.`,
+      80,
+      "  ",
+    ),
+    wrapText(
+      `Simulated workloads (track --workload): ${SIM_WORKLOADS.join(", ")}, or a trace .json {"events": [{"atMs", "iova", "length"}], "loopMs"}.`,
+      80,
+      "  ",
+    ),
+    "",
+  ].join("\n");
+}
 
 function configure(cmd: Command, io: Io): void {
   cmd.exitOverride().configureOutput({

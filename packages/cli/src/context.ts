@@ -14,7 +14,13 @@ export interface GlobalOptions {
 }
 
 export interface Io {
-  stdout: { write(s: string): boolean; isTTY?: boolean };
+  /** `columns`: the terminal width (undefined for a pipe); `hasColors`: a tty.WriteStream's. */
+  stdout: {
+    write(s: string): boolean;
+    isTTY?: boolean;
+    columns?: number;
+    hasColors?: (env?: object) => boolean;
+  };
   stderr: { write(s: string): boolean };
   env: NodeJS.ProcessEnv;
   /** Fires on SIGINT/SIGTERM: a long-running command stops cleanly and still writes its report. */

@@ -62,7 +62,7 @@ export async function openHost(
     nowMs: () => sim.clock.now() / 1e6,
     async advance(ms, signal, fast) {
       if (sim.clock.mode !== "virtual") return sleep(ms, signal);
-      if (fast) return sim.run(ms);
+      if (fast) return runFast(sim, ms, signal);
       // Paced: simulated time follows the wall clock in steps, so the live line moves and
       // Ctrl-C lands between steps.
       let left = ms;
@@ -97,6 +97,24 @@ export function sleep(ms: number, signal: AbortSignal): Promise<void> {
 
 // --- Internal helpers ---
 
+/** Simulated time the fast mode runs between two looks at the event loop (signals, scrapes). */
+const FAST_STEP_MS = 250;
+
+/**
+ * --fast: simulated time as fast as the simulator goes, in steps with a turn of the event loop
+ * between them, so Ctrl-C and SIGTERM land within one step instead of after the whole interval.
+ * The workloads write the same pages however time is chopped (sim/workload.ts).
+ */
+async function runFast(sim: { run(ms: number): void }, ms: number, signal: AbortSignal): Promise<void> {
+  let left = ms;
+  while (left > 0 && !signal.aborted) {
+    const step = Math.min(FAST_STEP_MS, left);
+    sim.run(step);
+    left -= step;
+    if (left > 0) await new Promise((resolve) => setImmediate(resolve));
+  }
+}
+
 function applyOverrides(profile: Profile, opts: { seed?: number; workload?: string }): Profile {
   const workload = opts.workload === undefined ? undefined : simWorkload(opts.workload);
   return {
@@ -129,9 +147,32 @@ function simWorkload(spec: string): Partial<WorkloadJson> {
   }
   if (!Array.isArray(doc.events))
     throw new UsageError(`--workload ${spec}: a trace needs "events": [{ "atMs", "iova", "length" }]`);
+  for (const [i, e] of doc.events.entries()) checkTraceEvent(spec, e, i);
   return {
     kind: "trace",
     events: doc.events as WorkloadJson["events"],
     ...(typeof doc.loopMs === "number" ? { loopMs: doc.loopMs } : {}),
   };
+}
+
+/** One event of a trace, named by file and index when it is wrong (the sim would only say "events/3/iova"). */
+function checkTraceEvent(file: string, e: unknown, i: number): void {
+  const at = `--workload ${file}: event ${i} (events[${i}])`;
+  const form = 'each event is {"atMs": ms, "iova": address, "length": bytes}';
+  if (typeof e !== "object" || e === null || Array.isArray(e))
+    throw new UsageError(`${at}: not an object; ${form}`);
+  const { atMs, iova, length } = e as { atMs?: unknown; iova?: unknown; length?: unknown };
+  if (typeof atMs !== "number" || !Number.isFinite(atMs) || atMs < 0)
+    throw new UsageError(
+      `${at}: "atMs" ${JSON.stringify(atMs)} is not a time in ms (a number >= 0); ${form}`,
+    );
+  const u64 = (v: unknown) =>
+    (typeof v === "number" && Number.isSafeInteger(v) && v >= 0) ||
+    (typeof v === "string" && /^(0x[0-9a-f]+|\d+)$/i.test(v) && BigInt(v) < 1n << 64n);
+  if (!u64(iova))
+    throw new UsageError(
+      `${at}: "iova" ${JSON.stringify(iova)} is not an address (decimal or "0x..." hex); ${form}`,
+    );
+  if (!u64(length) || BigInt(length as string | number) === 0n)
+    throw new UsageError(`${at}: "length" ${JSON.stringify(length)} is not a byte count above 0; ${form}`);
 }

@@ -4,16 +4,18 @@
 // - notes and warnings go to stderr, and --quiet drops the notes;
 // - the live line is drawn only when stdout is a terminal, never under --json or --quiet, and it
 //   is the only place that writes terminal control sequences;
-// - colours follow NO_COLOR / FORCE_COLOR and are off when stdout is not a terminal.
+// - colours follow Node's convention (colorEnabled): FORCE_COLOR decides when set, else only a
+//   terminal without NO_COLOR gets them.
 
 import pc from "picocolors";
+import type { Io } from "./context.ts";
 
 export type Colors = ReturnType<typeof pc.createColors>;
 
 export interface OutputOptions {
   json: boolean;
   quiet: boolean;
-  stdout: NodeJS.WriteStream | { write(s: string): boolean; isTTY?: boolean };
+  stdout: Io["stdout"];
   stderr: { write(s: string): boolean };
   env: NodeJS.ProcessEnv;
 }
@@ -31,9 +33,7 @@ export class Output {
     this.json = opts.json;
     this.quiet = opts.quiet;
     const tty = opts.stdout.isTTY === true;
-    const env = opts.env;
-    const colour = "NO_COLOR" in env && env.NO_COLOR !== "" ? false : env.FORCE_COLOR ? true : tty;
-    this.color = pc.createColors(colour && !opts.json);
+    this.color = pc.createColors(colorEnabled(opts.stdout, opts.env) && !opts.json);
     this.live = tty && !opts.json && !opts.quiet;
   }
 
@@ -41,6 +41,16 @@ export class Output {
   info(line: string): void {
     if (this.json || this.quiet) return;
     this.#write(`${line}\n`);
+  }
+
+  /**
+   * A note on stderr (why a strategy was chosen, what the tracker noted, where files went):
+   * dropped by --json and --quiet. On a terminal the live line is cleared first.
+   */
+  note(line: string): void {
+    if (this.json || this.quiet) return;
+    this.clearLive();
+    this.opts.stderr.write(`${line}\n`);
   }
 
   /** A result line: printed unless --json. */
@@ -81,6 +91,22 @@ export class Output {
     this.clearLive();
     this.opts.stdout.write(s);
   }
+}
+
+/**
+ * Whether to colour, by Node's convention (tty.WriteStream.hasColors): FORCE_COLOR decides when
+ * set ("", "1", "true", "2", "3" force colour, even in a pipe; "0", "false" or anything else turn
+ * it off); otherwise only a terminal gets colour, and not with NO_COLOR, NODE_DISABLE_COLORS or
+ * TERM=dumb.
+ */
+export function colorEnabled(
+  stdout: { isTTY?: boolean; hasColors?: (env?: object) => boolean },
+  env: NodeJS.ProcessEnv,
+): boolean {
+  if (env.FORCE_COLOR !== undefined) return ["", "1", "true", "2", "3"].includes(env.FORCE_COLOR);
+  if (stdout.isTTY !== true) return false;
+  if (typeof stdout.hasColors === "function") return stdout.hasColors(env);
+  return env.NO_COLOR === undefined && env.NODE_DISABLE_COLORS === undefined && env.TERM !== "dumb";
 }
 
 /** bigint values become "0x..."-free decimal strings only where a caller did not convert them. */

@@ -24,6 +24,14 @@ import {
   SyscallError,
 } from "@vfio-dirty/vfio-adapter";
 import { UsageError } from "./errors.ts";
+import {
+  DEFAULT_QEMU_OPTIONS,
+  describeQemuOptions,
+  type QemuOptions,
+  selectOptions,
+} from "./parse/qemu-options.ts";
+import type { PciIds } from "./pci-ids.ts";
+import { whatIf } from "./probe-what-if.ts";
 import { openVfio } from "./vfio-open.ts";
 
 /** One device in `probe --json`. */
@@ -31,6 +39,8 @@ export interface DeviceProbe {
   address: string;
   vendorId: string;
   deviceId: string;
+  /** Vendor and device name from the host's pci.ids; null when it is not there or lists neither. */
+  name: string | null;
   driver: string | null;
   numaNode: number | null;
   iommuGroup: { id: number; members: string[]; others: string[]; viable: boolean; vfioPath: string } | null;
@@ -68,14 +78,35 @@ export interface SetProbe {
   /** Blockers that follow only from what sysfs cannot tell (without --open). */
   possibleBlockers: string[];
   warnings: string[];
+  /** QEMU's options the choice was made with, in QEMU's spelling ("enable-migration=auto"). */
+  qemuOptions: string[];
+  /** What flipping each QEMU option would change ("with x-device-dirty-page-tracking=off: iommufd"). */
+  whatIf: WhatIf[];
+}
+
+/** One QEMU option flipped, and the choice it would give. */
+export interface WhatIf {
+  /** QEMU's spelling: "x-device-dirty-page-tracking=off". */
+  option: string;
+  strategy: StrategyName;
+  /** Blockers the choice would have (from the tracker's selection). */
+  blockers: string[];
+  /** One line: what changes. */
+  change: string;
 }
 
 export async function probeDevices(
   host: Host,
   devices: readonly PciDevice[],
-  opts: { open: boolean },
+  opts: { open: boolean; names?: PciIds; qemu?: QemuOptions },
 ): Promise<SetProbe> {
-  const probes = devices.map(sysfsFacts);
+  const qemu = opts.qemu ?? DEFAULT_QEMU_OPTIONS;
+  // Before anything is opened: an option naming a device that is not probed is a usage error.
+  const select = selectOptions(
+    qemu,
+    devices.map((d) => d.address),
+  );
+  const probes = devices.map((d) => sysfsFacts(d, opts.names));
   const caps: DeviceCaps[] = [];
   let container: ContainerCaps = { backend: "type1" };
   if (opts.open) {
@@ -112,7 +143,7 @@ export async function probeDevices(
           type1Migration: { ok: true, pgsizeBitmap: 0x1000n, maxDirtyBitmapSize: 256n << 20n },
         };
   }
-  const choice = chooseStrategy({ container, devices: caps });
+  const choice = chooseStrategy({ container, devices: caps }, select);
   const blockers: string[] = [];
   const blockerDetails: Blocker[] = [];
   const possibleBlockers: string[] = [];
@@ -147,16 +178,19 @@ export async function probeDevices(
     blockerDetails,
     possibleBlockers,
     warnings: [...choice.warnings],
+    qemuOptions: describeQemuOptions(qemu),
+    whatIf: whatIf({ container, devices: caps }, qemu, choice),
   };
 }
 
 // --- Internal helpers ---
 
-function sysfsFacts(d: PciDevice): DeviceProbe {
+function sysfsFacts(d: PciDevice, names: PciIds | undefined): DeviceProbe {
   return {
     address: d.address,
     vendorId: hex4(d.vendorId),
     deviceId: hex4(d.deviceId),
+    name: names?.name(d.vendorId, d.deviceId) ?? null,
     driver: d.driver ?? null,
     numaNode: d.numaNode ?? null,
     iommuGroup: d.iommuGroup

@@ -63,6 +63,41 @@ export interface Heatmap {
   rows: number[][];
 }
 
+/**
+ * VFIO migration data of the tracked devices: optional, filled by hosts that read it (the adapter's
+ * MIG_DATA_SIZE and VFIO_MIG_GET_PRECOPY_INFO). `predict --report` models the devices with it.
+ */
+export interface DeviceStateSection {
+  devices: DeviceStateReading[];
+}
+
+export interface DeviceStateReading {
+  /** PCI address. */
+  device: string;
+  /**
+   * VFIO_DEVICE_FEATURE_MIG_DATA_SIZE (stop_copy_length) at the end of the run: the device state
+   * still to send in STOP_COPY; null when the device cannot say.
+   */
+  stopCopyBytes: number | null;
+  /**
+   * How GET_PRECOPY_INFO's flags were read: 1 before the PRECOPY_INFOv2 opt-in (the kernel echoes
+   * what user space passed in, so REINIT means nothing), 2 after it; null when the device has no
+   * PRE_COPY.
+   */
+  precopyInfoVersion: 1 | 2 | null;
+  /** One VFIO_MIG_GET_PRECOPY_INFO reading per sync while the device was in PRE_COPY. */
+  precopy: PrecopyInfoReading[];
+}
+
+export interface PrecopyInfoReading {
+  /** Time since tracking started, ms (the same clock as samples[].tMs). */
+  tMs: number;
+  initialBytes: number;
+  dirtyBytes: number;
+  /** VFIO_PRECOPY_INFO_REINIT was set (meaningful with precopyInfoVersion 2 only). */
+  reinit: boolean;
+}
+
 export interface TrackReport {
   schema: typeof TRACK_REPORT_SCHEMA;
   command: "track";
@@ -76,8 +111,19 @@ export interface TrackReport {
   reasons: string[];
   pageSize: number;
   ramBytes: number;
+  /**
+   * The guest memory sections tracked (RAM) or only logged (pci-bar), from the tracker's first
+   * sync: the picture draws them as bands. Empty when no sync ran.
+   */
+  memory: { gpa: string; length: number; kind: string }[];
   startedAt: string;
+  /** Tracked time: the host's clock from start to the last sync (simulated time on the sim). */
   durationMs: number;
+  /**
+   * Wall-clock time of the same span. Longer than durationMs when syncs took longer than the
+   * interval (see syncCost.slowSyncs), or on the simulated host with --fast, shorter.
+   */
+  wallMs: number;
   /** True when Ctrl-C / SIGTERM ended the run early. */
   interrupted: boolean;
   /** Milliseconds after start at which the tracker switched to stop-copy, or null. */
@@ -88,12 +134,21 @@ export interface TrackReport {
   samples: SyncSample[];
   dirtyRate: RateSummary;
   bytesReadFromKernel: number;
-  syncCost: { meanMs: number; maxMs: number };
+  syncCost: {
+    meanMs: number;
+    maxMs: number;
+    /** True on the simulated host: the time is the simulator's work, not a real kernel's. */
+    simulated: boolean;
+    /** Syncs that took longer than the interval (each stretches the run in wall time). */
+    slowSyncs: number;
+  };
   events: { tMs: number; kind: string; message: string }[];
   groundTruth: GroundTruth | null;
   /** After the run: the host confirms no dirty tracking is left running (null: cannot tell). */
   trackingStopped: boolean | null;
   heatmap: Heatmap;
+  /** The devices' migration data, when the host read it (optional). */
+  deviceState?: DeviceStateSection;
 }
 
 /** Reads and checks a report written by `track --report`; any problem is a usage error. */
@@ -137,7 +192,32 @@ export function readTrackReport(path: string): TrackReport {
         `${path}: a sample lacks intervalMs or dirtyBytes; write the report again with 'track --report'`,
       );
   }
+  if (r.deviceState !== undefined) checkDeviceState(path, r.deviceState);
   return r as TrackReport;
+}
+
+/** The `deviceState` section, field by field (predict computes with it). */
+function checkDeviceState(path: string, section: unknown): void {
+  const bad = (what: string) =>
+    new UsageError(`${path}: deviceState ${what}; see the track-report schema (deviceState)`);
+  const count = (v: unknown) => typeof v === "number" && Number.isFinite(v) && v >= 0;
+  const devices = (section as { devices?: unknown } | null)?.devices;
+  if (!Array.isArray(devices)) throw bad("has no devices[]");
+  for (const d of devices as Partial<DeviceStateReading>[]) {
+    if (typeof d?.device !== "string") throw bad("has a device without its PCI address");
+    if (d.stopCopyBytes !== null && !count(d.stopCopyBytes))
+      throw bad(`of ${d.device}: stopCopyBytes is not a size`);
+    if (d.precopyInfoVersion !== null && d.precopyInfoVersion !== 1 && d.precopyInfoVersion !== 2)
+      throw bad(`of ${d.device}: precopyInfoVersion must be 1, 2 or null`);
+    if (!Array.isArray(d.precopy)) throw bad(`of ${d.device}: precopy must be a list of readings`);
+    let last = Number.NEGATIVE_INFINITY;
+    for (const p of d.precopy) {
+      if (!count(p?.tMs) || !count(p.initialBytes) || !count(p.dirtyBytes) || typeof p.reinit !== "boolean")
+        throw bad(`of ${d.device}: a precopy reading needs tMs, initialBytes, dirtyBytes and reinit`);
+      if (p.tMs < last) throw bad(`of ${d.device}: precopy readings are not in time order`);
+      last = p.tMs;
+    }
+  }
 }
 
 /** Percentile by nearest rank (p in 0..100) of a non-empty list; 0 for an empty one. */
@@ -156,6 +236,17 @@ export function summarizeRates(samples: readonly SyncSample[]): RateSummary {
     mean,
     p50: percentile(rates, 50),
     p99: percentile(rates, 99),
-    max: rates.length ? Math.max(...rates) : 0,
+    max: maxOf(rates),
   };
+}
+
+/** Largest of `values`, 0 for none. A loop: spreading a long run's samples into Math.max overflows the stack. */
+export function maxOf(values: Iterable<number>): number {
+  let m = 0;
+  let first = true;
+  for (const v of values) {
+    if (first || v > m) m = v;
+    first = false;
+  }
+  return m;
 }

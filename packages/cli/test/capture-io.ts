@@ -3,7 +3,15 @@
 import type { Io } from "../src/context.ts";
 
 export function captureIo(
-  opts: { tty?: boolean; env?: NodeJS.ProcessEnv; onForcedExit?: Io["onForcedExit"] } = {},
+  opts: {
+    tty?: boolean;
+    columns?: number;
+    env?: NodeJS.ProcessEnv;
+    onForcedExit?: Io["onForcedExit"];
+    signal?: AbortSignal;
+    /** Sees each stdout write as it happens (to act in the middle of a run). */
+    onStdout?: (s: string) => void;
+  } = {},
 ) {
   let stdout = "";
   let stderr = "";
@@ -11,9 +19,11 @@ export function captureIo(
     stdout: {
       write: (s: string) => {
         stdout += s;
+        opts.onStdout?.(s);
         return true;
       },
       isTTY: opts.tty ?? false,
+      ...(opts.columns !== undefined ? { columns: opts.columns } : {}),
     },
     stderr: {
       write: (s: string) => {
@@ -22,7 +32,7 @@ export function captureIo(
       },
     },
     env: opts.env ?? {},
-    signal: new AbortController().signal,
+    signal: opts.signal ?? new AbortController().signal,
     ...(opts.onForcedExit ? { onForcedExit: opts.onForcedExit } : {}),
   };
   return { io, out: () => stdout, err: () => stderr };

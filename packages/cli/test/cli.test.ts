@@ -86,6 +86,26 @@ describe("run", () => {
     });
   });
 
+  it("lists the shipped profiles and workload kinds in --help, and no repository path", async () => {
+    for (const args of [[], ["probe"], ["track"]]) {
+      const c = captureIo();
+      expect(await run([...args, "--help"], c.io)).toBe(0);
+      expect(c.out()).toMatch(
+        /Simulated hosts \(--host sim:<name>, default mlx5-vf\): edu-logging, edu-type1,\s+gpu-iommufd, guest-16tib/,
+      );
+      expect(c.out()).toMatch(/idle, hot-set, ring, uniform, bursts/);
+      expect(c.out()).not.toMatch(/packages\//);
+    }
+  });
+
+  it("exits 1 after the help when no command is given, as git does", async () => {
+    for (const args of [[], ["bitmap"]]) {
+      const c = captureIo();
+      expect(await run(args, c.io)).toBe(1);
+      expect(c.err()).toMatch(/^Usage: vfio-dirty/);
+    }
+  });
+
   it("has help with examples on every command", async () => {
     for (const args of [
       [],

@@ -100,6 +100,11 @@ describe("parseRate", () => {
   it.each(["fast", "0", "0G/s", "-1G/s", "1G/h", ""])("rejects %j", (t) => {
     expect(() => parseRate(t, "--bandwidth")).toThrow(/^--bandwidth '.*': /);
   });
+  it("takes 0 for a dirty rate (an idle device), never for a bandwidth", () => {
+    expect(parseRate("0", "--dirty-rate", { allowZero: true })).toBe(0);
+    expect(parseRate("0M/s", "--dirty-rate", { allowZero: true })).toBe(0);
+    expect(() => parseRate("-1M/s", "--dirty-rate", { allowZero: true })).toThrow(/not a rate/);
+  });
 });
 
 describe("parsePciAddress", () => {

@@ -1,6 +1,7 @@
 import { loadBitmapCoreSync } from "@vfio-dirty/bitmap-wasm/node";
 import type { Bitmap, BitmapCore } from "@vfio-dirty/tracker";
 import { describe, expect, it } from "vitest";
+import { maxOf, summarizeRates } from "../src/report.ts";
 import type { TrackBackend } from "../src/track/backend.ts";
 import { runTrack } from "../src/track/loop.ts";
 
@@ -49,7 +50,7 @@ function fakeBackend(
         if (opts.abortAfter) opts.abortAfter.abort();
         return {
           seq: syncs,
-          phase: "precopy",
+          phase: "pre-copy",
           strategy: "device",
           dirtyPages: reportPages.length,
           durationMs: 1,
@@ -191,5 +192,73 @@ describe("runTrack", () => {
     ).rejects.toThrow("out of wasm memory");
     expect(started).toBe(false);
     expect(f.closed()).toBe(1);
+  });
+});
+
+describe("runTrack on long and slow runs", () => {
+  it("lets the event loop run between syncs, so a signal lands although the host never waits", async () => {
+    // advance() resolves at once, as the simulated host's --fast does: only a turn of the event
+    // loop lets the timer below (and so a real SIGINT handler) run before the run ends.
+    const f = fakeBackend([1], [1]);
+    const ac = new AbortController();
+    setTimeout(() => ac.abort("SIGINT"), 0);
+    const r = await runTrack(
+      f.backend,
+      { durationMs: 2_000_000, intervalMs: 1000, phaseSwitchMs: null, seed: 1 },
+      { signal: ac.signal },
+    );
+    expect(r.interrupted).toBe(true);
+    expect(r.syncs).toBeLessThan(2000);
+    expect(f.closed()).toBe(1);
+  });
+
+  it("hands over start notes before the first sync, and warns of syncs longer than the interval", async () => {
+    const f = fakeBackend([1], [1]);
+    const inner = f.backend.tracker.sync.bind(f.backend.tracker);
+    f.backend.tracker.sync = (o) => ({ ...inner(o), durationMs: 1500 });
+    const seen: string[] = [];
+    let wall = 0;
+    const r = await runTrack(
+      f.backend,
+      { durationMs: 3000, intervalMs: 1000, phaseSwitchMs: null, seed: 1 },
+      {
+        signal: new AbortController().signal,
+        onStarted: (events) => seen.push(`started ${events.length}`),
+        onSample: (s) => seen.push(`sync ${s.sync}`),
+        onSlowSync: (s, interval) => seen.push(`slow ${s.sync} ${interval}`),
+        wallNow: () => (wall += 2500),
+      },
+    );
+    expect(seen).toEqual([
+      "started 1",
+      "sync 1",
+      "slow 1 1000",
+      "sync 2",
+      "slow 2 1000",
+      "sync 3",
+      "slow 3 1000",
+    ]);
+    expect(r.syncCost).toMatchObject({ maxMs: 1500, slowSyncs: 3, simulated: true });
+    expect(r.durationMs).toBe(3000);
+    // Wall time is measured apart from the host's clock (here one 2.5 s step from start to end).
+    expect(r.wallMs).toBe(2500);
+  });
+
+  it("summarises and draws a day of syncs without overflowing the stack", () => {
+    const samples = Array.from({ length: 200_000 }, (_, i) => ({
+      sync: i + 1,
+      tMs: (i + 1) * 10,
+      intervalMs: 10,
+      phase: "pre-copy",
+      dirtyPages: i % 7,
+      dirtyBytes: (i % 7) * 4096,
+      dirtyRate: (i % 7) * 409_600,
+      syncMs: i % 5,
+      bytesRead: 8,
+    }));
+    expect(summarizeRates(samples).max).toBe(6 * 409_600);
+    expect(maxOf(samples.map((s) => s.syncMs))).toBe(4);
+    expect(maxOf([])).toBe(0);
+    expect(maxOf([-3, -1])).toBe(-1);
   });
 });

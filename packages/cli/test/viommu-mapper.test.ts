@@ -49,7 +49,7 @@ describe("vIOMMU mappings through the tracker's mapper", () => {
       for (const m of mappings) t.map(m.iova, m.gpa, m.length);
       const t0 = sim.clock.now();
       t.start();
-      t.setPhase("precopy");
+      t.setPhase("pre-copy");
       sim.run(100);
       // Remove the mapping the device wrote most through, mid-interval.
       const before = sim.writtenSince(t0);
@@ -93,7 +93,7 @@ describe("vIOMMU mappings through the tracker's mapper", () => {
     );
     try {
       backend.tracker.start();
-      backend.tracker.setPhase("precopy");
+      backend.tracker.setPhase("pre-copy");
       await backend.advance(200, new AbortController().signal);
       // Each window is freed after its call: take its pages while it is alive.
       const truth = backend.writtenSinceStart!();

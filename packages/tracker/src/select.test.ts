@@ -65,7 +65,7 @@ const cases: Case[] = [
     options: { devices: { a: { deviceDirtyPageTracking: false } } },
     strategy: "iommufd",
     blockers: [],
-    reason: { device: "a", strategy: "device", option: "deviceDirtyPageTracking" },
+    reason: { device: "a", strategy: "device", option: "x-device-dirty-page-tracking" },
   },
   {
     rule: "2: iommufd when every IOMMU has the dirty cap and the HWPT alloc succeeds",

@@ -51,7 +51,7 @@ export interface ContainerCaps {
 }
 
 export interface DeviceOptions {
-  /** QEMU x-device-dirty-page-tracking; default true. false forbids device logging for this device. */
+  /** QEMU x-device-dirty-page-tracking; default true. false (=off) forbids device logging for this device. */
   readonly deviceDirtyPageTracking?: boolean;
   /** QEMU x-pre-copy-dirty-page-tracking; default true. false: not queried during pre-copy. */
   readonly preCopyDirtyPageTracking?: boolean;
@@ -124,8 +124,8 @@ export function chooseStrategy(
       reasons.push({
         device: d.id,
         strategy: "device",
-        option: "deviceDirtyPageTracking",
-        message: "device dirty page tracking turned off by option deviceDirtyPageTracking=false",
+        option: "x-device-dirty-page-tracking",
+        message: "device dirty page tracking turned off (x-device-dirty-page-tracking=off)",
       });
     } else if (!d.dmaLogging.ok) {
       deviceOk = false;
@@ -242,12 +242,12 @@ export function chooseStrategy(
     if ((options.enableMigration ?? "auto") === "auto") {
       blockers.push({
         kind: "no-tracking",
-        option: "enableMigration",
+        option: "enable-migration",
         message:
-          "no device or IOMMU dirty tracking: every page would be dirty on every sync; set enableMigration=on to accept that",
+          "no device or IOMMU dirty tracking: every page would be dirty on every sync; set enable-migration=on to accept that",
       });
     } else {
-      warnings.push("no dirty tracking: every page is reported dirty on every sync (enableMigration=on)");
+      warnings.push("no dirty tracking: every page is reported dirty on every sync (enable-migration=on)");
     }
   }
 

@@ -12,8 +12,14 @@ export interface DirtyStrategy {
   readonly name: StrategyName;
   /** Begin tracking so that every write inside `ranges` (IOVA space) is recorded. Throws on failure. */
   start(ranges: readonly IovaRange[]): void;
-  /** Stop tracking. Must not throw for "already stopped"; may throw for a kernel failure. */
-  stop(): void;
+  /**
+   * Stop tracking, retrying the kernel's STOP a few times. Must not throw for "already stopped";
+   * throws when the kernel keeps refusing, and then stays stoppable (a later stop() tries again).
+   * `final`: tracking ends here (the tracker's stop or close), so a strategy may use its last
+   * resort (device logging closes the device's fd); a restart mid-migration passes false, since
+   * closing the fd then would reset the device under a running guest.
+   */
+  stop(final?: boolean): void;
   /**
    * OR the dirty bits of [iova, iova + length) into `into`, placed by `into.base` and
    * `into.pageSize` (the tracking page size), and clear them in the kernel's log. Never clears a

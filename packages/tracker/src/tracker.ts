@@ -6,7 +6,7 @@
 //
 //   await using tracker = createTracker({ core, units, memory });
 //   tracker.start();                       // setup: logging on, no sync work yet
-//   tracker.setPhase("precopy");
+//   tracker.setPhase("pre-copy");
 //   const r = tracker.sync();              // r.bitmap: GPA space, tracking page size
 //   r.dirtyPages; r.perDevice; r.perSection; r.kernelBytes; r.durationMs
 //   tracker.setPhase("stop-copy");
@@ -33,7 +33,10 @@ import {
 import { AllDirtyStrategy, setRange } from "./strategies/all-dirty.ts";
 import type { DirtyStrategy, DmaMapper, TrackerEvent, TrackerEventKind } from "./strategy.ts";
 
-export type Phase = "setup" | "precopy" | "stop-copy";
+export type Phase = "setup" | "pre-copy" | "stop-copy";
+
+/** The older spelling of "pre-copy": still accepted by setPhase (deprecated), never reported. */
+export type DeprecatedPhase = "precopy";
 
 /** What to do with a vIOMMU mapping device logging cannot see (TrackerConfig.viommu.untracked). */
 export type UntrackedPolicy = "report-dirty" | "re-arm" | "adaptive";
@@ -171,6 +174,27 @@ export class TrackerStateError extends Error {
   override name = "TrackerStateError";
 }
 
+/**
+ * unmap() failed part-way: it went in several kernel calls (whole mappings, a window's span at a
+ * time) and a later one failed. `unmapped` were unmapped before the failure and are no longer
+ * tracked (their bits are kept); the rest of the range stays mapped and tracked, as in the kernel.
+ */
+export class UnmapError extends Error {
+  override name = "UnmapError";
+  constructor(
+    readonly iova: bigint,
+    readonly length: bigint,
+    readonly unmapped: readonly IovaRange[],
+    cause: unknown,
+  ) {
+    const what = unmapped.map((r) => `0x${r.iova.toString(16)}+0x${r.length.toString(16)}`).join(", ");
+    super(
+      `unmap 0x${iova.toString(16)}+0x${length.toString(16)} failed part-way: ${cause instanceof Error ? cause.message : String(cause)}; unmapped before it: ${what}; the rest stays mapped and tracked`,
+      { cause },
+    );
+  }
+}
+
 export interface Tracker {
   readonly started: boolean;
   readonly phase: Phase;
@@ -179,7 +203,8 @@ export interface Tracker {
   /** Current strategy per unit id. */
   readonly strategies: Readonly<Record<string, StrategyName>>;
   start(): void;
-  setPhase(phase: Phase): void;
+  /** Forward only. "precopy" is a deprecated spelling of "pre-copy" (accepted, reported as "pre-copy"). */
+  setPhase(phase: Phase | DeprecatedPhase): void;
   sync(opts?: SyncOptions): DirtyReport;
   /** vIOMMU: a new mapping iova -> gpa. */
   map(iova: bigint, gpa: bigint, length: bigint): void;
@@ -194,7 +219,7 @@ export interface Tracker {
 }
 
 const GIB = 1n << 30n;
-const PHASES: readonly Phase[] = ["setup", "precopy", "stop-copy"];
+const PHASES: readonly Phase[] = ["setup", "pre-copy", "stop-copy"];
 
 /** Build a tracker over already-opened strategies. Validates the configuration; starts nothing. */
 export function createTracker(config: TrackerConfig): Tracker {
@@ -253,7 +278,8 @@ class TrackerImpl implements Tracker {
   #report: Bitmap | undefined;
   /** vIOMMU state: the wasm table and our own list of the ranges (ranges, never bits). */
   #xlat: XlatTable | undefined;
-  readonly #mappings: Mapping[] = [];
+  /** Active vIOMMU mappings, sorted by IOVA (map() inserts in order; cuts keep it). */
+  #mappings: Mapping[] = [];
   /** Removed mappings still translating until every unit has read its log. */
   readonly #retired: Mapping[] = [];
   /** GPA-space bits read at unmap time, reported at the next sync. */
@@ -262,8 +288,12 @@ class TrackerImpl implements Tracker {
   #mapGen = 0;
   /** How many active mappings some unit's log cannot see (see #refreshUntracked). */
   #untracked = 0;
+  /** A unit restarted, re-armed, degraded or moved this sync: untracked status needs a refresh. */
+  #unitsChanged = false;
   /** "adaptive": bytes of untracked mappings reported dirty since the last re-arm (#rearmDue). */
   #untrackedRent = 0n;
+  /** Strategies whose STOP failed mid-session, by unit id: stop() tries them again, finally. */
+  readonly #unstopped = new Map<DirtyStrategy, string>();
   /** The carry bitmap got bits since the last sync (else the sync skips merging it: 2 passes). */
   #carryDirty = false;
   #windowCache:
@@ -369,6 +399,18 @@ class TrackerImpl implements Tracker {
     return mapped.length > 0 ? mergeOverlapping(mapped) : this.#sections;
   }
 
+  /** Index of the first active mapping at or above `iova` (#mappings is sorted by IOVA). */
+  #insertionPoint(iova: bigint): number {
+    let lo = 0;
+    let hi = this.#mappings.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (this.#mappings[mid]!.iova < iova) lo = mid + 1;
+      else hi = mid;
+    }
+    return lo;
+  }
+
   /** Whether some running unit's log cannot see DMA writes in `r` (device logging outside its ranges). */
   #unseen(r: IovaRange): boolean {
     return this.#units.some((u) => u.running && u.strategy.covers !== undefined && !u.strategy.covers(r));
@@ -376,6 +418,7 @@ class TrackerImpl implements Tracker {
 
   /** Recompute which active mappings are untracked (after a start, restart, fallback or re-arm). */
   #refreshUntracked(): void {
+    this.#unitsChanged = false;
     let n = 0;
     for (const [i, m] of this.#mappings.entries()) {
       const untracked = this.#unseen(m);
@@ -385,8 +428,9 @@ class TrackerImpl implements Tracker {
     this.#untracked = n;
   }
 
-  setPhase(phase: Phase): void {
+  setPhase(spelled: Phase | DeprecatedPhase): void {
     this.#assertOpen();
+    const phase: Phase = spelled === "precopy" ? "pre-copy" : spelled;
     if (!PHASES.includes(phase)) throw new RangeError(`setPhase: unknown phase ${String(phase)}`);
     if (PHASES.indexOf(phase) < PHASES.indexOf(this.#phase))
       throw new TrackerStateError(`setPhase: cannot go back from ${this.#phase} to ${phase}`);
@@ -488,14 +532,16 @@ class TrackerImpl implements Tracker {
               else {
                 try {
                   for (const piece of w.pieces) u.strategy.query(piece.iova, piece.length, target);
-                  // Widened queries' bits outside the pieces: no memory there (or no mapping).
-                  for (const r of w.slack ?? []) clearRange(target, r);
                 } catch (e) {
                   this.#event("query-failed", u.id, `dirty log read failed: ${message(e)}`, errnoOf(e), w);
                   corrupt.add(u);
                   restart.add(u);
                   failedAt.set(u, wi);
                   this.#markAll(w, target);
+                } finally {
+                  // Widened queries' bits outside the pieces (no memory or mapping there), also
+                  // those of pieces read before one failed.
+                  for (const r of w.slack ?? []) clearRange(target, r);
                 }
               }
               // Without per-device counts only the last pass is needed, and only without a vIOMMU
@@ -624,7 +670,8 @@ class TrackerImpl implements Tracker {
         else if (!u.rearmed) u.allDirtyNext = false;
       }
       for (const u of this.#units) u.rearmed = false;
-      if (this.#xlat) this.#refreshUntracked();
+      // Which mappings a log cannot see changes only when a log's ranges did.
+      if (this.#xlat && this.#unitsChanged) this.#refreshUntracked();
 
       // Retired vIOMMU mappings translate until every unit has read its log past their removal.
       if (this.#xlat && eligible.length === this.#units.length && this.#retired.length > 0) {
@@ -765,11 +812,24 @@ class TrackerImpl implements Tracker {
     checkAligned("map", this.#pageSize, iova, gpa, length);
     if (!this.#memory.some((m) => gpa >= m.iova && gpa + length <= m.iova + m.length))
       throw new RangeError("map: the gpa range is not inside one guest RAM section");
-    xlat.map(iova, gpa, length); // throws on overlap with an active mapping, before the kernel sees it
+    // Overlap is refused before the kernel sees it; then the kernel, then the table, so that a map
+    // the kernel refuses leaves no trace (xlat.unmap would retire it, not delete it: it would
+    // keep translating, and a later IOVA onto the same guest page would break the copy).
+    // Mappings are kept sorted by IOVA (and disjoint): the neighbours of the insertion point are
+    // the only ones that can overlap. A scan would make 10,000 maps quadratic.
+    const at = this.#insertionPoint(iova);
+    const clash = [this.#mappings[at - 1], this.#mappings[at]].find(
+      (m) => m !== undefined && m.iova < iova + length && iova < m.iova + m.length,
+    );
+    if (clash)
+      throw new RangeError(
+        `map: ${hexRange(iova, length)} overlaps the mapping ${hexRange(clash.iova, clash.length)}`,
+      );
+    this.#viommu?.mapper?.map(iova, gpa, length);
     try {
-      this.#viommu?.mapper?.map(iova, gpa, length);
+      xlat.map(iova, gpa, length);
     } catch (e) {
-      xlat.unmap(iova, length);
+      this.#viommu?.mapper?.unmap(iova, length); // the table refused (out of memory): undo the kernel's
       throw e;
     }
     // Before start() nothing logs yet: start() takes every mapping into what it logs.
@@ -784,7 +844,7 @@ class TrackerImpl implements Tracker {
         undefined,
         { iova, length },
       );
-    this.#mappings.push({ iova, gpa, length, untracked });
+    this.#mappings.splice(at, 0, { iova, gpa, length, untracked });
     this.#mapGen++;
     if (untracked) this.#untracked++;
   }
@@ -812,7 +872,16 @@ class TrackerImpl implements Tracker {
       // Whole mappings, in chunks spanning at most a window: a whole-address-space unmap becomes
       // bounded UNMAPs (type1's bitmap is limited to 256 MiB, 8 TiB at 4 KiB) and bounded
       // scratch bitmaps. Each chunk that succeeds is recorded before the next is tried.
-      for (const chunk of chunksOf(hits, this.#windowBytes)) this.#unmapWhole(chunk, reader);
+      const done: IovaRange[] = [];
+      for (const chunk of chunksOf(hits, this.#windowBytes)) {
+        try {
+          this.#unmapWhole(chunk, reader);
+        } catch (e) {
+          if (done.length === 0) throw e;
+          throw new UnmapError(iova, length, done, e);
+        }
+        done.push(...chunk.map((m) => ({ iova: m.iova, length: m.length })));
+      }
       return;
     }
     // The caller unmaps in the kernel itself (device logging without a mapper): bookkeeping only.
@@ -896,9 +965,10 @@ class TrackerImpl implements Tracker {
   }
 
   stop(): void {
-    if (!this.#started) return;
-    for (const u of this.#units) this.#stopUnit(u);
+    if (this.#started) for (const u of this.#units) this.#stopUnit(u, true);
     this.#started = false;
+    // STOPs that failed while tracking went on (a restart, a blocked start): their last chance.
+    for (const [strategy, id] of [...this.#unstopped]) this.#stopStrategy(id, strategy, true);
   }
 
   close(): void {
@@ -1021,9 +1091,9 @@ class TrackerImpl implements Tracker {
     if (fb.enableMigration === "on") return; // accepted; the fallback event already says so
     const blocker = {
       kind: "no-tracking" as const,
-      option: "enableMigration",
+      option: "enable-migration",
       message:
-        "no dirty tracking could start (see the refusals): every page would be dirty on every sync; set enableMigration=on to accept that",
+        "no dirty tracking could start (see the refusals): every page would be dirty on every sync; set enable-migration=on to accept that",
     };
     this.#event("blocked", "container", blocker.message);
     if (fb.ignoreBlockers) return;
@@ -1068,13 +1138,27 @@ class TrackerImpl implements Tracker {
     });
   }
 
-  #stopUnit(u: Unit): void {
+  /**
+   * Stop a unit's tracking. `final` (the tracker's stop): a strategy may use its last resort.
+   * Otherwise (a restart, a fallback, a re-arm: the guest runs on) a strategy whose STOP keeps
+   * failing is remembered, and the final stop tries it again.
+   */
+  #stopUnit(u: Unit, final = false): void {
     if (!u.running) return;
     u.running = false;
+    this.#unitsChanged = true; // every restart, re-arm, fallback or degradation stops a unit first
+    this.#stopStrategy(u.id, u.strategy, final);
+  }
+
+  #stopStrategy(id: string, strategy: DirtyStrategy, final: boolean): void {
     try {
-      u.strategy.stop();
+      strategy.stop(final);
+      this.#unstopped.delete(strategy);
     } catch (e) {
-      this.#event("stop-failed", u.id, `stopping tracking failed: ${message(e)}`, errnoOf(e));
+      const later = final ? "" : "; tried again when tracking ends";
+      this.#event("stop-failed", id, `stopping tracking failed: ${message(e)}${later}`, errnoOf(e));
+      if (final) this.#unstopped.delete(strategy);
+      else this.#unstopped.set(strategy, id);
     }
   }
 
@@ -1220,7 +1304,9 @@ class TrackerImpl implements Tracker {
       (a, u) => (u.strategy.widensQueries ? max(a, u.strategy.clearGranule ?? 0n) : a),
       0n,
     );
-    if (widen > 64n * this.#pageSize) for (const w of windows) w.slack = slackOf(w, widen);
+    // Any widening past a tracking page can set bits outside the pieces (a section's last logging
+    // page), however the windows are aligned.
+    if (widen > this.#pageSize) for (const w of windows) w.slack = slackOf(w, widen);
     const exact = this.#xlat !== undefined && placeInSections(windows, all, this.#memory);
     // Copying translation writes every mapped GPA page from the one window its IOVA lies in, so
     // windows must not overlap: a page in two windows' bitmaps would be copied twice, the second
@@ -1249,8 +1335,7 @@ class TrackerImpl implements Tracker {
       if (hi < mEnd)
         keep.push({ iova: hi, gpa: m.gpa + (hi - m.iova), length: mEnd - hi, untracked: m.untracked });
     }
-    this.#mappings.length = 0;
-    this.#mappings.push(...keep);
+    this.#mappings = keep; // still sorted by IOVA: pieces replace their mapping in place
     this.#untracked = keep.filter((m) => m.untracked).length;
     return removed;
   }

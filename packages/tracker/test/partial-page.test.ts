@@ -65,7 +65,7 @@ describe("REPORTs never cut a device logging page", () => {
         const { tracker } = openTracker(s.target, { core, memory: s.memory, windowBytes: windowMiB << 20n });
         using t = tracker;
         t.start();
-        t.setPhase("precopy");
+        t.setPhase("pre-copy");
         const writes = [0x1ff000n, 0x200000n, 0x2ff000n, 0x300000n, 0x4ff000n, 0x700000n, 0x8ff000n];
         for (let round = 0; round < 3; round++) {
           const b = expectReported(sim, () => t.sync().bitmap!, writes);
@@ -101,7 +101,7 @@ describe("REPORTs never cut a device logging page", () => {
       ];
       for (const m of maps) t.map(m.iova, m.gpa, 4096n);
       t.start();
-      t.setPhase("precopy");
+      t.setPhase("pre-copy");
       for (let round = 0; round < 3; round++) {
         for (const m of maps) sim.dmaWrite(BDF, m.iova, 8n);
         sim.run(1);

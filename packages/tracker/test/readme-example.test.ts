@@ -33,7 +33,7 @@ it("README example: a simulated mlx5 VF through pre-copy and stop-copy", async (
   {
     using t = tracker; // stops tracking and frees its bitmaps on every exit path
     t.start(); // log_global_start: DMA logging on; a sync in "setup" does nothing
-    t.setPhase("precopy");
+    t.setPhase("pre-copy");
     for (let i = 0; i < 3; i++) {
       host.run(100); // 100 ms of the device's DMA workload (virtual time)
       const r = t.sync(); // log_sync: r.bitmap is GPA space, 4 KiB per bit

@@ -51,7 +51,7 @@ describe("tracking a simulated mlx5-like VF", () => {
       let last = sim.clock.now();
       sim.run(50);
       expect(t.sync().skipped).toBe("setup");
-      t.setPhase("precopy");
+      t.setPhase("pre-copy");
       for (let i = 0; i < 5; i++) {
         sim.run(100);
         const r = t.sync();

@@ -30,7 +30,7 @@ function twoDevices(): Scenario {
     devices: [dev, { ...dev, preCopy: false }],
     viommu: false,
     windowMiB: 64,
-    startPhase: "precopy",
+    startPhase: "pre-copy",
     ops: [],
   };
 }
@@ -48,6 +48,22 @@ function pages(b: Bitmap): Set<number> {
 }
 
 describe("tracker lifecycle on the sim", () => {
+  it('setPhase still takes the deprecated spelling "precopy", and reports "pre-copy"', () => {
+    const { s } = session();
+    try {
+      const { tracker: t } = openTracker(s.target, { core, memory: s.memory });
+      t.start();
+      t.setPhase("precopy");
+      expect(t.phase).toBe("pre-copy");
+      expect(t.sync().phase).toBe("pre-copy");
+      t.setPhase("pre-copy"); // the same phase: not a step back
+      expect(() => t.setPhase("setup")).toThrow(TrackerStateError);
+      t.close();
+    } finally {
+      s.close();
+    }
+  });
+
   it("start and stop are idempotent; sync needs a started tracker; phases only go forward", () => {
     const { sim, s } = session();
     try {
@@ -56,7 +72,7 @@ describe("tracker lifecycle on the sim", () => {
       t.start();
       t.start(); // a second START would be EBUSY in the kernel: it must not be sent
       expect(t.events.filter((e) => e.kind === "degraded")).toEqual([]);
-      t.setPhase("precopy");
+      t.setPhase("pre-copy");
       expect(() => t.setPhase("setup")).toThrow(TrackerStateError);
       t.stop();
       t.stop();
@@ -80,7 +96,7 @@ describe("tracker lifecycle on the sim", () => {
       expect(setup.skipped).toBe("setup");
       expect(setup.kernelBytes).toBe(0);
       expect(setup.bitmap).toBeUndefined();
-      t.setPhase("precopy");
+      t.setPhase("pre-copy");
       const start = 0;
       for (let i = 0; i < 3; i++) {
         sim.run(100);

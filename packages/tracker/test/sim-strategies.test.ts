@@ -55,7 +55,7 @@ describe("shipped profiles", () => {
       expect(choice.blockers).toEqual([]);
       using t = tracker;
       t.start();
-      t.setPhase("precopy");
+      t.setPhase("pre-copy");
       const accepted = t.events.filter((e) => e.kind === "start-notes").map((e) => e.message);
       const degraded = t.events.filter((e) => e.kind === "degraded");
       expect(accepted.length + degraded.length).toBe(2);
@@ -109,7 +109,7 @@ describe("shipped profiles", () => {
       ).toBe(true);
       using t = tracker;
       t.start();
-      t.setPhase("precopy");
+      t.setPhase("pre-copy");
       let since = sim.clock.now();
       sim.run(100);
       const { r, truth } = syncChecked(sim, t, since);
@@ -127,7 +127,7 @@ describe("shipped profiles", () => {
       expect(choice.warnings.join()).toMatch(/every mapped page/);
       using t = tracker;
       t.start();
-      t.setPhase("precopy");
+      t.setPhase("pre-copy");
       sim.run(100);
       const { r } = syncChecked(sim, t, 0);
       const ram = s.memory.filter((m) => m.kind === "ram").reduce((n, m) => n + Number(m.length / 4096n), 0);
@@ -155,7 +155,7 @@ function oneDevice(logging: Scenario["devices"][number]["logging"], extra: Parti
     devices: [{ logging, p2p: true, preCopy: true, deviceTracking: true, workload: "uniform", rate: 2000 }],
     viommu: false,
     windowMiB: 64,
-    startPhase: "precopy",
+    startPhase: "pre-copy",
     ops: [],
     ...extra,
   };
@@ -185,7 +185,7 @@ describe("device logging ranges and page sizes on the sim", () => {
       expect(t.events.find((e) => e.kind === "fallback")?.message).toMatch(/moves to type1/);
       expect(t.events.some((e) => e.kind === "degraded" || e.kind === "blocked")).toBe(false);
       expect(t.strategies).toEqual({ iommu: "type1" });
-      t.setPhase("precopy");
+      t.setPhase("pre-copy");
       sim.run(50);
       const { r } = syncChecked(sim, t, 0);
       expect(r.strategy).toBe("type1");
@@ -204,7 +204,7 @@ describe("device logging ranges and page sizes on the sim", () => {
       expect(t.events.find((e) => e.kind === "start-notes")!.message).toMatch(
         /page size 0x200000; reports are converted/,
       );
-      t.setPhase("precopy");
+      t.setPhase("pre-copy");
       sim.run(20);
       const { r, truth } = syncChecked(sim, t, 0);
       // Exact at the device's page size: every dirty 2 MiB page, all of its 512 small pages.
@@ -278,7 +278,7 @@ describe("fault injection: over-report plus an event, never a lost page", () => 
       const { tracker } = openTracker(s.target, { core, memory: s.memory });
       using t = tracker;
       t.start();
-      t.setPhase("precopy");
+      t.setPhase("pre-copy");
       let since = sim.clock.now();
       sim.run(50);
       ({ now: since } = syncChecked(sim, t, since));
@@ -311,7 +311,7 @@ describe("fault injection: over-report plus an event, never a lost page", () => 
       using t = tracker;
       t.map(IOVA, 4n * MIB, MIB);
       t.start();
-      t.setPhase("precopy");
+      t.setPhase("pre-copy");
       sim.dmaWrite(bdfOf(0), IOVA + 0x2000n, 0x1000n);
       sim.run(1);
       sim.failNext("VFIO_IOMMU_UNMAP_DMA", "EIO");

@@ -29,7 +29,7 @@ function scenario(logging: boolean, iommuDirty: boolean): Scenario {
     ],
     viommu: true,
     windowMiB: 64,
-    startPhase: "precopy",
+    startPhase: "pre-copy",
     ops: [],
   };
 }
@@ -55,7 +55,7 @@ describe.each([
       t.map(IOVA, 8n * MIB, 2n * MIB); // IOVA 256M -> GPA 8M
       t.map(IOVA + 4n * MIB, 2n * MIB, MIB); // IOVA 260M -> GPA 2M
       t.start();
-      t.setPhase("precopy");
+      t.setPhase("pre-copy");
       sim.run(1);
       const bdf = bdfOf(0);
       expect(sim.dmaWrite(bdf, IOVA + 0x3000n, 0x1000n)).toBe(0x1000n);
@@ -88,7 +88,7 @@ describe("vIOMMU without an aperture", () => {
       t.map(IOVA, 8n * MIB, 2n * MIB);
       t.start();
       expect(sim.devices()[0]!.dmaLogging.ranges).toEqual([{ start: IOVA, last: IOVA + 2n * MIB - 1n }]);
-      t.setPhase("precopy");
+      t.setPhase("pre-copy");
       t.map(IOVA + 16n * MIB, 2n * MIB, MIB); // outside what the device logs
       expect(t.events.some((e) => e.kind === "untracked-mapping")).toBe(true);
       sim.dmaWrite(bdfOf(0), IOVA + 0x1000n, 0x1000n);
@@ -165,7 +165,7 @@ describe("vIOMMU report rewritten by copying", () => {
       t.map(IOVA + 4n * MIB, 2n * MIB, MIB); // IOVA 260M -> GPA 2M
       if (manyToOne) t.map(IOVA + 8n * MIB, 8n * MIB, MIB); // IOVA 264M -> GPA 8M as well
       t.start();
-      t.setPhase("precopy");
+      t.setPhase("pre-copy");
       const bdf = bdfOf(0);
       const page = (gpa: bigint): number => Number(gpa / 4096n);
       sim.dmaWrite(bdf, IOVA + 0x3000n, 0x2000n);
@@ -204,7 +204,7 @@ describe("vIOMMU report rewritten by copying", () => {
       t.map(IOVA, 8n * MIB, 2n * MIB);
       t.map(IOVA + 4n * MIB, 2n * MIB, MIB);
       t.start();
-      t.setPhase("precopy");
+      t.setPhase("pre-copy");
       sim.run(1);
       t.sync();
       // Written, then unmapped: the unmap reads the bit (into the carry), the next report has it.
@@ -237,7 +237,7 @@ describe("vIOMMU report rewritten by copying", () => {
       t.map(IOVA, 4n * MIB, a);
       t.map(IOVA + MIB + 0x4000n, 8n * MIB, 4n * MIB); // starts 4 pages into that block
       t.start();
-      t.setPhase("precopy");
+      t.setPhase("pre-copy");
       sim.run(1);
       const r = t.sync();
       // type1 reports every mapped page: all of both mappings, including a's last two pages.

@@ -36,7 +36,7 @@ describe("start-time fallback on guest-16tib", () => {
       expect(t.events.find((e) => e.kind === "fallback")?.message).toMatch(/moves to iommufd/);
       expect(t.events.some((e) => e.kind === "degraded" || e.kind === "blocked")).toBe(false);
       expect(t.strategies).toEqual({ iommu: "iommufd" });
-      t.setPhase("precopy");
+      t.setPhase("pre-copy");
       sim.run(200);
       // 16 TiB is a 512 MiB bitmap: take it window by window.
       const truth = [...new Set(sim.writtenSince(since))].sort((a, b) => a - b);
@@ -118,7 +118,7 @@ describe("start-time fallback with fake kernel objects", () => {
     t.start();
     expect(t.strategies).toEqual({ all: "all-dirty" });
     expect(t.events.map((e) => e.kind)).toEqual(["start-refused", "fallback", "blocked"]);
-    t.setPhase("precopy");
+    t.setPhase("pre-copy");
     expect(t.sync().dirtyPages).toBe(1024);
   });
 
@@ -151,7 +151,7 @@ describe("start-time fallback with fake kernel objects", () => {
     const refused = t.events.find((e) => e.kind === "start-refused");
     expect(refused).toMatchObject({ unit: "0000:02:00.0", errno: Errno.E2BIG });
     expect(t.events.some((e) => e.kind === "blocked")).toBe(false);
-    t.setPhase("precopy");
+    t.setPhase("pre-copy");
     expect(t.sync().strategy).toBe("type1");
     t.stop();
     expect(container.tracking).toBe(false);

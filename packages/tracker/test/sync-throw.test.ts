@@ -19,7 +19,7 @@ function setup() {
     windowBytes: 64n * P,
   });
   tracker.start();
-  tracker.setPhase("precopy");
+  tracker.setPhase("pre-copy");
   return { dev, tracker };
 }
 
@@ -96,7 +96,7 @@ describe("sync that throws part-way", () => {
     // IOVA [512, 768) -> GPA [0, 256): four windows of 64 pages.
     tracker.map(512n * P, 0n, 256n * P);
     tracker.start();
-    tracker.setPhase("precopy");
+    tracker.setPhase("pre-copy");
     dev.write(515n * P);
     dev.failAfterQueries = 2;
     const r = tracker.sync();
@@ -143,7 +143,7 @@ describe("sync that throws part-way", () => {
     });
     tracker.map(512n * P, 7n * P, 4n * P);
     tracker.start();
-    tracker.setPhase("precopy");
+    tracker.setPhase("pre-copy");
     iommu.write(513n * P); // gpa page 8
     tracker.unmap(512n * P, 4n * P); // read now, held for the next report
     const into = core.bitmap({ nbits: 64, pageSize: P });
@@ -173,7 +173,7 @@ describe("sync that throws part-way", () => {
       memory,
     });
     tracker.start();
-    tracker.setPhase("precopy");
+    tracker.setPhase("pre-copy");
     dev.write(9n * P);
     dev.resetLog(); // the device was reset: its log is gone...
     dev.unhealthy = "device went back to RUNNING"; // ...which shows only until the next look

@@ -68,7 +68,7 @@ const arbScenario: fc.Arbitrary<Scenario> = fc
     viommu: fc.boolean(),
     windowPages: fc.constantFrom(64, 128, 256, 4096),
     granulePages: fc.constantFrom(1, 1, 16, 128, 512),
-    startPhase: fc.constantFrom<Phase>("setup", "precopy", "precopy", "precopy", "stop-copy"),
+    startPhase: fc.constantFrom<Phase>("setup", "pre-copy", "pre-copy", "pre-copy", "stop-copy"),
   })
   .chain((base) => {
     const nd = base.devices.length;
@@ -82,7 +82,7 @@ const arbScenario: fc.Arbitrary<Scenario> = fc
         weight: 1,
         arbitrary: fc.record({
           op: fc.constant("phase" as const),
-          to: fc.constantFrom<Phase>("precopy", "stop-copy"),
+          to: fc.constantFrom<Phase>("pre-copy", "stop-copy"),
         }),
       },
       {
@@ -193,7 +193,7 @@ function runScenario(
           break;
         }
         case "phase":
-          if ((o.to === "precopy" && tracker.phase === "setup") || o.to === "stop-copy")
+          if ((o.to === "pre-copy" && tracker.phase === "setup") || o.to === "stop-copy")
             tracker.setPhase(o.to);
           break;
         case "map": {

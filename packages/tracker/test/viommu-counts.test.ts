@@ -37,7 +37,7 @@ describe.each([
     tracker.map(256n * P, 512n * P, 192n * P);
     if (manyToOne) tracker.map(600n * P, 64n * P, 4n * P); // onto GPA 64..67 as well
     tracker.start();
-    tracker.setPhase("precopy");
+    tracker.setPhase("pre-copy");
     for (const p of [1n, 2n, 130n, 300n]) a.write(p * P);
     for (const p of [2n, 130n, 131n, 440n]) b.write(p * P); // 2 and 130 already a's
     const r = tracker.sync();
@@ -69,7 +69,7 @@ describe("sync({ onWindow }) behind a vIOMMU", () => {
     tracker.map(0n, 64n * P, 192n * P); // IOVA [0, 192) -> GPA [64, 256)
     tracker.map(256n * P, 512n * P, 192n * P); // IOVA [256, 448) -> GPA [512, 704)
     tracker.start();
-    tracker.setPhase("precopy");
+    tracker.setPhase("pre-copy");
     const collect = () => {
       const pages: bigint[] = [];
       let widest = 0n;

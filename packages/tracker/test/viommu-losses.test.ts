@@ -123,7 +123,7 @@ describe("loss 1: an untracked mapping unmapped before the next sync", () => {
       const iova = where === "outside" ? 0x4000_0000n : APERTURE[0]!.iova + 16n * MIB - 8192n;
       const t = session(profile({ logging: true }), "type1", { viommuAperture: APERTURE }, (o) => {
         o.t.start();
-        o.t.setPhase("precopy");
+        o.t.setPhase("pre-copy");
         o.map(iova, 0x20_0000n, 4n * 4096n);
         o.write(iova + 4096n);
         o.unmap(iova, 4n * 4096n);
@@ -141,7 +141,7 @@ describe("loss 2: no aperture and no mapping at start()", () => {
   it("logging starts on guest RAM; a later mapping at an IOVA outside RAM is reported", () => {
     const t = session(profile({ logging: true, ramMiB: 64 }), "type1", {}, (o) => {
       o.t.start();
-      o.t.setPhase("precopy");
+      o.t.setPhase("pre-copy");
       o.map(0x8000_0000n, 0x10_0000n, 8192n); // 2 GiB: outside the 64 MiB of RAM logging started on
       o.write(0x8000_0000n);
       o.sync();
@@ -161,7 +161,7 @@ describe("re-arm policy", () => {
       (o) => {
         o.map(APERTURE[0]!.iova, 0x40_0000n, 64n * 4096n);
         o.t.start();
-        o.t.setPhase("precopy");
+        o.t.setPhase("pre-copy");
         o.map(0x4000_0000n, 0x20_0000n, 16n * 4096n);
         o.write(0x4000_2000n);
         expect(o.sync().count()).toBe(16); // the untracked mapping, all of it, until re-armed
@@ -187,7 +187,7 @@ describe("re-arm policy", () => {
     const t = session(p, "type1", { viommuAperture: APERTURE, viommuUntracked: "re-arm" }, (o) => {
       o.map(APERTURE[0]!.iova, 0x40_0000n, 4096n);
       o.t.start();
-      o.t.setPhase("precopy");
+      o.t.setPhase("pre-copy");
       o.map(0x40_0000_0000n, 0x20_0000n, 4096n); // 256 GiB away: no plan fits 2^28
       o.write(0x40_0000_0000n);
       o.sync();
@@ -208,7 +208,7 @@ describe("unmap over a range with holes (a whole-range invalidation)", () => {
         const maps = [0x1000_0000n, 0x1010_0000n, 0x1030_0000n];
         for (const [i, iova] of maps.entries()) o.map(iova, BigInt(i + 1) * MIB, 8n * 4096n);
         o.t.start();
-        o.t.setPhase("precopy");
+        o.t.setPhase("pre-copy");
         for (const iova of maps) o.write(iova + 4096n);
         o.unmap(0x1000_0000n, 4n * MIB); // holes between and after the mappings
         o.sync();
@@ -224,7 +224,7 @@ describe("unmap over a range with holes (a whole-range invalidation)", () => {
     session(profile({ logging: false, iommuDirty: true }), "iommufd", {}, (o) => {
       o.map(0x1000_0000n, MIB, 8n * 4096n);
       o.t.start();
-      o.t.setPhase("precopy");
+      o.t.setPhase("pre-copy");
       o.write(0x1000_0000n);
       expect(() => o.t.unmap(0x1000_0000n, 4096n)).toThrow(/cuts the mapping/);
       o.write(0x1000_1000n);
@@ -241,7 +241,7 @@ describe("QEMU's vIOMMU loss classes", () => {
       const maps = [0n, 4n * TIB, 12n * TIB];
       for (const [i, iova] of maps.entries()) o.map(iova, BigInt(i) * MIB, 4n * 4096n);
       o.t.start();
-      o.t.setPhase("precopy");
+      o.t.setPhase("pre-copy");
       for (const iova of maps) o.write(iova);
       o.unmap(0n, 1n << 48n); // the switch to a blocking domain: everything goes
       o.sync();
@@ -261,7 +261,7 @@ describe("QEMU's vIOMMU loss classes", () => {
         o.map(0x1000_0000n, 7n * MIB, 4n * 4096n);
         o.map(0x2000_0000n, 7n * MIB, 4n * 4096n); // the same guest pages through another IOVA
         o.t.start();
-        o.t.setPhase("precopy");
+        o.t.setPhase("pre-copy");
         o.write(0n);
         o.write(0x2000_3000n);
         o.sync();
@@ -274,7 +274,7 @@ describe("QEMU's vIOMMU loss classes", () => {
       session(p, backend, {}, (o) => {
         o.map(0x1000_0000n, 3n * MIB, 4n * 4096n);
         o.t.start();
-        o.t.setPhase("precopy");
+        o.t.setPhase("pre-copy");
         o.write(0x1000_0000n);
         o.sync();
         o.unmap(0x1000_0000n, 4n * 4096n);
@@ -323,7 +323,7 @@ describe("adaptive policy (the default)", () => {
     const t = session(profile({ logging: true }), "type1", { viommuAperture: APERTURE }, (o) => {
       o.map(APERTURE[0]!.iova, 0x40_0000n, 64n * 4096n);
       o.t.start();
-      o.t.setPhase("precopy");
+      o.t.setPhase("pre-copy");
       o.map(0x4000_0000n, 0x20_0000n, 16n * 4096n);
       // 80 pages mapped, 16 untracked: the rent reaches the price of a re-arm at the 5th sync.
       for (let i = 1; i <= 5; i++) {

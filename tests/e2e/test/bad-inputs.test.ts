@@ -1,7 +1,7 @@
 // User mistakes: each gives exit 2 and exactly one line on stderr naming the problem (and, where
 // there is one, the fix), never a stack trace.
 
-import { mkdirSync, writeFileSync } from "node:fs";
+import { mkdirSync, truncateSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { cli, tempDir } from "./helpers.ts";
@@ -16,6 +16,18 @@ writeFileSync(f("not.json"), "{ nope");
 writeFileSync(f("other.json"), JSON.stringify({ schema: "something-else" }));
 writeFileSync(f("bad-profile.json"), "{ not json");
 mkdirSync(f("dir"), { recursive: true });
+// 3 GiB and sparse: no disk used, but more than Node reads into one buffer.
+writeFileSync(f("huge.bin"), "");
+truncateSync(f("huge.bin"), 3 * 2 ** 30);
+writeFileSync(
+  f("bad-trace.json"),
+  JSON.stringify({
+    events: [
+      { atMs: 1, iova: "0x1000", length: 4096 },
+      { atMs: 2, iova: "zz", length: 4096 },
+    ],
+  }),
+);
 
 const CASES: [string, string[], RegExp][] = [
   ["unknown command", ["frobnicate"], /unknown command 'frobnicate'.*--help/],
@@ -127,12 +139,12 @@ const CASES: [string, string[], RegExp][] = [
   [
     "predict with both inputs",
     ["predict", "--report", f("x.json"), "--dirty-rate", "1G/s", "--bandwidth", "1G/s"],
-    /exactly one of --report/,
+    /--report and --dirty-rate both give the devices' DMA rate; give one/,
   ],
   [
     "predict rate without RAM",
     ["predict", "--dirty-rate", "1G/s", "--bandwidth", "1G/s"],
-    /--dirty-rate needs --ram/,
+    /needs --ram without --report/,
   ],
   [
     "predict with a fractional RAM size",
@@ -167,6 +179,46 @@ const CASES: [string, string[], RegExp][] = [
   ["unknown profile", ["probe", "--host", "sim:no-such-profile"], /no-such-profile.*(profile|listed)/i],
   ["unreadable profile", ["probe", "--host", `sim:${f("bad-profile.json")}`], /bad-profile\.json/],
   ["malformed PCI address", ["probe", "--host", "sim", "zz:zz"], /PCI address 'zz:zz'/],
+  [
+    "a bitmap file over the size limit",
+    ["bitmap", "stats", f("huge.bin")],
+    /huge\.bin: 3 GiB, more than the 2 GiB a bitmap file may have/,
+  ],
+  [
+    "an unknown ,key= suffix",
+    ["bitmap", "stats", `${f("ok.bin")},pagesize=4K`],
+    /unknown option 'pagesize='; a file takes FILE\[,page-size=SIZE\]\[,base=ADDR\]/,
+  ],
+  [
+    "a trace with a bad event",
+    ["track", "--host", "sim", "--fast", "--workload", f("bad-trace.json")],
+    /bad-trace\.json: event 1 \(events\[1\]\): "iova" "zz" is not an address/,
+  ],
+  [
+    "the same PCI address twice",
+    ["probe", "--host", "sim", "0000:3b:00.1", "3b:00.1"],
+    /PCI address 0000:3b:00\.1 is given twice/,
+  ],
+  [
+    "--all with addresses",
+    ["probe", "--host", "sim", "--all", "0000:3b:00.1"],
+    /give either --all or PCI addresses/,
+  ],
+  [
+    "an unknown probe format",
+    ["probe", "--host", "sim", "--format", "csv"],
+    /--format 'csv': use table or openmetrics/,
+  ],
+  [
+    "a bad metrics address",
+    ["track", "--host", "sim", "--metrics-listen", "9464"],
+    /--metrics-listen '9464': not HOST:PORT/,
+  ],
+  [
+    "a report into a missing directory",
+    ["track", "--host", "sim", "--report", f("no-dir/r.json")],
+    /--report .*r\.json: the directory .*no-dir does not exist/,
+  ],
   [
     "PCI address that does not exist",
     ["probe", "--host", "sim", "0000:7e:1f.7"],

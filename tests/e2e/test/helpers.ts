@@ -26,7 +26,7 @@ export function cli(
       [CLI, ...args],
       {
         cwd: opts.cwd ?? REPO,
-        env: { ...process.env, NO_COLOR: "1", FORCE_COLOR: "", ...opts.env },
+        env: cleanEnv({ NO_COLOR: "1", ...opts.env }),
         maxBuffer: 64 << 20,
         encoding: "utf8",
       },
@@ -52,11 +52,20 @@ export async function cliJson<T = Record<string, unknown>>(
   return { ...r, doc };
 }
 
+/**
+ * The test process's environment with `over` applied, without FORCE_COLOR unless `over` sets it:
+ * by Node's convention any FORCE_COLOR value but "0"/"false" (even "") forces colour.
+ */
+export function cleanEnv(over: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
+  const { FORCE_COLOR: _, ...env } = process.env;
+  return { ...env, ...over };
+}
+
 /** Starts the CLI without waiting (for signals). */
 export function startCli(args: readonly string[]): ChildProcess {
   return spawn(process.execPath, [CLI, ...args], {
     cwd: REPO,
-    env: { ...process.env, NO_COLOR: "1" },
+    env: cleanEnv({ NO_COLOR: "1" }),
     stdio: ["ignore", "pipe", "pipe"],
   });
 }
@@ -75,10 +84,38 @@ const require = createRequire(import.meta.url);
 const Ajv = require("ajv") as typeof import("ajv").default;
 const ajv = new Ajv({ allErrors: true, strict: true });
 
-/** Validates a --json document against packages/cli/schemas/<name>.schema.json; throws listing every error. */
+/** A shipped schema, as users get it. */
+export function shippedSchema(name: string): Record<string, unknown> {
+  return JSON.parse(readFileSync(join(REPO, "packages/cli/schemas", `${name}.schema.json`), "utf8"));
+}
+
+/**
+ * The schema with every object closed (`additionalProperties: false`): the shipped schemas let
+ * consumers ignore fields added later, but our own documents must hold only documented fields.
+ */
+export function closedSchema(node: unknown): unknown {
+  if (Array.isArray(node)) return node.map(closedSchema);
+  if (typeof node !== "object" || node === null) return node;
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(node))
+    out[k] = k === "properties" ? mapValues(v, closedSchema) : closedSchema(v);
+  if ("properties" in node && !("additionalProperties" in node)) out.additionalProperties = false;
+  return out;
+}
+
+function mapValues(o: unknown, f: (v: unknown) => unknown): unknown {
+  return Object.fromEntries(Object.entries(o as Record<string, unknown>).map(([k, v]) => [k, f(v)]));
+}
+
+/**
+ * Validates a --json document against packages/cli/schemas/<name>.schema.json, closed (no
+ * undocumented field); throws listing every error.
+ */
 export function expectShape(name: string, doc: unknown): void {
-  const schema = JSON.parse(readFileSync(join(REPO, "packages/cli/schemas", `${name}.schema.json`), "utf8"));
-  const validate = ajv.getSchema(schema.$id) ?? ajv.compile(schema);
+  const schema = closedSchema(shippedSchema(name)) as { $id: string };
+  const id = `${schema.$id}#closed`;
+  if (!ajv.getSchema(id)) ajv.addSchema({ ...schema, $id: id });
+  const validate = ajv.getSchema(id)!;
   if (!validate(doc))
     throw new Error(
       `${name}: document does not match its schema:\n${ajv.errorsText(validate.errors, { separator: "\n" })}`,

@@ -74,8 +74,26 @@ it("is never written when stdout is not a terminal", async () => {
   expect(r.stdout.includes("\x1b[") || r.stdout.includes("\r")).toBe(false);
 });
 
+/** Resolves once `child` has written `text` on stdout; gives everything it wrote so far. */
+function waitForOutput(child: ReturnType<typeof startCli>, text: string): Promise<() => string> {
+  let out = "";
+  child.stdout!.on("data", (d) => {
+    out += d;
+  });
+  return new Promise((resolve) => {
+    const check = () => (out.includes(text) ? resolve(() => out) : setTimeout(check, 20));
+    check();
+  });
+}
+
+const exitOf = (child: ReturnType<typeof startCli>) =>
+  new Promise<number | null>((resolve) => child.on("exit", (c) => resolve(c)));
+
 describe("stopping a running track", () => {
-  for (const signal of ["SIGINT", "SIGTERM"] as const) {
+  for (const [signal, exitCode] of [
+    ["SIGINT", 130],
+    ["SIGTERM", 143],
+  ] as const) {
     it(`${signal} stops tracking cleanly and still writes the report and the picture`, async () => {
       const report = join(tmp.dir, `${signal}.json`);
       const svg = join(tmp.dir, `${signal}.svg`);
@@ -92,19 +110,16 @@ describe("stopping a running track", () => {
         "--svg",
         svg,
       ]);
-      let out = "";
-      child.stdout!.on("data", (d) => {
-        out += d;
+      let err = "";
+      child.stderr!.on("data", (d) => {
+        err += d;
       });
       // Wait until tracking has started (the second line says so), then interrupt.
-      await new Promise<void>((resolve) => {
-        const check = () => (out.includes("tracking ") ? resolve() : setTimeout(check, 20));
-        check();
-      });
+      const out = await waitForOutput(child, "tracking ");
       await new Promise((r) => setTimeout(r, 700));
       child.kill(signal);
-      const code = await new Promise<number | null>((resolve) => child.on("exit", (c) => resolve(c)));
-      expect(code).toBe(0);
+      // 128 + the signal's number, as a shell reports a process the signal ended.
+      expect(await exitOf(child)).toBe(exitCode);
       const doc = JSON.parse(readFileSync(report, "utf8"));
       expectShape("track-report", doc);
       expect(doc.interrupted).toBe(true);
@@ -112,7 +127,45 @@ describe("stopping a running track", () => {
       expect(doc.durationMs).toBeLessThan(10_000);
       expect(doc.groundTruth.pagesLost).toBe(0);
       expect(readFileSync(svg, "utf8")).toMatch(/<\/svg>\n$/);
-      expect(out).toMatch(/interrupted: tracking stopped cleanly/);
+      expect(out()).toMatch(/ground truth: no page lost/);
+      expect(err).toMatch(/interrupted: tracking stopped cleanly/);
     });
   }
+
+  it("SIGINT stops a --fast run at once, not after its whole simulated duration", async () => {
+    const report = join(tmp.dir, "fast.json");
+    const child = startCli(["track", "--host", "sim", "--duration", "24h", "--fast", "--report", report]);
+    await waitForOutput(child, "tracking ");
+    child.kill("SIGINT");
+    expect(await exitOf(child)).toBe(130);
+    const doc = JSON.parse(readFileSync(report, "utf8"));
+    expect(doc.interrupted).toBe(true);
+    expect(doc.trackingStopped).toBe(true);
+    expect(doc.durationMs).toBeLessThan(24 * 3_600_000);
+  });
+});
+
+describe("long runs", () => {
+  it("a run of 3000 syncs ends with its summary and its picture (no stack overflow)", async () => {
+    const svg = join(tmp.dir, "long.svg");
+    const r = await cli([
+      "track",
+      "--host",
+      "sim:edu-logging",
+      "--duration",
+      "3s",
+      "--interval",
+      "1ms",
+      "--fast",
+      "--svg",
+      svg,
+    ]);
+    expect(r.stderr).not.toMatch(/internal error|RangeError/);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/syncs +3000 in 3\.00 s/);
+    const picture = readFileSync(svg, "utf8");
+    expect(picture).toMatch(/<\/svg>\n$/);
+    // Columns are aggregated: not one rectangle per sync and bucket (that was 24 MB here).
+    expect(picture.length).toBeLessThan(200_000);
+  });
 });

@@ -18,6 +18,11 @@ console="$results/console.log"
 # no_timer_check: on a loaded host, TCG can be too slow for the kernel's IO-APIC timer check,
 # which then panics ("timer doesn't work through Interrupt-remapped IO-APIC").
 # print-fatal-signals=1: a guest process killed by a signal is logged (guest/init saves dmesg).
+# -qmp: QEMU's monitor, for qmp-dirty-rate.mjs (QEMU's own dirty-rate measurement, on the guest's
+# request); the socket lives outside the results folder the guest shares.
+qmp_dir="$(mktemp -d)"
+node "$(dirname "$0")/qmp-dirty-rate.mjs" "$qmp_dir/qmp.sock" "$results" &
+qmp_pid=$!
 set +e
 timeout --foreground -k 10 "$limit" qemu-system-x86_64 \
   -accel tcg -machine q35 -cpu max -smp 2 -m 2048 \
@@ -28,8 +33,12 @@ timeout --foreground -k 10 "$limit" qemu-system-x86_64 \
   -virtfs "local,path=$results,mount_tag=results,security_model=none,multidevs=remap" \
   -kernel "$kernel" -initrd "$initrd" \
   -append "console=ttyS0 panic=-1 loglevel=4 no_timer_check print-fatal-signals=1 $args" \
+  -qmp "unix:$qmp_dir/qmp.sock,server=on,wait=off" \
   </dev/null >"$console" 2>&1
 qemu_rc=$?
+kill "$qmp_pid" 2>/dev/null
+wait "$qmp_pid" 2>/dev/null
+rm -rf "$qmp_dir"
 set -e
 
 done_line="$(grep -a '^VMTEST-DONE' "$console" | tail -1 || true)"

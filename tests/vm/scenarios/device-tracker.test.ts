@@ -49,7 +49,7 @@ describe.skipIf(guest.driver !== "edu-log")("tracker with device DMA logging (ed
     expect(opened.choice.strategy).toBe("device");
     expect(opened.choice.reasons.filter((r) => r.strategy === "device")).toEqual([]);
     tracker.start();
-    tracker.setPhase("precopy");
+    tracker.setPhase("pre-copy");
   });
 
   it("each sync reports exactly the pages edu wrote since the last one", () => {
@@ -94,7 +94,7 @@ describe.skipIf(guest.driver !== "edu-log")("tracker with device DMA logging (ed
     tracker!.stop();
     expect(tracker!.started).toBe(false);
     tracker!.start();
-    tracker!.setPhase("precopy");
+    tracker!.setPhase("pre-copy");
     write(20n);
     const report = tracker!.sync();
     expect(report.strategy).toBe("device");
@@ -107,7 +107,7 @@ describe.skipIf(guest.driver !== "edu-log")("tracker with device DMA logging (ed
     const opened = open(2n * PAGE);
     tracker = opened.tracker;
     tracker.start();
-    tracker.setPhase("precopy");
+    tracker.setPhase("pre-copy");
     write(7n);
     write(30n);
     const report = tracker.sync();
@@ -134,7 +134,7 @@ describe.skipIf(guest.driver !== "edu-log")("tracker with device DMA logging (ed
           { core, memory: sections, pageSize: PAGE, windowBytes: 64n * PAGE, ignoreBlockers: true },
         ).tracker;
         tracker.start();
-        tracker.setPhase("precopy");
+        tracker.setPhase("pre-copy");
         expect(tracker.events.find((e) => e.kind === "start-notes")?.message).toMatch(
           new RegExp(`page size 0x${logPage.toString(16)}`),
         );

@@ -58,7 +58,7 @@ describe.skipIf(guest.driver !== "vfio-pci")("fallback: edu under plain vfio-pci
     expect(choice.strategy).toBe("type1");
     const reasons = choice.reasons.filter((r) => r.device === s.bdf && r.strategy === "device");
     expect(
-      reasons.some((r) => r.option === "deviceDirtyPageTracking"),
+      reasons.some((r) => r.option === "x-device-dirty-page-tracking"),
       JSON.stringify(reasons),
     ).toBe(true);
   });
@@ -72,7 +72,7 @@ describe.skipIf(guest.driver !== "vfio-pci")("fallback: edu under plain vfio-pci
     });
     try {
       tracker.start();
-      tracker.setPhase("precopy");
+      tracker.setPhase("pre-copy");
       for (let i = 0; i < 2; i++) {
         const report = tracker.sync();
         expect(report.strategy).toBe("all-dirty");

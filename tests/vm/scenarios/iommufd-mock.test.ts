@@ -132,7 +132,7 @@ describe.skipIf(!mockOnly)("iommufd dirty tracking on the IOMMUFD_TEST mock IOMM
     try {
       write4k([4]); // before start: enabling tracking clears it
       tracker.start();
-      tracker.setPhase("precopy");
+      tracker.setPhase("pre-copy");
       write4k([0, 33]);
       write4k([63], "second");
       expect(pages(tracker.sync())).toEqual([0, 33, 63]);
@@ -165,7 +165,7 @@ describe.skipIf(!mockOnly)("iommufd dirty tracking on the IOMMUFD_TEST mock IOMM
     try {
       tracker.map(IOVA, GPA, LENGTH);
       tracker.start();
-      tracker.setPhase("precopy");
+      tracker.setPhase("pre-copy");
       write4k([2, 50]);
       tracker.unmap(IOVA, LENGTH);
       // The IOAS mapping is gone: a second unmap of the range finds nothing.
@@ -203,7 +203,7 @@ describe.skipIf(!mockOnly)("iommufd dirty tracking on the IOMMUFD_TEST mock IOMM
         tracker.map(IOVA, GPA, LENGTH);
         tracker.map(IOVA + 2n * LENGTH, GPA + LENGTH, LENGTH);
         tracker.start();
-        tracker.setPhase("precopy");
+        tracker.setPhase("pre-copy");
         write4k([3]);
         mockMarkDirty(host, iommufd, hwptId, IOVA + 2n * LENGTH, LENGTH, MOCK_IO_PAGE_SIZE, [
           2 * 9,

@@ -137,7 +137,7 @@ describe.skipIf(!onVtd)("iommufd: the tracker on an IOMMU without dirty tracking
       expect(why, JSON.stringify(choice.reasons)).toBeDefined();
       expect(why?.call).toMatch(/HWPT_ALLOC/);
       tracker.start();
-      tracker.setPhase("precopy");
+      tracker.setPhase("pre-copy");
       expect(tracker.sync().dirtyPages).toBe(4);
     } finally {
       tracker.close();

@@ -75,7 +75,7 @@ describe.skipIf(guest.driver !== "vfio-pci")("type1 on a real kernel", () => {
       try {
         expect(choice.strategy).toBe("type1");
         tracker.start();
-        tracker.setPhase("precopy");
+        tracker.setPhase("pre-copy");
         s.edu.dmaToRam(EDU_BUFFER, A + 2n * PAGE, 64);
         s.edu.dmaToRam(EDU_BUFFER, B + 5n * PAGE + 0x100n, 64);
         for (let sync = 0; sync < 2; sync++) {
@@ -102,7 +102,7 @@ describe.skipIf(guest.driver !== "vfio-pci")("type1 on a real kernel", () => {
       const workload = await eduWorkload(host, s, { iova: A, length: A_LENGTH, bytes: memA.bytes });
       try {
         tracker.start();
-        tracker.setPhase("precopy");
+        tracker.setPhase("pre-copy");
         const written = await workload.run(400, new AbortController().signal);
         expect(written.length).toBeGreaterThan(0);
         const bits = tracker.sync().bitmap!;

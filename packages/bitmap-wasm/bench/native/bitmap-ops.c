@@ -124,6 +124,24 @@ void c_coarsen_4k_2m(u64 dst, u64 src, u64 ncoarse_bits) {
 }
 
 /*
+ * 4 KiB -> 64 KiB: 16 fine bits per coarse bit, so each fine word gives 4 coarse bits (a 16-bit
+ * group test each). ORs into dst. What `vfio-dirty track` does to keep a 16 TiB guest's union of
+ * reports at 32 MiB.
+ */
+void c_coarsen_4k_64k(u64 dst, u64 src, u64 ncoarse_bits) {
+  u64 *d = as_words(dst);
+  const u64 *s = as_words(src);
+  for (u64 j = 0; j < ncoarse_bits / WORD_BITS; j++) {
+    u64 out = 0;
+    for (u64 m = 0; m < 16; m++) {
+      u64 w = s[j * 16 + m];
+      for (u64 g = 0; g < 4; g++) out |= (u64)(((w >> (16 * g)) & 0xffff) != 0) << (m * 4 + g);
+    }
+    d[j] |= out;
+  }
+}
+
+/*
  * Expansion 64 KiB -> 4 KiB: every coarse bit becomes 16 fine bits, so one fine word takes 4
  * coarse bits; a 16-entry table maps the nibble to the fine word. ORs into dst.
  */
@@ -241,6 +259,9 @@ void c_fill_sparse(u64 addr, u64 nbits, u64 nset, u64 seed) {
     w[b / 64] |= 1ULL << (b % 64);
   }
 }
+
+/* Word k at addr (reading another memory's buffers, e.g. wasm2c's, from JS). */
+u64 c_word(u64 addr, u64 k) { return as_words(addr)[k]; }
 
 void c_memset(u64 addr, int value, u64 nbytes) { memset((void *)(uintptr_t)addr, value, nbytes); }
 

@@ -10,5 +10,15 @@ export interface AbiCheckResult {
   failures: string[];
 }
 
+/** One step of a recorded check: an export call, or a write into / read from linear memory. */
+export type AbiTraceEntry =
+  | ["call", string, (number | bigint)[], number | bigint]
+  | ["write" | "read", number, Uint8Array];
+
+export interface AbiCheckOptions {
+  /** When given, every call and memory access of the check is appended here, in order. */
+  trace?: AbiTraceEntry[];
+}
+
 /** Instantiates `bytes` with no imports and checks the raw exports against a reference model. */
-export function checkAbi(bytes: BufferSource): Promise<AbiCheckResult>;
+export function checkAbi(bytes: BufferSource, opts?: AbiCheckOptions): Promise<AbiCheckResult>;

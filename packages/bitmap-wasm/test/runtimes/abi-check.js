@@ -5,13 +5,20 @@
 // the random cases are seeded, so every engine checks exactly the same operations.
 //
 //   const result = await checkAbi(wasmBytes);   // { ok, checks, failures: string[] }
+//   const trace = [];
+//   await checkAbi(wasmBytes, { trace });        // also records every call and memory access
+//
+// The trace is what other runtimes without a JavaScript engine replay (the wasm2c test): each
+// export call with its arguments and answer, each write into memory and each read with the bytes
+// this engine saw. Since every answer here is checked against the model, an engine that replays
+// the trace and sees the same answers and bytes passes the same checks.
 //
 // The ranges are a few thousand bits long on purpose: long enough to reach the v128 bodies and
 // 4x-unrolled loops, where engines most plausibly differ, and short enough to finish in well under
 // a second in every runtime.
 
 /** Runs all checks; never throws for a wrong answer (it lists it in `failures`). */
-export async function checkAbi(bytes) {
+export async function checkAbi(bytes, opts = {}) {
   const failures = [];
   let checks = 0;
   const expect = (cond, what) => {
@@ -22,7 +29,7 @@ export async function checkAbi(bytes) {
 
   const { module, instance } = await WebAssembly.instantiate(bytes, {});
   eq(WebAssembly.Module.imports(module).length, 0, "import count");
-  const x = instance.exports;
+  const x = opts.trace ? traced(instance.exports, opts.trace) : instance.exports;
   expect(x.memory instanceof WebAssembly.Memory, "exports memory");
   eq(x.abi_version(), 1, "abi_version()");
   const rng = prng(0x5eed);
@@ -130,7 +137,7 @@ export async function checkAbi(bytes) {
     const buckets = 1 + rng(9);
     const out = alloc(x, buckets * 8);
     eq(x.bitmap_density(a, 0n, BigInt(na), out, buckets), 0, `${where} density`);
-    const got = Array.from(new BigUint64Array(x.memory.buffer, out, buckets), Number);
+    const got = Array.from(readWords(x, out, buckets), Number);
     const want = Array.from({ length: buckets }, (_, k) =>
       sum(refA, Math.floor((k * na) / buckets), Math.floor(((k + 1) * na) / buckets)),
     );
@@ -202,7 +209,7 @@ export async function checkAbi(bytes) {
     const stats = alloc(x, 16);
     eq(x.xlat_translate(t, src, dst, stats), 0, "xlat_translate");
     sameBits(expect, load(x, dst), refD, "xlat_translate bits (removed mapping still translating)");
-    eq(new BigUint64Array(x.memory.buffer, stats, 2)[0], BigInt(unmapped), "xlat_translate unmapped_pages");
+    eq(readWords(x, stats, 2)[0], BigInt(unmapped), "xlat_translate unmapped_pages");
     // The unmapped dirty pages themselves, as runs, through a 2-run buffer (resumed).
     const onNoMapping = refS.map((b, i) =>
       b && !maps.some(([iova, , n]) => i >= iova && i < iova + n) ? 1 : 0,
@@ -216,7 +223,7 @@ export async function checkAbi(bytes) {
     eq(x.xlat_mapping_count(t), 5, "mappings before retire (removed included)");
     for (const [k, [iova, gpa, n]] of maps.entries()) {
       eq(x.xlat_mapping_get(t, k, rec), 0, `xlat_mapping_get ${k}`);
-      const got = Array.from(new BigUint64Array(x.memory.buffer, rec, 4), Number);
+      const got = Array.from(readWords(x, rec, 4), Number);
       eq(
         JSON.stringify(got),
         JSON.stringify([iova * page, gpa * page, n * page, k === 4 ? 1 : 0]),
@@ -242,11 +249,7 @@ export async function checkAbi(bytes) {
     eq(x.xlat_translate_copy(t, src, dst, stats3), 0, "xlat_translate_copy");
     sameBits(expect, load(x, dst), refC, "xlat_translate_copy bits");
     const copiedWant = refC.reduce((a, b) => a + b, 0);
-    eq(
-      new BigUint64Array(x.memory.buffer, stats3, 3)[2],
-      BigInt(copiedWant),
-      "xlat_translate_copy copied_pages",
-    );
+    eq(readWords(x, stats3, 3)[2], BigInt(copiedWant), "xlat_translate_copy copied_pages");
     eq(x.mem_free(stats3), 0, "mem_free copy stats");
     for (const p of [src, dst]) eq(x.bitmap_free(p), 0, "bitmap_free after translate");
     eq(x.mem_free(stats), 0, "mem_free stats");
@@ -294,7 +297,7 @@ function alloc(x, nbytes) {
 /** The bitmap's bits as one byte per bit, read through memory like the kernel's consumer would. */
 function load(x, bm) {
   const nbits = Number(x.bitmap_nbits(bm));
-  const bytes = new Uint8Array(x.memory.buffer, x.bitmap_data(bm) >>> 0, Math.ceil(nbits / 64) * 8);
+  const bytes = readBytes(x, x.bitmap_data(bm), Math.ceil(nbits / 64) * 8);
   const bits = new Uint8Array(nbits);
   for (let i = 0; i < nbits; i++) bits[i] = (bytes[i >>> 3] >>> (i & 7)) & 1;
   // Bits past nbits in the last word must stay zero.
@@ -304,9 +307,41 @@ function load(x, bm) {
 
 /** Writes bits straight into the words, as the kernel does through the data pointer. */
 function store(x, bm, bits) {
-  const bytes = new Uint8Array(x.memory.buffer, x.bitmap_data(bm) >>> 0, Math.ceil(bits.length / 64) * 8);
-  bytes.fill(0);
+  const bytes = new Uint8Array(Math.ceil(bits.length / 64) * 8);
   for (let i = 0; i < bits.length; i++) if (bits[i]) bytes[i >>> 3] |= 1 << (i & 7);
+  writeBytes(x, x.bitmap_data(bm), bytes);
+}
+
+/** The exports with every call recorded in `trace` as ["call", name, args, result]. */
+function traced(exports, trace) {
+  const x = { memory: exports.memory, trace };
+  for (const [name, f] of Object.entries(exports)) {
+    if (typeof f !== "function") continue;
+    x[name] = (...args) => {
+      const result = f(...args);
+      trace.push(["call", name, args, result]);
+      return result;
+    };
+  }
+  return x;
+}
+
+/** A copy of `nbytes` of memory at `ptr` (recorded as ["read", ptr, bytes] when tracing). */
+function readBytes(x, ptr, nbytes) {
+  const bytes = new Uint8Array(x.memory.buffer, ptr >>> 0, nbytes).slice();
+  x.trace?.push(["read", ptr >>> 0, bytes]);
+  return bytes;
+}
+
+/** `n` u64 words at `ptr`, read like readBytes. */
+function readWords(x, ptr, n) {
+  return new BigUint64Array(readBytes(x, ptr, n * 8).buffer);
+}
+
+/** Copies `bytes` into memory at `ptr` (recorded as ["write", ptr, bytes] when tracing). */
+function writeBytes(x, ptr, bytes) {
+  new Uint8Array(x.memory.buffer, ptr >>> 0, bytes.length).set(bytes);
+  x.trace?.push(["write", ptr >>> 0, bytes.slice()]);
 }
 
 function sameBits(expect, got, want, what) {
@@ -377,7 +412,7 @@ function allRuns(x, bm, from, maxRuns, list = (b, f, out, max) => x.bitmap_runs(
       runs.push(["error", n]);
       break;
     }
-    const v = new BigUint64Array(x.memory.buffer, out, maxRuns * 2);
+    const v = readWords(x, out, maxRuns * 2);
     for (let k = 0; k < n; k++) runs.push([Number(v[2 * k]), Number(v[2 * k + 1])]);
     if (n < maxRuns) break;
     pos = v[2 * n - 2] + v[2 * n - 1];

@@ -8,6 +8,7 @@ import type { Context } from "../context.ts";
 import { UsageError } from "../errors.ts";
 import { formatBytes } from "../format/units.ts";
 import { parseAddress, parseCount, parsePageSize } from "../parse/size.ts";
+import { maxOf } from "../report.ts";
 import { densitySvg } from "../svg/pictures.ts";
 import { type BitmapSummary, withInputOptions } from "./bitmap.ts";
 import { summary } from "./bitmap-convert.ts";
@@ -89,7 +90,7 @@ export async function bitmapRender(spec: string, opts: RenderOptions): Promise<R
       svg: opts.svg,
       cells,
       pagesPerCell,
-      maxCellDirtyPages: Math.max(0, ...counts),
+      maxCellDirtyPages: maxOf(counts),
     };
   } finally {
     bm.free();

@@ -1,183 +1,181 @@
-// `vfio-dirty predict`: will pre-copy converge? A thin shell over the tracker's predictPrecopy:
-// parse the rates and sizes, or take the measured trace from a `track --report` file, then print.
+// `vfio-dirty predict`: will pre-copy converge within the downtime limit, and if not, why and what
+// would fix it? A thin shell over the tracker's predictPrecopy: the options (predict/input.ts),
+// the model, then an iteration table like `virsh domjobinfo`, a verdict, --json and --svg.
+// Exit 3 when it does not converge.
 
+import { writeFileSync } from "node:fs";
 import { type PrecopyPrediction, predictPrecopy } from "@vfio-dirty/tracker";
 import { Command } from "commander";
 import type { Context } from "../context.ts";
-import { UsageError } from "../errors.ts";
-import { formatBytes, formatMs, formatRate } from "../format/units.ts";
-import { parseDuration } from "../parse/duration.ts";
-import { parseRate } from "../parse/rate.ts";
-import { parseSize } from "../parse/size.ts";
-import { readTrackReport } from "../report.ts";
+import { CheckFailedError, UsageError } from "../errors.ts";
+import { formatMs, formatRate } from "../format/units.ts";
+import { type DescribedInput, type PredictOptions, predictInput } from "../predict/input.ts";
+import { printPrediction } from "../predict/print.ts";
+import { predictSvg } from "../svg/predict-chart.ts";
 
-interface PredictOptions {
-  report?: string;
-  dirtyRate?: string;
-  ram?: string;
-  bandwidth?: string;
-  downtime: string;
-  deviceState?: string;
-  maxIterations?: string;
-}
+export type { PredictOptions } from "../predict/input.ts";
 
 /** The --json document of `predict`. */
 export interface PredictDocument {
   command: "predict";
-  input: {
-    bandwidth: number;
-    downtimeLimitMs: number;
-    ramBytes: number;
-    deviceStateBytes: number;
-    dirtyRate: number | null;
-    traceSamples: number | null;
-    source: "dirty-rate" | "report";
-  };
+  input: Omit<DescribedInput, "devices"> & { devices: DeviceDocument[] };
   converges: boolean;
   iterations: number;
   totalBytesSent: number;
   expectedDowntimeMs: number;
+  /** The expected downtime is above the limit (the final sync and the last decision sync's dirt). */
+  downtimeOverLimit: boolean;
   totalMs: number;
   requiredBandwidth: number | null;
+  /** The largest total dirty rate that converges at the limit (critical state); null: none. */
   maxDirtyRate: number | null;
-  rounds: { iteration: number; bytesSent: number; seconds: number; dirtyBytesAfter: number }[];
+  /** The smallest downtime limit that converges (critical state); null: none. */
+  minDowntimeLimitMs: number | null;
+  heldBySwitchoverAck: number;
+  /** What the total dirty rate is made of, bytes/s. */
+  dirtyRate: { total: number; deviceDma: number; guest: number; deviceState: number };
+  critical: PrecopyPrediction["critical"];
+  rounds: PrecopyPrediction["rounds"][number][];
+}
+
+export interface DeviceDocument {
+  id: string | null;
+  stopCopyBytes: number;
+  precopy: {
+    infoVersion: 1 | 2;
+    initialBytes: number;
+    dirtyBytes: number;
+    dirtyRate: number;
+    reinit: { atMs: number; initialBytes: number }[];
+  } | null;
 }
 
 export function predictCommand(makeContext: (cmd: Command) => Context): Command {
   return new Command("predict")
-    .description("predict whether pre-copy converges within the downtime limit")
-    .option("--report <file.json>", "a report written by 'track --report' (its measured dirty-rate trace)")
-    .option("--dirty-rate <rate>", "constant dirty rate, e.g. 200M/s (instead of --report)")
-    .option("--ram <size>", "guest RAM, e.g. 16G (required with --dirty-rate; overrides the report's)")
+    .description("predict whether pre-copy converges within the downtime limit, and what would make it")
+    .option("--report <file.json>", "a report written by 'track --report': the devices' measured DMA trace")
+    .option("--dirty-rate <rate>", "the devices' DMA dirty rate, e.g. 200M/s (instead of --report)")
+    .option("--guest-dirty-rate <rate>", "the guest's own (vCPU) dirty rate, added to the devices'")
+    .option(
+      "--guest-dirty-rate-from <file>",
+      "read the guest's rate from QEMU's query-dirty-rate reply, 'info dirty_rate' or 'virsh domstats --dirtyrate'",
+    )
+    .option("--ram <size>", "guest RAM, e.g. 16G (required without --report; overrides the report's)")
     .option("--bandwidth <rate>", "migration bandwidth, e.g. 10Gbit/s or 1G/s (required)")
-    .option("--downtime <duration>", "downtime limit (QEMU downtime-limit)", "300ms")
-    .option("--device-state <size>", "device state sent at stop-copy, e.g. 64M", "0")
+    .option("--downtime-limit <duration>", "QEMU downtime-limit (default 300ms)")
+    .option("--downtime <duration>", "the older spelling of --downtime-limit")
+    .option(
+      "--sync-cost <duration>",
+      "one dirty-bitmap sync (default: the mean sync cost in --report, else 0)",
+    )
+    .option("--device-state <size>", "what the devices send in stop-copy (MIG_DATA_SIZE), e.g. 64M")
+    .option("--precopy-initial-size <size>", "PRE_COPY device: initial_bytes when pre-copy starts")
+    .option("--precopy-dirty-size <size>", "PRE_COPY device: dirty_bytes when pre-copy starts (default 0)")
+    .option("--precopy-dirty-rate <rate>", "PRE_COPY device: how fast its state changes (default 0)")
+    .option(
+      "--precopy-info <v1|v2>",
+      "GET_PRECOPY_INFO semantics: v1 (default), or v2 (PRECOPY_INFOv2: REINIT)",
+    )
+    .option("--precopy-reinit <at:size,...>", "new initial data at these times into pre-copy, e.g. 2s:64M")
+    .option("--switchover-ack", "QEMU's switchover-ack: switch over only once the initial data was sent")
+    .option(
+      "--avail-switchover-bandwidth <rate>",
+      "QEMU avail-switchover-bandwidth: the switchover decision uses it",
+    )
     .option("--max-iterations <n>", "give up after this many pre-copy iterations", "30")
+    .option("--svg <file.svg>", "write the picture: pending data per iteration against the downtime budget")
     .addHelpText(
       "after",
       `
 Examples:
   $ vfio-dirty predict --dirty-rate 200M/s --ram 16G --bandwidth 10Gbit/s
-  $ vfio-dirty predict --report run.json --bandwidth 1G/s --downtime 500ms --device-state 64M
+  $ vfio-dirty predict --report run.json --guest-dirty-rate-from qmp-reply.json --bandwidth 25Gbit/s
+  $ vfio-dirty predict --dirty-rate 7.5G/s --ram 64G --bandwidth 15G/s --sync-cost 250ms
+  $ vfio-dirty predict --report run.json --bandwidth 1G/s --precopy-initial-size 128M --precopy-info v2 \\
+      --precopy-reinit 2s:32M --switchover-ack --svg plan.svg
+
+Exit code 3 when pre-copy does not converge within the downtime limit.
 `,
     )
     .action((opts: PredictOptions, cmd: Command) => {
       const ctx = makeContext(cmd);
       const doc = predict(opts);
+      if (opts.svg) writeSvg(opts.svg, doc);
       ctx.out.document(doc);
-      printPrediction(ctx, doc);
+      printPrediction(ctx, doc, opts);
+      if (!doc.converges)
+        throw new CheckFailedError(
+          `pre-copy does not converge within downtime-limit ${formatMs(doc.input.downtimeLimitMs)}`,
+        );
     });
 }
 
 /** Validates the options and runs the model. */
 export function predict(opts: PredictOptions): PredictDocument {
-  if (opts.bandwidth === undefined)
-    throw new UsageError(
-      "predict needs --bandwidth; give the migration link speed, e.g. --bandwidth 10Gbit/s",
-    );
-  if ((opts.report === undefined) === (opts.dirtyRate === undefined))
-    throw new UsageError("predict needs exactly one of --report FILE.json and --dirty-rate RATE");
-  const bandwidth = parseRate(opts.bandwidth, "--bandwidth");
-  const downtimeLimitMs = parseDuration(opts.downtime, "--downtime");
-  const deviceStateBytes = Number(parseSize(opts.deviceState ?? "0", "--device-state"));
-  const maxIterations = Number(opts.maxIterations ?? "30");
-  if (!Number.isInteger(maxIterations) || maxIterations < 1 || maxIterations > 10_000)
-    throw new UsageError(`--max-iterations '${opts.maxIterations}': use a whole number from 1 to 10000`);
-
-  let prediction: PrecopyPrediction;
-  let input: PredictDocument["input"];
-  if (opts.dirtyRate !== undefined) {
-    if (opts.ram === undefined)
-      throw new UsageError("--dirty-rate needs --ram; give the guest RAM, e.g. --ram 16G");
-    const ramBytes = Number(parseSize(opts.ram, "--ram"));
-    const dirtyRate = parseRate(opts.dirtyRate, "--dirty-rate");
-    prediction = predictPrecopy({
-      bandwidth,
-      downtimeLimitMs,
-      ramBytes,
-      deviceStateBytes,
-      dirtyRate,
-      maxIterations,
-    });
-    input = {
-      bandwidth,
-      downtimeLimitMs,
-      ramBytes,
-      deviceStateBytes,
-      dirtyRate,
-      traceSamples: null,
-      source: "dirty-rate",
-    };
-  } else {
-    const report = readTrackReport(opts.report!);
-    const ramBytes = opts.ram !== undefined ? Number(parseSize(opts.ram, "--ram")) : report.ramBytes;
-    const trace = report.samples
-      .filter((s) => s.intervalMs > 0)
-      .map((s) => ({ seconds: s.intervalMs / 1000, dirtyBytes: s.dirtyBytes }));
-    if (trace.length === 0)
-      throw new UsageError(
-        `${opts.report}: the report has no sync samples; run track for longer than one interval`,
-      );
-    prediction = predictPrecopy({
-      bandwidth,
-      downtimeLimitMs,
-      ramBytes,
-      deviceStateBytes,
-      trace,
-      maxIterations,
-    });
-    input = {
-      bandwidth,
-      downtimeLimitMs,
-      ramBytes,
-      deviceStateBytes,
-      dirtyRate: null,
-      traceSamples: trace.length,
-      source: "report",
-    };
-  }
+  const { model, described } = predictInput(opts);
+  const p = predictPrecopy(model);
+  const deviceState = described.devices.reduce((a, d) => a + (d.precopy?.dirtyRate ?? 0), 0);
   return {
     command: "predict",
-    input,
-    converges: prediction.converges,
-    iterations: prediction.iterations,
-    totalBytesSent: prediction.totalBytesSent,
-    expectedDowntimeMs: prediction.expectedDowntimeMs,
-    totalMs: prediction.totalMs,
-    requiredBandwidth: prediction.requiredBandwidth ?? null,
-    maxDirtyRate: prediction.maxDirtyRate ?? null,
-    rounds: prediction.rounds.map((r) => ({ ...r })),
+    input: { ...described, devices: described.devices.map(deviceDocument) },
+    converges: p.converges,
+    iterations: p.iterations,
+    totalBytesSent: p.totalBytesSent,
+    expectedDowntimeMs: p.expectedDowntimeMs,
+    downtimeOverLimit: p.converges && p.expectedDowntimeMs > described.downtimeLimitMs,
+    totalMs: p.totalMs,
+    requiredBandwidth: p.requiredBandwidth ?? null,
+    maxDirtyRate: p.maxDirtyRate,
+    minDowntimeLimitMs: p.minDowntimeLimitMs,
+    heldBySwitchoverAck: p.heldBySwitchoverAck,
+    dirtyRate: {
+      total: p.critical.dirtyRate,
+      deviceDma: described.deviceDirtyRate,
+      guest: described.guestDirtyRate ?? 0,
+      deviceState,
+    },
+    critical: p.critical,
+    rounds: p.rounds.map((r) => ({ ...r })),
   };
 }
 
 // --- Internal helpers ---
 
-function printPrediction(ctx: Context, d: PredictDocument): void {
-  const { out } = ctx;
-  const c = out.color;
-  const i = d.input;
-  out.info(
-    `pre-copy of ${formatBytes(i.ramBytes)} RAM${i.deviceStateBytes ? ` + ${formatBytes(i.deviceStateBytes)} device state` : ""} at ${formatRate(i.bandwidth)}, ` +
-      (i.dirtyRate !== null
-        ? `dirty rate ${formatRate(i.dirtyRate)}`
-        : `measured trace of ${i.traceSamples} syncs`) +
-      `, downtime limit ${formatMs(i.downtimeLimitMs)}`,
-  );
-  if (d.converges) {
-    out.result(`${c.green("converges")} after ${d.iterations} iteration${d.iterations === 1 ? "" : "s"}`);
-    out.result(`  expected downtime  ${formatMs(d.expectedDowntimeMs)}`);
-    out.result(`  total sent         ${formatBytes(Math.round(d.totalBytesSent))}`);
-    out.result(`  total time         ${formatMs(d.totalMs)}`);
-  } else {
-    out.result(`${c.red("does not converge")} within ${d.iterations} iterations`);
-    out.result(
-      `  pending at the end ${formatMs(d.expectedDowntimeMs)} of transfer (limit ${formatMs(i.downtimeLimitMs)})`,
+function deviceDocument(d: DescribedInput["devices"][number]): DeviceDocument {
+  return {
+    id: d.id ?? null,
+    stopCopyBytes: d.stopCopyBytes ?? 0,
+    precopy: d.precopy
+      ? {
+          infoVersion: d.precopy.infoVersion,
+          initialBytes: d.precopy.initialBytes,
+          dirtyBytes: d.precopy.dirtyBytes ?? 0,
+          dirtyRate: d.precopy.dirtyRate ?? 0,
+          reinit: (d.precopy.reinit ?? []).map((e) => ({ ...e })),
+        }
+      : null,
+  };
+}
+
+function writeSvg(path: string, doc: PredictDocument): void {
+  const i = doc.input;
+  try {
+    writeFileSync(
+      path,
+      predictSvg({
+        title: `vfio-dirty predict: ${doc.converges ? "converges" : "does not converge"}`,
+        subtitle: `bandwidth ${formatRate(i.bandwidth)}, downtime-limit ${formatMs(i.downtimeLimitMs)}, sync cost ${formatMs(i.syncCostMs)}, dirty rate ${formatRate(doc.dirtyRate.total)}`,
+        rounds: doc.rounds,
+        converges: doc.converges,
+        linkBudgetBytes: (i.bandwidth * i.downtimeLimitMs) / 1000,
+      }),
     );
-    out.result(`  total sent         ${formatBytes(Math.round(d.totalBytesSent))}`);
-    if (d.requiredBandwidth !== null)
-      out.result(`  would converge with bandwidth >= ${formatRate(d.requiredBandwidth)}`);
-    if (d.maxDirtyRate === null)
-      out.result("  no dirty rate helps: the device state alone does not fit in the downtime limit");
-    else out.result(`  or with a dirty rate <= ${formatRate(d.maxDirtyRate)}`);
+  } catch (err) {
+    throw new UsageError(
+      `${path}: cannot write (${(err as NodeJS.ErrnoException).code}); check the directory exists`,
+      {
+        cause: err,
+      },
+    );
   }
 }

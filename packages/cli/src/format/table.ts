@@ -3,11 +3,13 @@
 
 import Table from "cli-table3";
 
-/** A two-column "name: value" table. */
+/**
+ * Two aligned columns, "  name   value", one row a line. No trailing spaces: the value is last
+ * and never padded (a table library pads every cell to the widest one).
+ */
 export function keyValueTable(rows: readonly (readonly [string, string])[]): string {
-  const t = new Table({ style: { head: [], border: [] }, chars: compactChars() });
-  for (const [k, v] of rows) t.push([k, v]);
-  return t.toString();
+  const width = rows.reduce((w, [k]) => Math.max(w, k.length), 0);
+  return rows.map(([k, v]) => `  ${k.padEnd(width)}   ${v}`.trimEnd()).join("\n");
 }
 
 /** A table with a header row. */
@@ -17,24 +19,13 @@ export function gridTable(head: readonly string[], rows: readonly (readonly stri
   return t.toString();
 }
 
-// --- Internal helpers ---
-
-function compactChars() {
-  return {
-    top: "",
-    "top-mid": "",
-    "top-left": "",
-    "top-right": "",
-    bottom: "",
-    "bottom-mid": "",
-    "bottom-left": "",
-    "bottom-right": "",
-    left: " ",
-    "left-mid": "",
-    mid: "",
-    "mid-mid": "",
-    right: "",
-    "right-mid": "",
-    middle: " ",
-  };
+/** A table with a header row and no lines between rows (long numeric listings). */
+export function listTable(head: readonly string[], rows: readonly (readonly string[])[]): string {
+  const t = new Table({
+    head: [...head],
+    style: { head: [], border: [] },
+    chars: { mid: "", "left-mid": "", "mid-mid": "", "right-mid": "" },
+  });
+  for (const r of rows) t.push([...r]);
+  return t.toString();
 }

@@ -16,3 +16,21 @@ export function parsePciAddress(text: string): string {
     );
   }
 }
+
+/**
+ * Device arguments of probe/track: each parsed, and each device named once. The same device
+ * twice ("3b:00.1" and "0000:3b:00.1" included) is a usage error, not a busy device later.
+ */
+export function parsePciAddresses(texts: readonly string[]): string[] {
+  const seen = new Map<string, string>();
+  for (const text of texts) {
+    const address = parsePciAddress(text);
+    const before = seen.get(address);
+    if (before !== undefined)
+      throw new UsageError(
+        `PCI address ${address} is given twice${before === text ? "" : ` ('${before}' and '${text}')`}; name each device once`,
+      );
+    seen.set(address, text);
+  }
+  return [...seen.keys()];
+}

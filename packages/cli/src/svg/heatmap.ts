@@ -2,12 +2,14 @@
 // Used for "guest-physical address against time" (track) and "dirty density across the address
 // range" (bitmap render).
 
-import { esc, heatColor, r, text } from "./document.ts";
+import { maxOf } from "../report.ts";
+import { fractionColor, fractionLegend } from "./colors.ts";
+import { esc, r, text } from "./document.ts";
 
 export interface HeatmapSpec {
   /** rows[y][x], any non-negative values; each row must have the same length. */
   rows: readonly (readonly number[])[];
-  /** Value that gets the darkest colour (default: the largest value). */
+  /** The value that is 100 % (default: the largest value); colour is the fraction of it. */
   max?: number;
   /** Labels for some rows: [rowIndex, label]. */
   rowLabels: readonly (readonly [number, string])[];
@@ -30,7 +32,7 @@ export function heatmap(spec: HeatmapSpec, x: number, y: number, width: number, 
   const top = y + 6;
   const plotW = width - 130;
   const plotH = height - 60;
-  const max = spec.max ?? Math.max(0, ...spec.rows.flat());
+  const max = spec.max ?? maxOf(spec.rows.flat());
   const cw = ncols ? plotW / ncols : plotW;
   const ch = nrows ? plotH / nrows : plotH;
   out.push(`<g class="heatmap" data-rows="${nrows}" data-columns="${ncols}">`);
@@ -38,7 +40,7 @@ export function heatmap(spec: HeatmapSpec, x: number, y: number, width: number, 
     row.forEach((v, ci) => {
       const title = spec.cellTitle ? `<title>${esc(spec.cellTitle(ri, ci, v))}</title>` : "";
       out.push(
-        `<rect x="${r(left + ci * cw)}" y="${r(top + ri * ch)}" width="${r(cw + 0.05)}" height="${r(ch + 0.05)}" fill="${heatColor(max > 0 ? v / max : 0)}">${title}</rect>`,
+        `<rect x="${r(left + ci * cw)}" y="${r(top + ri * ch)}" width="${r(cw + 0.05)}" height="${r(ch + 0.05)}" fill="${fractionColor(max > 0 ? v / max : 0)}">${title}</rect>`,
       );
     });
   });
@@ -60,12 +62,14 @@ export function heatmap(spec: HeatmapSpec, x: number, y: number, width: number, 
       `text-anchor="middle" font-weight="bold" transform="rotate(-90 ${r(x + 10)} ${r(top + plotH / 2)})"`,
     ),
   );
-  // Legend: 0 .. max
-  const lx = left;
-  const ly = top + plotH + 40;
-  for (let i = 0; i <= 10; i++)
-    out.push(`<rect x="${r(lx + i * 16)}" y="${r(ly)}" width="16" height="8" fill="${heatColor(i / 10)}"/>`);
-  out.push(text(lx + 180, ly + 8, `0 .. ${formatCount(max)} ${spec.unit}`));
+  // Legend: the fraction scale every picture shares.
+  for (const e of fractionLegend(
+    left,
+    top + plotH + 40,
+    `colour: ${spec.unit} as a fraction of ${formatCount(max)}`,
+    false,
+  ))
+    out.push(e);
   out.push("</g>");
   return out;
 }

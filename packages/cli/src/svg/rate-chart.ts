@@ -1,63 +1,79 @@
-// A line chart of dirty rate over time, with the phase switch marked: the first thing people look
-// at to see whether a device settles down or keeps dirtying memory.
+// Dirty rate over time, on the shared time frame: the first thing people look at to see whether
+// a device settles down or keeps dirtying memory. A long run is drawn per pixel column (the mean
+// as a line, the range of its syncs as a band), so a day of syncs stays a small picture.
 
 import { r, text } from "./document.ts";
+import { stopCopyMarker, type TimeFrame, timeTicks } from "./frame.ts";
+import { rateAxis } from "./scales.ts";
 
 export interface RatePoint {
-  /** Seconds since tracking started. */
+  /** Seconds since tracking started (the end of the sync's interval). */
   t: number;
   /** Bytes per second. */
   rate: number;
 }
 
-/** SVG elements of the chart occupying [x, x+width] x [y, y+height]. */
-export function rateChart(
-  points: readonly RatePoint[],
-  x: number,
-  y: number,
-  width: number,
-  height: number,
-  opts: { phaseSwitchS?: number | null; formatRate: (v: number) => string },
-): string[] {
-  const left = x + 110;
-  const top = y + 10;
-  const plotW = width - 130;
-  const plotH = height - 40;
-  const tMax = Math.max(1e-9, ...points.map((p) => p.t));
-  const vMax = Math.max(1, ...points.map((p) => p.rate)) * 1.1;
-  const px = (t: number) => left + (t / tMax) * plotW;
-  const py = (v: number) => top + plotH - (v / vMax) * plotH;
+/** Points kept as they are up to this many; above, one bin per two pixels. */
+const MAX_POINTS = 400;
+
+/** SVG elements of the chart: the plot occupies [frame.left, +frame.width] x [top, top + height]. */
+export function rateChart(points: readonly RatePoint[], f: TimeFrame, top: number, height: number): string[] {
+  let max = 0;
+  for (const p of points) if (p.rate > max) max = p.rate;
+  const axis = rateAxis(max);
+  const y = (v: number) => top + height - (v / axis.top) * height;
   const out: string[] = [`<g class="rate-chart" data-points="${points.length}">`];
   out.push(
-    `<rect x="${r(left)}" y="${r(top)}" width="${r(plotW)}" height="${r(plotH)}" fill="#fafafa" stroke="#444"/>`,
+    `<rect x="${r(f.left)}" y="${r(top)}" width="${r(f.width)}" height="${r(height)}" fill="#fafafa" stroke="#444"/>`,
   );
-  for (let i = 0; i <= 4; i++) {
-    const v = (vMax * i) / 4;
+  for (const t of axis.ticks) {
     out.push(
-      `<line x1="${r(left)}" x2="${r(left + plotW)}" y1="${r(py(v))}" y2="${r(py(v))}" stroke="#ddd"/>`,
+      `<line x1="${r(f.left)}" x2="${r(f.left + f.width)}" y1="${r(y(t.value))}" y2="${r(y(t.value))}" stroke="#ddd"/>`,
     );
-    out.push(text(left - 4, py(v) + 4, opts.formatRate(v), 'text-anchor="end"'));
+    out.push(text(f.left - 6, y(t.value) + 4, t.label, 'text-anchor="end"'));
   }
-  for (let i = 0; i <= 5; i++) {
-    const t = (tMax * i) / 5;
-    out.push(text(px(t), top + plotH + 14, `${t.toFixed(t < 10 ? 1 : 0)} s`, 'text-anchor="middle"'));
-  }
-  if (opts.phaseSwitchS != null && opts.phaseSwitchS <= tMax) {
-    const sx = px(opts.phaseSwitchS);
+  out.push(...timeTicks(f, top, top + height));
+  if (max === 0)
     out.push(
-      `<line x1="${r(sx)}" x2="${r(sx)}" y1="${r(top)}" y2="${r(top + plotH)}" stroke="#888" stroke-dasharray="4 3"/>`,
+      text(f.left + f.width / 2, top + height / 2, "no page was dirtied", 'text-anchor="middle" fill="#888"'),
     );
-    out.push(text(sx + 4, top + 12, "stop-copy", 'fill="#555"'));
+  const bins = points.length > MAX_POINTS ? binned(points, f, Math.floor(f.width / 2)) : null;
+  if (bins) {
+    const band = [
+      ...bins.map((b) => `${r(b.x)},${r(y(b.max))}`),
+      ...bins.reverse().map((b) => `${r(b.x)},${r(y(b.min))}`),
+    ];
+    out.push(`<polygon points="${band.join(" ")}" fill="#c0392b" fill-opacity="0.25"/>`);
+    bins.reverse();
+    out.push(
+      `<path d="${bins.map((b, i) => `${i ? "L" : "M"}${r(b.x)},${r(y(b.mean))}`).join(" ")}" fill="none" stroke="#c0392b" stroke-width="1.5"/>`,
+    );
+  } else if (points.length > 0) {
+    out.push(
+      `<path d="${points.map((p, i) => `${i ? "L" : "M"}${r(f.x(p.t))},${r(y(p.rate))}`).join(" ")}" fill="none" stroke="#c0392b" stroke-width="1.5"/>`,
+    );
+    if (points.length <= 60)
+      for (const p of points)
+        out.push(`<circle cx="${r(f.x(p.t))}" cy="${r(y(p.rate))}" r="2" fill="#c0392b"/>`);
   }
-  if (points.length > 0) {
-    const d = points.map((p, i) => `${i ? "L" : "M"}${r(px(p.t))},${r(py(p.rate))}`).join(" ");
-    out.push(`<path d="${d}" fill="none" stroke="#c0392b" stroke-width="1.5"/>`);
-    for (const p of points)
-      out.push(`<circle cx="${r(px(p.t))}" cy="${r(py(p.rate))}" r="2" fill="#c0392b"/>`);
-  }
-  out.push(
-    text(left + plotW / 2, top + plotH + 28, "time since start", 'text-anchor="middle" font-weight="bold"'),
-  );
+  out.push(...stopCopyMarker(f, top, top + height, true));
   out.push("</g>");
   return out;
+}
+
+// --- Internal helpers ---
+
+/** Mean, min and max of the points falling in each of `n` equal time bins (empty bins left out). */
+function binned(points: readonly RatePoint[], f: TimeFrame, n: number) {
+  const bins = Array.from({ length: n }, () => ({ sum: 0, count: 0, min: Number.POSITIVE_INFINITY, max: 0 }));
+  for (const p of points) {
+    const b = bins[Math.min(n - 1, Math.floor((p.t / f.endS) * n))]!;
+    b.sum += p.rate;
+    b.count++;
+    if (p.rate < b.min) b.min = p.rate;
+    if (p.rate > b.max) b.max = p.rate;
+  }
+  return bins.flatMap((b, i) =>
+    b.count ? [{ x: f.left + ((i + 0.5) / n) * f.width, mean: b.sum / b.count, min: b.min, max: b.max }] : [],
+  );
 }

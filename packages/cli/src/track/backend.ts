@@ -8,7 +8,7 @@ import type { Host } from "@vfio-dirty/vfio-adapter";
 /** The part of the tracker's Tracker the loop uses. */
 export interface TrackerLike {
   start(): void;
-  setPhase(phase: "setup" | "precopy" | "stop-copy"): void;
+  setPhase(phase: "setup" | "pre-copy" | "stop-copy"): void;
   sync(opts: { onWindow: (window: Bitmap) => void }): {
     readonly seq: number;
     readonly phase: string;
@@ -17,6 +17,10 @@ export interface TrackerLike {
     readonly durationMs: number;
     readonly kernelBytes: number;
     readonly events: readonly { atMs: number; kind: string; unit: string; message: string }[];
+    /** Per tracking unit (a device, "iommu" or "all"): its strategy and the pages it added. */
+    readonly perDevice?: Readonly<Record<string, { strategy: string; pages: number | undefined }>>;
+    /** The guest memory sections the sync covered (GPA, length, kind). */
+    readonly perSection?: readonly { iova: bigint; length: bigint; kind: string }[];
   };
   stop(): void;
   close(): void;
@@ -45,6 +49,11 @@ export interface TrackBackend {
   advance(ms: number, signal: AbortSignal): Promise<void>;
   /** Milliseconds since the backend was created, on the host's clock. */
   nowMs(): number;
+  /**
+   * Stop-copy: stop the devices' DMA (STOP_COPY, workload plugins stopped). Returns a note for
+   * each device that cannot be stopped. Later advance() calls only let time pass.
+   */
+  quiesce?(): string[];
   /**
    * 4 KiB GPA page numbers devices wrote since tracking started, ascending; undefined when the
    * host cannot know (a real host without a workload plugin).

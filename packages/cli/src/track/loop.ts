@@ -8,12 +8,14 @@ import type { Bitmap } from "@vfio-dirty/tracker";
 import { formatBytes, formatMs, formatRate, hex } from "../format/units.ts";
 import {
   type GroundTruth,
+  maxOf,
   type SyncSample,
   summarizeRates,
   TRACK_REPORT_SCHEMA,
   type TrackReport,
 } from "../report.ts";
 import type { TrackBackend } from "./backend.ts";
+import type { DirtGrid } from "./dirt-grid.ts";
 
 export interface TrackOptions {
   durationMs: number;
@@ -23,12 +25,33 @@ export interface TrackOptions {
   seed: number;
   /** Columns (GPA buckets) of the heat map. */
   heatmapColumns?: number;
+  /** Where the picture's finer heat map is gathered (bounded however long the run). */
+  grid?: DirtGrid;
 }
 
 export interface TrackHooks {
   signal: AbortSignal;
-  /** Called after each sync (for the live line). */
-  onSample?(s: SyncSample, elapsedMs: number): void;
+  /** Called after each sync (for the live line and the metrics), with the tracker's per-unit counts. */
+  onSample?(s: SyncSample, elapsedMs: number, sync: SyncDetail): void;
+  /** Called once tracking has started, with what the tracker recorded while starting. */
+  onStarted?(events: readonly TrackEvent[]): void;
+  /** Called after each sync with the events the tracker recorded during it (printed as they happen). */
+  onEvents?(events: readonly TrackEvent[]): void;
+  /**
+   * Called for each sync that took longer than the interval: the run then takes longer, in wall
+   * time, than the tracked time says.
+   */
+  onSlowSync?(s: SyncSample, intervalMs: number): void;
+  /** Wall clock in ms (default performance.now): the report's wallMs. */
+  wallNow?(): number;
+}
+
+type TrackEvent = TrackReport["events"][number];
+
+/** What the tracker said of one sync beyond the sample: the strategy used, and per unit. */
+export interface SyncDetail {
+  strategy: string;
+  perDevice: ReturnType<TrackBackend["tracker"]["sync"]>["perDevice"];
 }
 
 /** Runs a tracking session on `backend` and returns its report. Always stops tracking. */
@@ -52,37 +75,68 @@ export async function runTrack(
   let lastStrategy: string | undefined;
   let phaseSwitchMs: number | null = null;
   let t0 = 0;
+  const wallNow = hooks.wallNow ?? (() => performance.now());
+  let wall0 = 0;
+  let slowSyncs = 0;
+  let memory: TrackReport["memory"] | undefined;
   let report: Omit<TrackReport, "trackingStopped">;
   let trackingStopped: boolean | null = null;
   try {
     // Allocated inside the try: a failure here must still close the opened backend.
     reported = core.bitmap({ nbits: nbitsFor(backend.gpaEnd, checkSize), pageSize: checkSize, base: 0n });
     tracker.start();
-    tracker.setPhase("precopy");
+    tracker.setPhase("pre-copy");
+    hooks.onStarted?.(tracker.events.map(toEvent));
+    let seenEvents = tracker.events.length;
     t0 = backend.nowMs();
+    wall0 = wallNow();
     let last = t0;
     let stopCopy = false;
     for (;;) {
       const elapsed = backend.nowMs() - t0;
       if (elapsed >= opts.durationMs) break;
-      const step = Math.min(opts.intervalMs, opts.durationMs - elapsed);
+      // The switch is an instant of its own: time runs up to it, the devices stop, and the sync
+      // right after reads what they wrote until then.
+      const untilSwitch =
+        !stopCopy && opts.phaseSwitchMs !== null && opts.phaseSwitchMs > elapsed
+          ? opts.phaseSwitchMs - elapsed
+          : Number.POSITIVE_INFINITY;
+      const step = Math.min(opts.intervalMs, opts.durationMs - elapsed, untilSwitch);
       await backend.advance(step, hooks.signal);
       if (hooks.signal.aborted) interrupted = true;
       if (!stopCopy && opts.phaseSwitchMs !== null && backend.nowMs() - t0 >= opts.phaseSwitchMs) {
+        const at = backend.nowMs() - t0;
+        for (const note of backend.quiesce?.() ?? [])
+          events.push({ tMs: at, kind: "not-quiesced", message: note });
         tracker.setPhase("stop-copy");
         stopCopy = true;
-        phaseSwitchMs = backend.nowMs() - t0;
+        phaseSwitchMs = at;
       }
-      last = syncOnce(backend, reported, samples, rows, columns, t0, last, (st) => {
-        lastStrategy = st;
+      let detail: SyncDetail = { strategy: backend.strategy, perDevice: undefined };
+      last = syncOnce(backend, reported, samples, rows, columns, t0, last, opts.grid, (r) => {
+        lastStrategy = r.strategy;
+        detail = { strategy: r.strategy, perDevice: r.perDevice };
+        memory ??= r.perSection?.map((m) => ({ gpa: hex(m.iova), length: Number(m.length), kind: m.kind }));
       });
-      hooks.onSample?.(samples.at(-1)!, backend.nowMs() - t0);
+      const sample = samples.at(-1)!;
+      hooks.onSample?.(sample, backend.nowMs() - t0, detail);
+      const fresh = tracker.events.slice(seenEvents);
+      seenEvents = tracker.events.length;
+      if (fresh.length > 0) hooks.onEvents?.(fresh.map(toEvent));
+      if (sample.syncMs > opts.intervalMs) {
+        slowSyncs++;
+        hooks.onSlowSync?.(sample, opts.intervalMs);
+      }
       if (interrupted) break;
+      // Let the event loop run between syncs: signals, metrics scrapes and timers are handled
+      // even when the host's time needs no waiting (--fast).
+      await yieldToEventLoop();
+      if (hooks.signal.aborted) interrupted = true;
     }
+    const wallMs = wallNow() - wall0;
     const truth = groundTruth(backend, reported, checkSize);
     // The tracker's own record, start-time degradations included (not only those of syncs).
-    for (const e of tracker.events)
-      events.push({ tMs: e.atMs, kind: e.kind, message: `${e.unit}: ${e.message}` });
+    for (const e of tracker.events) events.push(toEvent(e));
     report = {
       schema: TRACK_REPORT_SCHEMA,
       command: "track",
@@ -95,8 +149,10 @@ export async function runTrack(
       reasons: [...backend.reasons],
       pageSize: Number(backend.pageSize),
       ramBytes: Number(backend.ramBytes),
+      memory: memory ?? [],
       startedAt,
       durationMs: backend.nowMs() - t0,
+      wallMs,
       interrupted,
       phaseSwitchMs,
       workload: backend.workload,
@@ -107,7 +163,10 @@ export async function runTrack(
       bytesReadFromKernel: samples.reduce((a, s) => a + s.bytesRead, 0),
       syncCost: {
         meanMs: samples.length ? samples.reduce((a, s) => a + s.syncMs, 0) / samples.length : 0,
-        maxMs: samples.length ? Math.max(...samples.map((s) => s.syncMs)) : 0,
+        maxMs: maxOf(samples.map((s) => s.syncMs)),
+        // On the simulated host a sync's wall time is the simulator's work, not a kernel's.
+        simulated: backend.simulated,
+        slowSyncs,
       },
       events,
       groundTruth: truth,
@@ -134,13 +193,16 @@ export function summaryLines(r: TrackReport): [string, string][] {
       r.strategyAtEnd === r.strategy ? r.strategy : `${r.strategy} (at the end: ${r.strategyAtEnd})`,
     ],
     ["devices", r.devices.join(", ") || "(none)"],
-    ["syncs", `${r.syncs} in ${formatMs(r.durationMs)}${r.interrupted ? " (interrupted)" : ""}`],
+    [
+      "syncs",
+      `${r.syncs} in ${formatMs(r.durationMs)}${r.simulated ? " simulated" : ""} (wall time ${formatMs(r.wallMs)})${r.interrupted ? ", interrupted" : ""}`,
+    ],
     [
       "dirty rate",
       `mean ${formatRate(r.dirtyRate.mean)}, p50 ${formatRate(r.dirtyRate.p50)}, p99 ${formatRate(r.dirtyRate.p99)}, max ${formatRate(r.dirtyRate.max)}`,
     ],
     ["read from kernel", formatBytes(r.bytesReadFromKernel)],
-    ["sync cost", `mean ${formatMs(r.syncCost.meanMs)}, max ${formatMs(r.syncCost.maxMs)}`],
+    ["sync cost", syncCostLine(r)],
   ];
   if (r.groundTruth) {
     const g = r.groundTruth;
@@ -156,6 +218,24 @@ export function summaryLines(r: TrackReport): [string, string][] {
 
 // --- Internal helpers ---
 
+function syncCostLine(r: TrackReport): string {
+  const c = r.syncCost;
+  const slow = c.slowSyncs
+    ? `; ${c.slowSyncs} sync${c.slowSyncs === 1 ? "" : "s"} took longer than the interval`
+    : "";
+  // The simulator's time says how much work a sync is here, not what a kernel would take.
+  return `mean ${formatMs(c.meanMs)}, max ${formatMs(c.maxMs)}${c.simulated ? " (simulated host)" : ""}${slow}`;
+}
+
+function toEvent(e: { atMs: number; kind: string; unit: string; message: string }): TrackEvent {
+  return { tMs: e.atMs, kind: e.kind, message: `${e.unit}: ${e.message}` };
+}
+
+/** Resolves on the next turn of the event loop (after pending I/O and signal callbacks). */
+function yieldToEventLoop(): Promise<void> {
+  return new Promise((resolve) => setImmediate(resolve));
+}
+
 function syncOnce(
   backend: TrackBackend,
   reported: Bitmap,
@@ -164,25 +244,29 @@ function syncOnce(
   columns: number,
   t0: number,
   last: number,
-  onStrategy: (strategy: string) => void,
+  grid: DirtGrid | undefined,
+  onResult: (r: ReturnType<TrackBackend["tracker"]["sync"]>) => void,
 ): number {
   const perBucket = bucketBytes(backend.gpaEnd, backend.pageSize, columns) / backend.pageSize;
   const row = new Array<number>(columns).fill(0);
   // Windows, not one bitmap of the whole guest: memory stays bounded for huge guests. Each
   // window feeds the union of reports and its share of the heat-map row, both counted in wasm.
+  const fine = grid?.newRow();
   const r = backend.tracker.sync({
     onWindow: (w) => {
       backend.core.convert(w, reported);
       addDensity(row, w, perBucket);
+      if (fine) grid!.addWindow(fine, w, backend.core);
     },
   });
   // A window handed over twice (a read failed in a later window: the earlier ones come again,
   // all dirty) adds its pages twice; a column never holds more pages than it spans.
   for (const [c, n] of row.entries()) row[c] = Math.min(n, Number(perBucket));
   rows.push(row);
-  onStrategy(r.strategy);
+  onResult(r);
   const now = backend.nowMs();
   const intervalMs = now - last;
+  if (fine) grid!.push(fine, last - t0, now - t0);
   const dirtyBytes = r.dirtyPages * Number(backend.pageSize);
   samples.push({
     sync: samples.length + 1,

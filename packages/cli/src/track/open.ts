@@ -16,12 +16,14 @@ import { bitmapCore, maxBigint } from "../bitmap-file.ts";
 import { UsageError } from "../errors.ts";
 import type { HostChoice } from "../host.ts";
 import { openHost, sleep } from "../host-open.ts";
+import { DEFAULT_QEMU_OPTIONS, type QemuOptions, selectOptions } from "../parse/qemu-options.ts";
 import { formatSizeShort } from "../parse/size.ts";
 import { type GuestMemory, openVfio, type VfioMapping } from "../vfio-open.ts";
 import { loadWorkloadPlugin } from "../workloads/load.ts";
 import type { WorkloadSession, WrittenRange } from "../workloads/plugin.ts";
 import type { TrackBackend } from "./backend.ts";
 import { deviceAccess } from "./device-access.ts";
+import { quiesceDevices } from "./quiesce.ts";
 
 export interface OpenTrackOptions {
   addresses: readonly string[];
@@ -31,6 +33,8 @@ export interface OpenTrackOptions {
   signal: AbortSignal;
   /** Sim only: run simulated time as fast as possible instead of at wall-clock pace. */
   fast: boolean;
+  /** QEMU's enable-migration, x-device-dirty-page-tracking, x-pre-copy-dirty-page-tracking. */
+  qemu?: QemuOptions;
 }
 
 /** Real host: the DMA buffer the workload plugin's device writes (below edu's 256 MiB DMA mask). */
@@ -52,6 +56,11 @@ export async function openTrackBackend(choice: HostChoice, opts: OpenTrackOption
   try {
     const { host, sim } = opened;
     const devices = pickDevices(host, opts.addresses);
+    // Checked before anything is opened: an option may name a device that is not tracked.
+    const select = selectOptions(
+      opts.qemu ?? DEFAULT_QEMU_OPTIONS,
+      devices.map((d) => d.address),
+    );
     const core = await bitmapCore();
     let memory: GuestMemory[];
     let viommu: VfioMapping[] | undefined;
@@ -83,7 +92,7 @@ export async function openTrackBackend(choice: HostChoice, opts: OpenTrackOption
       memory: vfio.sections,
       pageSize: opts.pageSize,
       ignoreBlockers: true,
-      enableMigration: "auto",
+      ...select,
       ...(mapper ? { viommu: true, mapper } : {}),
       // Wall clock from opening: sync cost is real time, and event times read as "ms into the run".
       now: () => performance.now() - openedAtMs,
@@ -93,6 +102,8 @@ export async function openTrackBackend(choice: HostChoice, opts: OpenTrackOption
 
     // Real host: a workload plugin drives each device it supports.
     const sessions: WorkloadSession[] = [];
+    // Devices a plugin drives: stopping the plugin stops their DMA, migratable or not.
+    const driven = new Set<string>();
     const written: WrittenRange[] = [];
     let workloadName = sim ? (opts.workload ?? "profile") : "none";
     if (!sim && opts.workload) {
@@ -108,6 +119,7 @@ export async function openTrackBackend(choice: HostChoice, opts: OpenTrackOption
           pageSize: 4096n,
         });
         sessions.push(session);
+        driven.add(dev.address);
         cleanups.push(() => session.stop());
       }
       if (sessions.length === 0)
@@ -122,6 +134,7 @@ export async function openTrackBackend(choice: HostChoice, opts: OpenTrackOption
     let trackStartNs = 0;
     let closed = false;
     let stopped: boolean | null = null;
+    let quiesced = false;
     return {
       host,
       hostName: host.name,
@@ -145,12 +158,17 @@ export async function openTrackBackend(choice: HostChoice, opts: OpenTrackOption
         written.length = 0;
       }),
       nowMs: () => (sim ? sim.nowMs() : performance.now()) - startMs,
+      quiesce() {
+        quiesced = true;
+        for (const s of sessions) s.stop();
+        return quiesceDevices(host, vfio.devices, driven);
+      },
       async advance(ms, signal) {
         if (sim) {
           await sim.advance(ms, signal, opts.fast);
           return;
         }
-        if (sessions.length === 0) {
+        if (sessions.length === 0 || quiesced) {
           await sleep(ms, signal);
           return;
         }

@@ -23,6 +23,7 @@ import {
 } from "../ranges.ts";
 import type { DirtyStrategy } from "../strategy.ts";
 import { orPlaced } from "./place.ts";
+import { StopFailedError, stopWithRetry } from "./stopping.ts";
 
 /** The part of the adapter's Device this strategy uses. */
 export interface LoggingDevice {
@@ -33,18 +34,6 @@ export interface LoggingDevice {
   getMigState?(): number;
   /** Closes the device's fd: the last resort when DMA_LOGGING_STOP keeps failing. */
   close?(): void;
-}
-
-/** DMA_LOGGING_STOP kept failing; `closedFd` says whether the device's fd was closed to stop it. */
-export class StopFailedError extends Error {
-  override name = "StopFailedError";
-  constructor(
-    message: string,
-    cause: unknown,
-    readonly closedFd = false,
-  ) {
-    super(message, { cause });
-  }
 }
 
 export interface DeviceLoggingOptions {
@@ -69,6 +58,8 @@ export class DeviceLoggingStrategy implements DirtyStrategy {
   startNotes: string[] = [];
   /** The ranges the device accepted. */
   loggedRanges: readonly IovaRange[] = [];
+  /** loggedRanges merged and sorted, for covers(): asked for every vIOMMU mapping. */
+  #covered: readonly IovaRange[] = [];
   #running = false;
   #lastMigState: number | undefined;
   readonly #opts: DeviceLoggingOptions;
@@ -113,58 +104,57 @@ export class DeviceLoggingStrategy implements DirtyStrategy {
       this.startNotes.push(`device logs at page size 0x${granted.toString(16)}; reports are converted`);
     this.devicePageSize = granted;
     this.loggedRanges = result.ranges;
+    this.#covered = mergeOverlapping(result.ranges);
     this.#running = true;
     this.#lastMigState = this.#readMigState();
   }
 
   /**
-   * DMA_LOGGING_STOP, tried up to `stopAttempts` times. If it keeps failing, the device's fd is
-   * closed when the device allows it (the driver's close_device stops logging: mlx5vf's
-   * close_migratable frees the tracker, the test driver frees its log), and the error thrown
-   * says so: nothing may be left logging after the tracker is closed.
+   * DMA_LOGGING_STOP, tried up to `stopAttempts` times. If it keeps failing and tracking ends
+   * (`final`), the device's fd is closed when the device allows it (the driver's close_device
+   * stops logging: mlx5vf's close_migratable frees the tracker, the test driver frees its log),
+   * and the error thrown says so: nothing may be left logging after the tracker is closed. Not
+   * final (a restart), the error is thrown and the strategy stays stoppable.
    */
-  stop(): void {
+  stop(final = true): void {
     if (!this.#running) return;
-    this.#running = false;
     const attempts = this.#opts.stopAttempts ?? 3;
-    let last: unknown;
-    for (let i = 0; i < attempts; i++) {
-      try {
-        this.device.dmaLoggingStop();
-        return;
-      } catch (e) {
-        last = e;
-      }
+    const last = stopWithRetry(() => this.device.dmaLoggingStop(), attempts);
+    if (last === undefined) {
+      this.#running = false;
+      return;
     }
     const why = last instanceof Error ? last.message : String(last);
-    if (!this.device.close)
-      throw new StopFailedError(
-        `${this.device.label}: DMA_LOGGING_STOP failed ${attempts} times (${why})`,
-        last,
-      );
+    const failed = `${this.device.label}: DMA_LOGGING_STOP failed ${attempts} times (${why})`;
+    if (!final || !this.device.close) throw new StopFailedError(failed, last);
+    this.#running = false;
     try {
       this.device.close();
     } catch (e) {
       throw new StopFailedError(
-        `${this.device.label}: DMA_LOGGING_STOP failed ${attempts} times (${why}), and closing the device's fd failed too: ${e instanceof Error ? e.message : String(e)}`,
+        `${failed}, and closing the device's fd failed too: ${e instanceof Error ? e.message : String(e)}`,
         last,
       );
     }
     throw new StopFailedError(
-      `${this.device.label}: DMA_LOGGING_STOP failed ${attempts} times (${why}); closed the device's fd as the last resort (its driver stops logging on close)`,
+      `${failed}; closed the device's fd as the last resort (its driver stops logging on close)`,
       last,
       true,
     );
   }
 
   covers(r: IovaRange): boolean {
-    let at = r.iova;
-    const end = r.iova + r.length;
-    for (const l of mergeOverlapping(this.loggedRanges)) {
-      if (l.iova <= at && at < l.iova + l.length) at = l.iova + l.length;
-      if (at >= end) return true;
+    // The merged range holding r's start (binary search), which must reach r's end.
+    const c = this.#covered;
+    let lo = 0;
+    let hi = c.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (c[mid]!.iova <= r.iova) lo = mid + 1;
+      else hi = mid;
     }
-    return at >= end;
+    const m = c[lo - 1];
+    return m !== undefined && r.iova + r.length <= m.iova + m.length;
   }
 
   check(): string | undefined {

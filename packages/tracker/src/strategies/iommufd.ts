@@ -10,6 +10,7 @@ import type { Bitmap, BitmapCore } from "../bitmap.ts";
 import { type IovaRange, mergeOverlapping } from "../ranges.ts";
 import type { DirtyStrategy } from "../strategy.ts";
 import { orPlaced } from "./place.ts";
+import { stillTracking, stopWithRetry } from "./stopping.ts";
 
 /** The part of the adapter's IommuFd this strategy uses. */
 export interface DirtyIommufd {
@@ -65,29 +66,41 @@ export class IommufdStrategy implements DirtyStrategy {
         this.#enabled.push(id);
       }
     } catch (e) {
-      this.#disableAll();
+      try {
+        this.#disableAll();
+      } catch {
+        // What refuses to switch off stays listed: stop() tries it again.
+      }
       throw e;
     }
     this.#running = true;
   }
 
   stop(): void {
-    if (!this.#running) return;
-    this.#running = false;
+    if (!this.#running && this.#enabled.length === 0) return;
     this.#disableAll();
+    this.#running = false;
   }
 
+  /** Switch tracking off on every HWPT switched on, newest first; those that refuse stay listed. */
   #disableAll(): void {
     let first: unknown;
-    for (const id of this.#enabled.reverse()) {
-      try {
-        this.iommufd.setDirtyTracking(id, false);
-      } catch (e) {
-        first ??= e;
-      }
+    const left: number[] = [];
+    for (const id of [...this.#enabled].reverse()) {
+      const e = stopWithRetry(() => this.iommufd.setDirtyTracking(id, false));
+      if (e === undefined) continue;
+      first ??= e;
+      left.unshift(id);
     }
-    this.#enabled = [];
-    if (first !== undefined) throw first;
+    this.#enabled = left;
+    // Still running: a later stop() tries the rest again. The iommufd is the caller's: closing it
+    // would end the tracking, and the guest's DMA mappings with it.
+    if (first !== undefined)
+      throw stillTracking(
+        `IOMMU_HWPT_SET_DIRTY_TRACKING(disable) of HWPT ${left.join(", ")}`,
+        "closing the iommufd ends it",
+        first,
+      );
   }
 
   query(iova: bigint, length: bigint, into: Bitmap): void {

@@ -11,6 +11,7 @@ import type { Bitmap, BitmapCore } from "../bitmap.ts";
 import type { IovaRange } from "../ranges.ts";
 import type { DirtyStrategy } from "../strategy.ts";
 import { orPlaced } from "./place.ts";
+import { stillTracking, stopWithRetry } from "./stopping.ts";
 
 /** The part of the adapter's Container this strategy uses. */
 export interface Type1Container {
@@ -41,8 +42,12 @@ export class Type1Strategy implements DirtyStrategy {
 
   stop(): void {
     if (!this.#running) return;
+    const last = stopWithRetry(() => this.container.stopDirtyTracking());
+    // Still running: a later stop() tries again. The container is the caller's: closing it would
+    // end the tracking, and every DMA mapping of a guest that may still run.
+    if (last !== undefined)
+      throw stillTracking("VFIO_IOMMU_DIRTY_PAGES(STOP)", "closing the container ends it", last);
     this.#running = false;
-    this.container.stopDirtyTracking();
   }
 
   query(iova: bigint, length: bigint, into: Bitmap): void {

@@ -163,12 +163,24 @@ export class DmaLog {
     if (this.has("outside-range")) lastPage++;
     if (this.has("zero-bitmap")) bytes.fill(0);
     if (lastPage < firstPage) return 0;
-    const reported = [...this.dirty.pagesIn(Number(firstPage), Number(lastPage - firstPage + 1n))];
-    const mappedBits = BigInt(bytes.length) * 8n; // iova_bitmap_set stops at the mapped words, not at nbits
-    for (const p of reported) {
-      orRange(bytes, iova, pageSize, nbits > mappedBits ? nbits : mappedBits, BigInt(p) * lps, lps);
-      if (!this.has("no-clear")) this.dirty.delete(p);
-    }
+    const first = Number(firstPage);
+    const npages = Number(lastPage - firstPage + 1n);
+    // iova_bitmap_set stops at the mapped words, not at nbits.
+    const mappedBits = BigInt(bytes.length) * 8n;
+    const limit = nbits > mappedBits ? nbits : mappedBits;
+    // When the REPORT's pages are the log's and start on one, bit (page - first) is the page: no
+    // bigint per page. Any other geometry goes through orRange.
+    const end = Math.min(npages, Number(limit));
+    const set =
+      pageSize === lps && iova % lps === 0n
+        ? (p: number) => {
+            const bit = p - first;
+            if (bit < end) bytes[bit >>> 3]! |= 1 << (bit & 7);
+          }
+        : (p: number) => orRange(bytes, iova, pageSize, limit, BigInt(p) * lps, lps);
+    // One walk reads and clears (no-clear: reads only).
+    if (this.has("no-clear")) for (const p of this.dirty.pagesIn(first, npages)) set(p);
+    else this.dirty.takeIn(first, npages, set);
     return 0;
   }
 

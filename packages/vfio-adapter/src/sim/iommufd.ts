@@ -259,6 +259,17 @@ export class IommufdContext {
     if (byteLength === undefined) return -Errno.EFAULT;
     const bytes = bitmapView(byteLength);
     if (!bytes) return -Errno.EFAULT;
+    // Bit of a dirty 4 KiB page: when the bitmap's pages are whole 4 KiB pages (iova is aligned
+    // to both, checked above), (page - first) / ratio, in plain numbers; otherwise orRange.
+    const first = Number(iova / PAGE);
+    const ratio = pageSize % PAGE === 0n ? Number(pageSize / PAGE) : 0;
+    const end = Number(nbits);
+    const setBit = ratio
+      ? (p: number) => {
+          const bit = Math.floor((p - first) / ratio);
+          if (bit < end) bytes[bit >>> 3]! |= 1 << (bit & 7);
+        }
+      : (p: number) => orRange(bytes, iova, pageSize, nbits, BigInt(p) * PAGE, PAGE);
     // __iommu_read_and_clear_dirty walks contiguous areas; a hole anywhere is EINVAL (after the
     // areas before it were read: their bits are set, and cleared unless NO_CLEAR).
     const areas = this.overlapping(hwpt.ioas, iova, length);
@@ -272,9 +283,10 @@ export class IommufdContext {
       if (!contiguous && area.iova >= at) break;
       const a = bigMax(area.iova, iova);
       const b = bigMin(area.iova + area.length, iova + length);
-      const pages = [...hwpt.dirty.pagesIn(Number(a / PAGE), Number((b - a) / PAGE))];
-      for (const p of pages) orRange(bytes, iova, pageSize, nbits, BigInt(p) * PAGE, PAGE);
-      if (!noClear) for (const p of pages) hwpt.dirty.delete(p);
+      const from = Number(a / PAGE);
+      const n = Number((b - a) / PAGE);
+      if (noClear) hwpt.dirty.forEachIn(from, n, setBit);
+      else hwpt.dirty.takeIn(from, n, setBit);
     }
     return contiguous ? 0 : -Errno.EINVAL;
   }

@@ -272,22 +272,26 @@ export class Type1Iommu {
     const nbytes = bitmapBytes(nbits + BigInt(shift));
     if (nbytes > BigInt(Number.MAX_SAFE_INTEGER)) return -Errno.EFAULT;
     const addr = data + copyOffset * 8n;
-    const leftover = shift ? this.opts.space.read(addr, 8) : new Uint8Array(8);
-    if (typeof leftover === "number") return leftover;
-    const out = new Uint8Array(Number(nbytes));
+    // Written in place (copy_to_user of whole words): the cost is the words written, with no
+    // bitmap-sized copy in between.
+    const out = this.opts.space.view(addr, Number(nbytes));
+    if (!out) return -Errno.EFAULT;
+    // bitmap_or(..., &leftover, shift): keep the caller's bits below `shift` in the first word,
+    // overwrite everything after them.
+    const keep = shift >>> 3;
+    if (shift & 7) out[keep]! &= (1 << (shift & 7)) - 1;
+    out.fill(0, shift & 7 ? keep + 1 : keep);
     const allDirty = !this.opts.allPinnedScope();
     if (allDirty) {
       // Every page of a mapping is dirty: bits [shift, shift + nbits).
       setBitRange(out, shift, shift + Number(nbits) - 1);
     } else {
-      const ratio = pgsize >> PAGE_SHIFT;
-      for (const page of m.dirty.all()) {
-        const bit = shift + Math.floor(page / Number(ratio));
+      const ratio = Number(pgsize >> PAGE_SHIFT);
+      m.dirty.forEachIn(0, Number(nbits) * ratio, (page) => {
+        const bit = shift + Math.floor(page / ratio);
         out[bit >>> 3]! |= 1 << (bit & 7);
-      }
+      });
     }
-    // bitmap_or(..., &leftover, shift): keep the caller's bits below `shift` in the first word.
-    for (let b = 0; b < shift; b++) if ((leftover[b >>> 3]! >> (b & 7)) & 1) out[b >>> 3]! |= 1 << (b & 7);
-    return this.opts.space.write(addr, out);
+    return 0;
   }
 }
