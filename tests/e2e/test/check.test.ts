@@ -47,7 +47,7 @@ describe("check exit codes", () => {
     })}`;
     const r = await cli(["check", "--host", host, "--only", "device"]);
     expect(r.code).toBe(3);
-    expect(r.stdout).toMatch(/device\.report\.clears\s+│ MUST\s+│ FAIL/);
+    expect(r.stdout).toMatch(/device\.report\.clears@4K\s+│ MUST\s+│ FAIL/);
     expect(r.stderr).toMatch(
       /^vfio-dirty: 2 MUST rules failed: 0000:3b:00.1 device.report.clears@4K, 0000:3b:00.1 device.report.clears@4K \(cdev\)$/m,
     );
