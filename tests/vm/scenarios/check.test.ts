@@ -168,18 +168,7 @@ if (guest.driver === "edu-log")
     it("a correct driver that logs at 2 MiB (min_page_size) passes every MUST too", async () => {
       writeFileSync(MIN_PAGE_PARAM, `${2 << 20}\n`);
       try {
-        const r = await check([
-          eduBdf(),
-          "--host",
-          "linux",
-          "--workload",
-          "edu",
-          "--only",
-          "device",
-          "--json",
-        ]);
-        keep("check-2m", r.out);
-        const results = (JSON.parse(r.out) as Doc).devices[0].results as Result[];
+        const { r, results } = await checkDeviceArea("check-2m");
         expect(failedRules(results as never)).toEqual([]);
         expect(results.find((x) => x.id === "device.start.page-size-given@4K")!.detail).toBe(
           "asked 4K, chose 2M",
@@ -196,19 +185,7 @@ if (guest.driver === "edu-log")
       async (bug) => {
         writeFileSync(BUG_PARAM, bug);
         try {
-          const r = await check([
-            eduBdf(),
-            "--host",
-            "linux",
-            "--workload",
-            "edu",
-            "--only",
-            "device",
-            "--json",
-          ]);
-          const doc = JSON.parse(r.out) as Doc;
-          const results = doc.devices[0].results as Result[];
-          keep(`check-bug-${bug}`, r.out);
+          const { r, results } = await checkDeviceArea(`check-bug-${bug}`);
           seen.push([bug, failedRules(results as never)]);
           expect(failedRules(results as never)).toEqual(expectedFailures(bug, ["4K"]));
           expect(r.code, r.err).toBe(3);
@@ -242,6 +219,13 @@ async function check(args: string[]) {
     signal: new AbortController().signal,
   });
   return { code, out, err };
+}
+
+/** The device rules on edu with the edu plugin, in-process; the output kept as `name`. */
+async function checkDeviceArea(name: string) {
+  const r = await check([eduBdf(), "--host", "linux", "--workload", "edu", "--only", "device", "--json"]);
+  keep(name, r.out);
+  return { r, results: (JSON.parse(r.out) as Doc).devices[0].results as Result[] };
 }
 
 /** Another process holding `path` open, as a VMM holds its devices. */
