@@ -10,6 +10,7 @@ import { dirname } from "node:path";
 import { fileURLToPath } from "node:url";
 import { Command, CommanderError, Option } from "commander";
 import { bitmapCommand } from "./commands/bitmap.ts";
+import { checkCommand } from "./commands/check.ts";
 import { predictCommand } from "./commands/predict.ts";
 import { probeCommand } from "./commands/probe.ts";
 import { trackCommand } from "./commands/track.ts";
@@ -71,6 +72,7 @@ Examples:
   $ vfio-dirty track --host sim --duration 10s        track the simulated devices for 10 s
   $ vfio-dirty predict --dirty-rate 200M/s --ram 16G --bandwidth 10Gbit/s
   $ vfio-dirty bitmap stats dirty.bin --page-size 4K
+  $ vfio-dirty check --host sim:mlx5-vf               the conformance suite for a DMA-logging driver
 
 Exit codes: 0 ok, 1 runtime failure, 2 usage error, 3 blocker found or lost-pages check failed,
 130/143 a track stopped by SIGINT/SIGTERM (after writing its report).
@@ -98,6 +100,7 @@ Colours: only on a terminal; NO_COLOR turns them off, FORCE_COLOR=1 on (0 off), 
 
   for (const cmd of [probeCommand(makeContext), trackCommand(makeContext), predictCommand(makeContext)])
     program.addCommand(cmd);
+  program.addCommand(checkCommand(makeContext));
   program.addCommand(bitmapCommand(makeContext, (c) => configure(c, io)));
   // addCommand does not copy settings: apply ours to every command in the tree.
   const walk = (c: Command): void => {

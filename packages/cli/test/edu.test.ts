@@ -73,3 +73,23 @@ describe("edu workload plugin", () => {
     expect(await s.run(10_000, ac.signal)).toEqual([]);
   });
 });
+
+describe("edu workload plugin: dma() of chosen pages (what check drives)", () => {
+  it("writes exactly the range asked for, with bus mastering on, and returns once edu is idle", async () => {
+    const edu = fakeEdu(3);
+    await eduPlugin.dma!(edu.dev, 0x203040n, 64n);
+    expect(edu.config() & 0x6).toBe(0x6);
+    expect(edu.dmas).toEqual([{ src: 0x40000, dst: 0x203040n, count: 64, cmd: 3 }]);
+    // Returned only after the command register said done: a second DMA starts from idle.
+    await eduPlugin.dma!(edu.dev, 0x205000n, 1n);
+    expect(edu.dmas.map((d) => d.dst)).toEqual([0x203040n, 0x205000n]);
+  });
+
+  it("refuses what edu cannot do, before touching the device: 0 or 4096 bytes, above 256 MiB", async () => {
+    const edu = fakeEdu();
+    await expect(eduPlugin.dma!(edu.dev, 0x100000n, 0n)).rejects.toThrow(/1 to 4095 bytes/);
+    await expect(eduPlugin.dma!(edu.dev, 0x100000n, 4096n)).rejects.toThrow(/1 to 4095 bytes/);
+    await expect(eduPlugin.dma!(edu.dev, (1n << 28n) - 16n, 64n)).rejects.toThrow(/below 256 MiB/);
+    expect(edu.dmas).toEqual([]);
+  });
+});

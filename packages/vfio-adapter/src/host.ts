@@ -95,6 +95,13 @@ export interface Host {
 
   /** The host's sysfs, read-only. */
   readonly sysfs: SysfsReader;
+
+  /**
+   * Other processes that hold `path` (a /dev/vfio group or cdev node) open, or undefined when the
+   * host cannot tell (not allowed to look at other processes). Optional: a host without it cannot
+   * tell either. Lets a tool refuse a device a VMM is using before it opens anything.
+   */
+  holders?(path: string): { pid: number; command: string }[] | undefined;
 }
 
 /** Builds a Host from backend options (cf. unstorage's DriverFactory). */

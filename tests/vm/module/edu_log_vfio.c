@@ -23,6 +23,12 @@
  *
  * Errors follow what vfio-dirty's simulated host models: a second log_start while logging is
  * EBUSY; log_read_and_clear while not logging is EINVAL; log_stop is always accepted.
+ *
+ * bug=NAME injects one driver bug at a time into the log ops, as real drivers get them wrong, so
+ * that `vfio-dirty check` can be shown to fail exactly the rules each breaks (the bug table in
+ * packages/cli/test/check/bug-table.ts; the simulated host's dmaLogging.quirks take the same
+ * names). Given at insmod or written at run time to /sys/module/edu_log_vfio/parameters/bug;
+ * "none" (the default) is the correct driver. See edu_bug_names below.
  */
 #include <linux/bitmap.h>
 #include <linux/interval_tree.h>
@@ -30,7 +36,10 @@
 #include <linux/module.h>
 #include <linux/mutex.h>
 #include <linux/pci.h>
+#include <linux/ptrace.h>
+#include <linux/sched/task_stack.h>
 #include <linux/slab.h>
+#include <linux/string.h>
 #include <linux/uaccess.h>
 #include <linux/vfio.h>
 #include <linux/vfio_pci_core.h>
@@ -56,6 +65,64 @@
 static ulong min_page_size = SZ_4K;
 module_param(min_page_size, ulong, 0644);
 MODULE_PARM_DESC(min_page_size, "smallest DMA logging page size; START clamps up to it (default 4096)");
+
+/*
+ * The injectable bugs (bug=), one at a time:
+ *   no-clear          REPORT does not clear what it reported
+ *   drop-last-page    REPORT skips the last logging page of its range: neither reported nor cleared
+ *   ignore-page-size  START writes back the page size asked for, but the driver logs at 64 KiB
+ *   zero-bitmap       REPORT writes zeros over the caller's bitmap before setting its bits
+ *   outside-range     REPORT also reports, and clears, the logging page just past its range
+ *   drop-ranges       START accepts any number of ranges but logs only the first 4
+ *   stop-noop         STOP answers 0 but logging goes on (close_device still stops it)
+ *   second-start      a START while logging succeeds and starts the log afresh
+ */
+enum edu_bug {
+	EDU_BUG_NONE,
+	EDU_BUG_NO_CLEAR,
+	EDU_BUG_DROP_LAST_PAGE,
+	EDU_BUG_IGNORE_PAGE_SIZE,
+	EDU_BUG_ZERO_BITMAP,
+	EDU_BUG_OUTSIDE_RANGE,
+	EDU_BUG_DROP_RANGES,
+	EDU_BUG_STOP_NOOP,
+	EDU_BUG_SECOND_START,
+};
+
+static const char *const edu_bug_names[] = {
+	"none", "no-clear", "drop-last-page", "ignore-page-size", "zero-bitmap",
+	"outside-range", "drop-ranges", "stop-noop", "second-start",
+};
+
+#define EDU_BUG_LOG_PAGE SZ_64K
+#define EDU_BUG_RANGES 4
+
+static int edu_bug = EDU_BUG_NONE;
+
+static int edu_bug_set(const char *val, const struct kernel_param *kp)
+{
+	int i = sysfs_match_string(edu_bug_names, val);
+
+	if (i < 0)
+		return -EINVAL;
+	WRITE_ONCE(edu_bug, i);
+	return 0;
+}
+
+static int edu_bug_get(char *buf, const struct kernel_param *kp)
+{
+	return sysfs_emit(buf, "%s\n", edu_bug_names[READ_ONCE(edu_bug)]);
+}
+
+static const struct kernel_param_ops edu_bug_ops = { .set = edu_bug_set, .get = edu_bug_get };
+module_param_cb(bug, &edu_bug_ops, NULL, 0644);
+MODULE_PARM_DESC(bug, "inject one log_ops bug: none, no-clear, drop-last-page, ignore-page-size, "
+		      "zero-bitmap, outside-range, drop-ranges, stop-noop, second-start");
+
+static bool edu_has_bug(enum edu_bug b)
+{
+	return READ_ONCE(edu_bug) == b;
+}
 
 struct edu_range {
 	u64 start;
@@ -249,10 +316,15 @@ static int edu_log_start(struct vfio_device *vdev, struct rb_root_cached *ranges
 
 	mutex_lock(&edu->lock);
 	if (edu->logging) {
-		ret = -EBUSY;
-		goto out;
+		if (!edu_has_bug(EDU_BUG_SECOND_START)) {
+			ret = -EBUSY;
+			goto out;
+		}
+		/* bug=second-start: the second START is taken, and the log is lost. */
+		edu_log_free(edu);
 	}
-	edu->page_size = *page_size;
+	/* bug=ignore-page-size: *page_size goes back unchanged, a lie about what is logged. */
+	edu->page_size = edu_has_bug(EDU_BUG_IGNORE_PAGE_SIZE) ? EDU_BUG_LOG_PAGE : *page_size;
 	edu->nbits = EDU_DMA_SPACE / edu->page_size;
 	edu->dirty = bitmap_zalloc(edu->nbits, GFP_KERNEL);
 	edu->ranges = kcalloc(nnodes, sizeof(*edu->ranges), GFP_KERNEL);
@@ -267,6 +339,9 @@ static int edu_log_start(struct vfio_device *vdev, struct rb_root_cached *ranges
 		edu->ranges[i].last = node->last;
 	}
 	edu->nranges = i;
+	/* bug=drop-ranges: accepted, but only the first few are logged (no combining). */
+	if (edu_has_bug(EDU_BUG_DROP_RANGES))
+		edu->nranges = min_t(u32, edu->nranges, EDU_BUG_RANGES);
 	edu->logging = true;
 	dev_info(&edu->core.pdev->dev, "DMA logging started: %u ranges, page size %llu\n",
 		 edu->nranges, edu->page_size);
@@ -285,6 +360,42 @@ static int edu_log_stop(struct vfio_device *vdev)
 	return 0;
 }
 
+/* The log_ops STOP: bug=stop-noop answers 0 and keeps logging (close_device still stops it). */
+static int edu_log_stop_op(struct vfio_device *vdev)
+{
+	if (edu_has_bug(EDU_BUG_STOP_NOOP))
+		return 0;
+	return edu_log_stop(vdev);
+}
+
+#ifdef CONFIG_X86_64
+/*
+ * bug=zero-bitmap: what a driver that "initialises" the caller's bitmap does, zeroing the words
+ * of [iova, iova + length). log_ops never see the user's bitmap (iova_bitmap only sets bits), so
+ * this test-only hack reads the ioctl's argument from the syscall registers (the third, rdx) to
+ * find it: struct vfio_device_feature, its data the struct vfio_device_feature_dma_logging_report.
+ */
+static void edu_zero_user_bitmap(unsigned long iova, unsigned long length)
+{
+	struct vfio_device_feature_dma_logging_report rep;
+	void __user *arg = (void __user *)current_pt_regs()->dx;
+	u64 first, last;
+
+	if (copy_from_user(&rep, arg + offsetof(struct vfio_device_feature, data), sizeof(rep)) ||
+	    !rep.page_size || iova < rep.iova)
+		return;
+	first = (iova - rep.iova) / rep.page_size / 64;
+	last = (iova + length - 1 - rep.iova) / rep.page_size / 64;
+	if (clear_user(u64_to_user_ptr(rep.bitmap + first * 8), (last - first + 1) * 8))
+		pr_warn_ratelimited("edu_log_vfio: bug=zero-bitmap could not write the bitmap\n");
+}
+#else
+static void edu_zero_user_bitmap(unsigned long iova, unsigned long length)
+{
+	pr_warn_once("edu_log_vfio: bug=zero-bitmap is implemented for x86-64 only\n");
+}
+#endif
+
 static int edu_log_read_and_clear(struct vfio_device *vdev, unsigned long iova,
 				  unsigned long length, struct iova_bitmap *dirty)
 {
@@ -301,10 +412,18 @@ static int edu_log_read_and_clear(struct vfio_device *vdev, unsigned long iova,
 		goto out;
 	first = iova / edu->page_size;
 	end = min_t(u64, (iova + length - 1) / edu->page_size + 1, edu->nbits);
+	/* The broken loops: one page short, one page past. */
+	if (edu_has_bug(EDU_BUG_DROP_LAST_PAGE) && end > first)
+		end--;
+	if (edu_has_bug(EDU_BUG_OUTSIDE_RANGE) && end < edu->nbits)
+		end++;
+	if (edu_has_bug(EDU_BUG_ZERO_BITMAP))
+		edu_zero_user_bitmap(iova, length);
 	for_each_set_bit_from(first, edu->dirty, end) {
 		bit = first;
 		iova_bitmap_set(dirty, bit * edu->page_size, edu->page_size);
-		clear_bit(bit, edu->dirty);
+		if (!edu_has_bug(EDU_BUG_NO_CLEAR))
+			clear_bit(bit, edu->dirty);
 	}
 	/* A DMA still in flight may write after this report: keep its pages for the next one. */
 	if (edu->pending) {
@@ -320,7 +439,7 @@ out:
 
 static const struct vfio_log_ops edu_log_ops = {
 	.log_start = edu_log_start,
-	.log_stop = edu_log_stop,
+	.log_stop = edu_log_stop_op,
 	.log_read_and_clear = edu_log_read_and_clear,
 };
 

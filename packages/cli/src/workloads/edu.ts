@@ -29,6 +29,15 @@ export const eduPlugin: WorkloadPlugin = {
   description: "QEMU edu test device: DMA of up to 4095 bytes from its buffer into random pages",
   supports: (d) => d.vendorId === EDU_VENDOR && d.deviceId === EDU_DEVICE,
   create: ({ device, buffer, seed, pageSize }) => new EduSession(device, buffer, seed, pageSize),
+  async dma(device, iova, length) {
+    if (length < 1n || length > BigInt(MAX_TRANSFER) || iova + length > DMA_LIMIT)
+      throw new RangeError(
+        `edu: a DMA of 1 to ${MAX_TRANSFER} bytes below 256 MiB, not 0x${length.toString(16)} bytes at 0x${iova.toString(16)}`,
+      );
+    enableBusMaster(device);
+    startToRam(device, iova, Number(length));
+    await waitIdle(device);
+  },
 };
 
 export default eduPlugin;
@@ -48,8 +57,7 @@ class EduSession implements WorkloadSession {
         `edu: the DMA buffer must lie below 256 MiB (28-bit DMA mask), got ${buffer.iova}`,
       );
     this.#random = mulberry32(seed);
-    const cmd = device.readConfig16(PCI_COMMAND);
-    device.writeConfig16(PCI_COMMAND, cmd | PCI_COMMAND_MEMORY_MASTER);
+    enableBusMaster(device);
   }
 
   async run(budgetMs: number, signal: AbortSignal): Promise<WrittenRange[]> {
@@ -60,15 +68,10 @@ class EduSession implements WorkloadSession {
       const page = BigInt(Math.floor(this.#random() * pages));
       const iova = this.buffer.iova + page * this.pageSize;
       const length = Math.min(MAX_TRANSFER, Number(this.pageSize));
-      // edu takes a 4-byte write at 0x80/0x88 as the whole (zero-extended) 64-bit register and
-      // ignores 0x84/0x8c; IOVAs are below 2^28 anyway.
-      this.device.writeBar32(0, REG_DMA_SRC, EDU_BUFFER);
-      this.device.writeBar32(0, REG_DMA_DST, Number(iova));
-      this.device.writeBar32(0, REG_DMA_COUNT, length);
-      this.device.writeBar32(0, REG_DMA_CMD, CMD_START | CMD_TO_RAM);
+      startToRam(this.device, iova, length);
       // Recorded before completion: a DMA that started may have written, so it counts.
       written.push({ iova, length: BigInt(length) });
-      await this.#waitIdle();
+      await waitIdle(this.device);
     }
     return written;
   }
@@ -76,18 +79,34 @@ class EduSession implements WorkloadSession {
   stop(): void {
     this.#stopped = true;
   }
-
-  async #waitIdle(): Promise<void> {
-    const deadline = performance.now() + DMA_TIMEOUT_MS;
-    while (this.device.readBar32(0, REG_DMA_CMD) & CMD_START) {
-      if (performance.now() > deadline)
-        throw new Error("edu: DMA did not complete within 5 s; the device hangs");
-      await new Promise((r) => setTimeout(r, 5));
-    }
-  }
 }
 
 // --- Internal helpers ---
+
+function enableBusMaster(device: DeviceAccess): void {
+  const cmd = device.readConfig16(PCI_COMMAND);
+  if ((cmd & PCI_COMMAND_MEMORY_MASTER) !== PCI_COMMAND_MEMORY_MASTER)
+    device.writeConfig16(PCI_COMMAND, cmd | PCI_COMMAND_MEMORY_MASTER);
+}
+
+/** Starts a copy of `length` bytes of edu's buffer to `iova`. */
+function startToRam(device: DeviceAccess, iova: bigint, length: number): void {
+  // edu takes a 4-byte write at 0x80/0x88 as the whole (zero-extended) 64-bit register and
+  // ignores 0x84/0x8c; IOVAs are below 2^28 anyway.
+  device.writeBar32(0, REG_DMA_SRC, EDU_BUFFER);
+  device.writeBar32(0, REG_DMA_DST, Number(iova));
+  device.writeBar32(0, REG_DMA_COUNT, length);
+  device.writeBar32(0, REG_DMA_CMD, CMD_START | CMD_TO_RAM);
+}
+
+async function waitIdle(device: DeviceAccess): Promise<void> {
+  const deadline = performance.now() + DMA_TIMEOUT_MS;
+  while (device.readBar32(0, REG_DMA_CMD) & CMD_START) {
+    if (performance.now() > deadline)
+      throw new Error("edu: DMA did not complete within 5 s; the device hangs");
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
 
 function mulberry32(seed: number): () => number {
   let a = seed >>> 0;

@@ -19,7 +19,8 @@
 //
 // The tool maps `buffer` for the device (its IOVA is what the device must write to), calls
 // `run` between syncs, and calls `stop` on every exit path. The ranges `run` returns are the
-// real host's ground truth: the tracker must report every one of those pages dirty.
+// real host's ground truth: the tracker must report every one of those pages dirty. A plugin
+// that can also write chosen pages (`dma`) lets `vfio-dirty check` run its DMA rules.
 
 /** Register and config-space access to one opened VFIO device. All offsets are bytes. */
 export interface DeviceAccess {
@@ -69,6 +70,13 @@ export interface WorkloadPlugin {
   /** True when this plugin knows how to drive the device. */
   supports(device: { vendorId: number; deviceId: number }): boolean;
   create(opts: { device: DeviceAccess; buffer: DmaBuffer; seed: number; pageSize: bigint }): WorkloadSession;
+  /**
+   * Optional: makes the device write [iova, iova + length) now (a few bytes inside one page), and
+   * resolves once the write is done. `vfio-dirty check` uses it to write the pages its rules
+   * choose; without it the rules that need DMA are skipped. The range always lies in memory the
+   * tool mapped for the device.
+   */
+  dma?(device: DeviceAccess, iova: bigint, length: bigint): Promise<void>;
 }
 
 /** Checks that a loaded module's default export has the plugin's shape. */

@@ -14,6 +14,7 @@
 import { Errno, InvalidInputError, SyscallError } from "../errors.ts";
 import type { Fd, Host, IoctlArg, MappedMemory, SysfsReader } from "../host.ts";
 import { createDirSysfsReader } from "./dir-sysfs.ts";
+import { findHolders } from "./holders.ts";
 import {
   loadLibc,
   MAP_ANONYMOUS,
@@ -31,6 +32,8 @@ export interface LinuxHostOptions {
   sysfs?: SysfsReader;
   /** The C library to bind; default "libc.so.6" (glibc). */
   libc?: string;
+  /** Where procfs is mounted, for holders(); default "/proc" (tests hand in a fixture tree). */
+  procRoot?: string;
 }
 
 /** The Linux host. Disposing it unmaps memory from mmapAnonymous that is still mapped. */
@@ -61,6 +64,8 @@ export function createLinuxHost(opts: LinuxHostOptions = {}): LinuxHost {
     simulated: false,
     pageSize,
     sysfs,
+
+    holders: (path) => findHolders(path, opts.procRoot),
 
     open(path: string, flags: number): number {
       if (typeof path !== "string" || path.includes("\0")) return -Errno.EINVAL;

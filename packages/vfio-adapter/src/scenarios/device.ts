@@ -37,12 +37,12 @@ const START = VFIO_DEVICE_FEATURE_DMA_LOGGING_START | VFIO_DEVICE_FEATURE_SET;
 const REPORT = VFIO_DEVICE_FEATURE_DMA_LOGGING_REPORT | VFIO_DEVICE_FEATURE_GET;
 
 /** VFIO_DEVICE_FEATURE with these flags (and payload) on the device, as sent. */
-function feature(s: Session, device: Device, flags: number, data?: Uint8Array): Outcome {
+export function feature(s: Session, device: Device, flags: number, data?: Uint8Array): Outcome {
   return ioctl(s.t, device.fd, VFIO_DEVICE_FEATURE, encodeDeviceFeature(flags, data));
 }
 
 /** Sends DMA_LOGGING_START through the encoders, whatever the ranges (bad ones included). */
-function sendStart(
+export function sendStart(
   s: Session,
   device: Device,
   ranges: readonly DmaLoggingRange[],
@@ -54,7 +54,7 @@ function sendStart(
   return feature(s, device, START, control);
 }
 
-function sendReport(
+export function sendReport(
   s: Session,
   device: Device,
   iova: bigint,

@@ -39,24 +39,24 @@ import {
 const PAGE = 4096n;
 const RW = IOMMU_IOAS_MAP_READABLE | IOMMU_IOAS_MAP_WRITEABLE;
 
-/** Bound cdev attached to a new IOAS holding `pages` fresh pages at the IOVA base. */
-function attached(s: Session, pages = 16n) {
-  const { iommufd, cdev, devId } = s.cdev();
+/** Bound device (cdev, or the target's own) with a new IOAS holding `pages` fresh pages at the IOVA base. */
+export function attached(s: Session, pages = 16n) {
+  const { iommufd, device } = s.iommufdDevice();
   const ioasId = iommufd.ioasAlloc();
   const mem = s.memory(pages * PAGE);
   iommufd.ioasMap({ ioasId, userVa: mem.address, length: pages * PAGE, iova: s.iova });
-  return { iommufd, cdev, devId, ioasId, mem };
+  return { iommufd, device, devId: device.devId, ioasId, mem };
 }
 
 /** A dirty-tracking HWPT over a fresh IOAS, the device attached to it. */
-function dirtyHwpt(s: Session, pages = 16n) {
+export function dirtyHwpt(s: Session, pages = 16n) {
   const a = attached(s, pages);
   const hwptId = a.iommufd.hwptAlloc({
     devId: a.devId,
     ptId: a.ioasId,
     flags: IOMMU_HWPT_ALLOC_DIRTY_TRACKING,
   });
-  a.cdev.attachIommufdPt(hwptId);
+  a.device.attach(hwptId);
   return { ...a, hwptId };
 }
 

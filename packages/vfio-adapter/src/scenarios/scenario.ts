@@ -17,13 +17,26 @@ import type { Fd, Host, IoctlArg, MappedMemory } from "../host.ts";
 import { VFIO_TYPE1v2_IOMMU } from "../uapi/index.ts";
 import { Container, type Device, DeviceCdev, Group, IommuFd } from "../vfio/index.ts";
 
+/**
+ * A device bound to an iommufd, however the target binds it: the device cdev
+ * (VFIO_DEVICE_BIND_IOMMUFD) by default, or a test harness's own device (the IOMMUFD_TEST mock
+ * device, which has no cdev) through ScenarioTarget.iommufdDevice.
+ */
+export interface IommufdDevice {
+  /** The device id within the iommufd. */
+  readonly devId: number;
+  /** Attaches to an IOAS or HWPT; returns the HWPT id attached. */
+  attach(ptId: number): number;
+  detach(): void;
+}
+
 /** What the host under test offers; scenarios that need more are skipped, with the reason. */
 export interface TargetCapabilities {
   /** /dev/vfio/vfio with type1. */
   type1: boolean;
   /** /dev/iommu. */
   iommufd: boolean;
-  /** /dev/vfio/devices/vfioN. */
+  /** /dev/vfio/devices/vfioN (or ScenarioTarget.iommufdDevice binds the device another way). */
   cdev: boolean;
   /** The device under test implements DMA logging (log_ops). */
   dmaLogging: boolean;
@@ -41,6 +54,12 @@ export interface TargetCapabilities {
   type1Overflow: boolean;
   /** target.changeDeviceState can change the device's guest-visible state. */
   deviceState: boolean;
+  /**
+   * How Session.device() opens the device under test: through its group in a type1 container
+   * (default), or through its cdev bound to an iommufd with one IOAS. The device scenarios run
+   * unchanged either way (`vfio-dirty check` runs them on both paths where both exist).
+   */
+  deviceVia?: "group" | "cdev";
 }
 
 export interface ScenarioTarget {
@@ -54,9 +73,16 @@ export interface ScenarioTarget {
   has: TargetCapabilities;
   /**
    * Makes the device write [iova, iova + length) through its IOMMU and waits until done (sim:
-   * dmaWrite; VM: an edu DMA). Lengths are kept below 4 KiB for edu.
+   * dmaWrite; VM: an edu DMA). Lengths are kept below 4 KiB for edu. `opened` is what the running
+   * scenario opened last (its Device, or its IommufdDevice), for targets that drive the device
+   * through its own fd.
    */
-  dma?: (iova: bigint, length: bigint) => void | Promise<void>;
+  dma?: (iova: bigint, length: bigint, opened?: Device | IommufdDevice) => void | Promise<void>;
+  /**
+   * Binds the device to an iommufd some other way than its cdev (a test harness's mock device).
+   * Session.iommufdDevice() uses it when given.
+   */
+  iommufdDevice?: (s: Session, iommufd: IommuFd) => IommufdDevice;
   /** IOVA base scenarios map at: below 256 MiB for edu's 28-bit DMA mask. Default 0x100000. */
   iovaBase?: bigint;
   /**
@@ -117,8 +143,12 @@ export async function runScenarios(
       continue;
     }
     const session = new Session(t);
+    // The DMA hook learns what this scenario opened (a target may drive the device through it).
+    const bound: ScenarioTarget = t.dma
+      ? { ...t, dma: (iova, length) => t.dma!(iova, length, session.opened) }
+      : t;
     try {
-      out.push({ ...base, ...(await s.run(t, session)) });
+      out.push({ ...base, ...(await s.run(bound, session)) });
     } catch (e) {
       out.push({ ...base, errno: null, setupError: e instanceof Error ? e.message : String(e) });
     } finally {
@@ -174,6 +204,8 @@ export function bitmapWords(bytes: Uint8Array): string[] {
  */
 export class Session {
   private readonly closers: (() => void)[] = [];
+  /** The device (or iommufd device) the scenario opened last: what target.dma drives. */
+  opened: Device | IommufdDevice | undefined;
 
   constructor(readonly t: ScenarioTarget) {}
 
@@ -220,11 +252,30 @@ export class Session {
     return { container, group };
   }
 
-  /** The device through the group path (type1v2 container set up first). */
-  device(): { container: Container; group: Group; device: Device } {
+  /**
+   * The device under test, opened the way the target says (has.deviceVia): through its group in
+   * a type1v2 container (default), or through its cdev bound to a fresh iommufd and attached to
+   * one IOAS. `container.mapDma` maps memory for its DMA on either path.
+   */
+  device(): { container: DmaMapper; group?: Group; device: Device } {
+    if (this.t.has.deviceVia === "cdev") {
+      const { iommufd, cdev } = this.cdev();
+      const ioasId = iommufd.ioasAlloc();
+      cdev.attachIommufdPt(ioasId);
+      const container: DmaMapper = {
+        mapDma: (a) => void iommufd.ioasMap({ ioasId, userVa: a.vaddr, length: a.length, iova: a.iova }),
+      };
+      return { container, device: cdev };
+    }
+    return this.groupDevice();
+  }
+
+  /** The device through its group, in a type1v2 container set up first (whatever has.deviceVia says). */
+  groupDevice(): { container: Container; group: Group; device: Device } {
     const { container, group } = this.type1();
     const device = group.getDevice(this.t.bdf);
     this.defer(() => device.close());
+    this.opened = device;
     return { container, group, device };
   }
 
@@ -240,7 +291,27 @@ export class Session {
     const cdev = DeviceCdev.open(this.t.host, this.t.cdevPath!, this.t.bdf);
     this.defer(() => cdev.close());
     const devId = cdev.bindIommufd(iommufd);
+    this.opened = cdev;
     return { iommufd, cdev, devId };
+  }
+
+  /**
+   * The device bound to a fresh iommufd: through the target's own binding when it has one
+   * (ScenarioTarget.iommufdDevice), else through its cdev. For the IOMMU dirty-tracking
+   * scenarios, which need a device id and an attach, not the device's fd.
+   */
+  iommufdDevice(): { iommufd: IommuFd; device: IommufdDevice } {
+    if (this.t.iommufdDevice) {
+      const iommufd = this.iommufd();
+      const device = this.t.iommufdDevice(this, iommufd);
+      this.opened = device;
+      return { iommufd, device };
+    }
+    const { iommufd, cdev, devId } = this.cdev();
+    return {
+      iommufd,
+      device: { devId, attach: (ptId) => cdev.attachIommufdPt(ptId), detach: () => cdev.detachIommufdPt() },
+    };
   }
 
   /** IOVA base for mappings on this target. */
@@ -249,16 +320,29 @@ export class Session {
   }
 }
 
+/** The part of a Container that maps memory for DMA (an IOAS map on the cdev path). */
+export interface DmaMapper {
+  mapDma(a: { vaddr: bigint; iova: bigint; length: bigint }): void;
+}
+
+/** Why Session.device() cannot open the device on this target, or undefined when it can. */
+function cannotOpenDevice(h: TargetCapabilities): string | undefined {
+  if (h.deviceVia === "cdev") return h.iommufd && h.cdev ? undefined : "no iommufd with device cdev";
+  return h.type1 ? undefined : "no type1 container on this host";
+}
+
 /** Skip helpers: each returns the reason or undefined. */
 export const needs = {
   type1: (h: TargetCapabilities) => (h.type1 ? undefined : "no type1 container on this host"),
+  /** The device can be opened (on the path has.deviceVia names). */
+  device: cannotOpenDevice,
   logging: (h: TargetCapabilities) =>
-    !h.type1 ? "no type1 container on this host" : h.dmaLogging ? undefined : "the device has no DMA logging",
+    cannotOpenDevice(h) ?? (h.dmaLogging ? undefined : "the device has no DMA logging"),
   noLogging: (h: TargetCapabilities) =>
-    !h.type1 ? "no type1 container on this host" : h.dmaLogging ? "the device has DMA logging" : undefined,
+    cannotOpenDevice(h) ?? (h.dmaLogging ? "the device has DMA logging" : undefined),
   loggingDma: (h: TargetCapabilities) =>
-    !h.type1 || !h.dmaLogging
-      ? "needs a DMA-logging device on type1"
+    cannotOpenDevice(h) !== undefined || !h.dmaLogging
+      ? `needs a DMA-logging device on ${h.deviceVia === "cdev" ? "iommufd" : "type1"}`
       : h.dma
         ? undefined
         : "cannot drive DMA",

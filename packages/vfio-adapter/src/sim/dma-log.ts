@@ -9,6 +9,10 @@
 // clears every logging page it touches (a page cut by the range's edge too), and only ever sets
 // bits in the caller's bitmap: the whole of each page it reported, even past the range's end.
 //
+// Quirks (`quirks`) make it a broken driver, one way real drivers get log_ops wrong, so that
+// `vfio-dirty check` and a VMM's own code can be tested against one: see LOG_QUIRKS. The test
+// driver of the real-kernel tests takes the same names (tests/vm/module/edu_log_vfio.c, bug=).
+//
 //   const log = new DmaLog({ maxRanges: 4, maxSpanLog2: 42 });
 //   const r = log.start([{ start: 0n, last: 0xfffffn }], 4096n);   // { rc: 0, pageSize: 4096n }
 //   log.record(0x2000n, 0x1000n);
@@ -24,6 +28,34 @@ export interface Interval {
   last: bigint;
 }
 
+/**
+ * Driver bugs the simulated log can have, by the names the test driver's `bug=` parameter takes:
+ * - no-clear: REPORT does not clear what it reported;
+ * - drop-last-page: REPORT skips the last logging page of its range (neither reported nor cleared);
+ * - ignore-page-size: START writes back the page size asked for but the device logs at 64 KiB;
+ * - zero-bitmap: REPORT writes zeros over the caller's bitmap before setting its bits;
+ * - outside-range: REPORT also reports and clears the logging page just past its range;
+ * - drop-ranges: START accepts any number of ranges but logs only the first 4 (no combining);
+ * - stop-noop: STOP answers 0 but logging goes on (the device's close still stops it);
+ * - second-start: a START while logging succeeds and starts the log afresh.
+ */
+export const LOG_QUIRKS = [
+  "no-clear",
+  "drop-last-page",
+  "ignore-page-size",
+  "zero-bitmap",
+  "outside-range",
+  "drop-ranges",
+  "stop-noop",
+  "second-start",
+] as const;
+export type LogQuirk = (typeof LOG_QUIRKS)[number];
+
+/** What the ignore-page-size quirk logs at, whatever START asked for. */
+const QUIRK_LOG_PAGE = 64n * 1024n;
+/** Ranges the drop-ranges quirk keeps. */
+const QUIRK_RANGES = 4;
+
 export interface DmaLogLimits {
   /** Ranges the device can track at once; more are combined. Unlimited when undefined. */
   maxRanges?: number;
@@ -36,12 +68,16 @@ export interface DmaLogLimits {
   restartErrno?: "EBUSY" | "EINVAL";
   minPageSize?: bigint;
   maxPageSize?: bigint;
+  /** Driver bugs to have (none by default). */
+  quirks?: readonly LogQuirk[];
 }
 
 export class DmaLog {
   active = false;
-  /** Logging page size the device chose at START. */
+  /** Logging page size the device chose at START (what it wrote back). */
   pageSize = 4096n;
+  /** The page size it really logs at: pageSize, except with the ignore-page-size quirk. */
+  private logPageSize = 4096n;
   /** Tracked ranges after combining. */
   ranges: Interval[] = [];
   /** Dirty logging pages (iova / pageSize). */
@@ -51,9 +87,12 @@ export class DmaLog {
 
   /** log_start: returns the errno and the page size written back to the caller. */
   start(ranges: Interval[], requestedPageSize: bigint): { rc: number; pageSize: bigint } {
-    if (this.active) return { rc: -Errno[this.limits.restartErrno ?? "EBUSY"], pageSize: requestedPageSize };
+    if (this.active && !this.has("second-start"))
+      return { rc: -Errno[this.limits.restartErrno ?? "EBUSY"], pageSize: requestedPageSize };
     const sorted = [...ranges].sort((a, b) => (a.start < b.start ? -1 : 1));
-    const combined = combineIovaRanges(sorted, this.limits.maxRanges ?? sorted.length);
+    const combined = this.has("drop-ranges")
+      ? sorted.slice(0, QUIRK_RANGES)
+      : combineIovaRanges(sorted, this.limits.maxRanges ?? sorted.length);
     // mlx5vf_create_tracker: ilog2(roundup_pow_of_two(total_ranges_len)) against the device's limit.
     const total = combined.reduce((n, r) => n + (r.last - r.start + 1n), 0n);
     if (this.limits.maxSpanLog2 !== undefined && log2RoundUp(total) > this.limits.maxSpanLog2)
@@ -64,17 +103,24 @@ export class DmaLog {
     const maxShift = ilog2(this.limits.maxPageSize ?? 1n << 30n);
     shift = Math.min(Math.max(shift, minShift), maxShift);
     this.pageSize = 1n << BigInt(shift);
+    this.logPageSize = this.has("ignore-page-size") ? QUIRK_LOG_PAGE : this.pageSize;
     this.ranges = combined;
     this.dirty.clear();
     this.active = true;
     return { rc: 0, pageSize: this.pageSize };
   }
 
+  /** log_stop, as the device's close calls it: always stops. */
   stop(): number {
     this.active = false;
     this.ranges = [];
     this.dirty.clear();
     return 0;
+  }
+
+  /** DMA_LOGGING_STOP from user space: stops, unless the stop-noop quirk ignores it. */
+  stopRequested(): number {
+    return this.has("stop-noop") ? 0 : this.stop();
   }
 
   /** The DMA path: the device wrote [iova, iova+length); logged when inside a tracked range. */
@@ -85,8 +131,8 @@ export class DmaLog {
       const a = iova > r.start ? iova : r.start;
       const b = end < r.last ? end : r.last;
       if (a > b) continue;
-      const firstPage = a / this.pageSize;
-      const lastPage = b / this.pageSize;
+      const firstPage = a / this.logPageSize;
+      const lastPage = b / this.logPageSize;
       for (let p = firstPage; p <= lastPage; p++) this.dirty.add(Number(p));
     }
   }
@@ -109,31 +155,42 @@ export class DmaLog {
    */
   report(iova: bigint, length: bigint, pageSize: bigint, nbits: bigint, bytes: Uint8Array): number {
     if (!this.active) return -Errno.EINVAL;
-    const lps = this.pageSize;
+    const lps = this.logPageSize;
     const firstPage = iova / lps;
-    const lastPage = (iova + length - 1n) / lps;
+    let lastPage = (iova + length - 1n) / lps;
+    // The broken drivers' loops (LOG_QUIRKS): one page short, one page past.
+    if (this.has("drop-last-page")) lastPage--;
+    if (this.has("outside-range")) lastPage++;
+    if (this.has("zero-bitmap")) bytes.fill(0);
+    if (lastPage < firstPage) return 0;
     const first = Number(firstPage);
     const npages = Number(lastPage - firstPage + 1n);
     // iova_bitmap_set stops at the mapped words, not at nbits.
     const mappedBits = BigInt(bytes.length) * 8n;
     const limit = nbits > mappedBits ? nbits : mappedBits;
-    // One walk reads and clears. When the REPORT's pages are the log's and start on one, bit
-    // (page - first) is the page: no bigint per page. Any other geometry goes through orRange.
-    if (pageSize === lps && iova % lps === 0n) {
-      const end = Math.min(npages, Number(limit));
-      this.dirty.takeIn(first, npages, (p) => {
-        const bit = p - first;
-        if (bit < end) bytes[bit >>> 3]! |= 1 << (bit & 7);
-      });
-    } else {
-      this.dirty.takeIn(first, npages, (p) => orRange(bytes, iova, pageSize, limit, BigInt(p) * lps, lps));
-    }
+    // When the REPORT's pages are the log's and start on one, bit (page - first) is the page: no
+    // bigint per page. Any other geometry goes through orRange.
+    const end = Math.min(npages, Number(limit));
+    const set =
+      pageSize === lps && iova % lps === 0n
+        ? (p: number) => {
+            const bit = p - first;
+            if (bit < end) bytes[bit >>> 3]! |= 1 << (bit & 7);
+          }
+        : (p: number) => orRange(bytes, iova, pageSize, limit, BigInt(p) * lps, lps);
+    // One walk reads and clears (no-clear: reads only).
+    if (this.has("no-clear")) for (const p of this.dirty.pagesIn(first, npages)) set(p);
+    else this.dirty.takeIn(first, npages, set);
     return 0;
   }
 
   /** Logging pages currently dirty (for tests and the sim's inspection API). */
   dirtyPages(): number[] {
     return [...this.dirty.all()];
+  }
+
+  private has(q: LogQuirk): boolean {
+    return this.limits.quirks?.includes(q) === true;
   }
 }
 

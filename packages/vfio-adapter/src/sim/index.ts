@@ -5,7 +5,8 @@
 
 export type { ClockMode, SimTime } from "./clock.ts";
 export { SimClock } from "./clock.ts";
-export { combineIovaRanges } from "./dma-log.ts";
+export type { LogQuirk } from "./dma-log.ts";
+export { combineIovaRanges, LOG_QUIRKS } from "./dma-log.ts";
 export type { TruthQuery } from "./ground-truth.ts";
 export type { DeviceJson, FaultSpec, Profile, ProfileJson, WorkloadJson } from "./profile.ts";
 export { listProfiles, loadProfile, parseProfile } from "./profile.ts";

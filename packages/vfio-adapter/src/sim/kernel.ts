@@ -140,6 +140,7 @@ export class SimKernel {
               ...(d.dmaLogging.maxRanges !== undefined ? { maxRanges: d.dmaLogging.maxRanges } : {}),
               ...(d.dmaLogging.maxSpanLog2 !== undefined ? { maxSpanLog2: d.dmaLogging.maxSpanLog2 } : {}),
               ...(d.dmaLogging.restartErrno !== undefined ? { restartErrno: d.dmaLogging.restartErrno } : {}),
+              ...(d.dmaLogging.quirks !== undefined ? { quirks: d.dmaLogging.quirks } : {}),
               minPageSize: u64(d.dmaLogging.minPageSize ?? 4096, "minPageSize"),
               maxPageSize: u64(d.dmaLogging.maxPageSize ?? "0x40000000", "maxPageSize"),
             })

@@ -13,6 +13,7 @@
 import { readdirSync, readFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { InvalidInputError } from "../errors.ts";
+import type { LogQuirk } from "./dma-log.ts";
 
 /** A u64 as written in a profile: integer, decimal or hex string, or a binary size ("2GiB"). */
 export type U64Json = number | string;
@@ -63,9 +64,13 @@ export interface DeviceJson {
     minPageSize?: U64Json;
     maxPageSize?: U64Json;
     restartErrno?: "EBUSY" | "EINVAL";
+    /** Driver bugs (LOG_QUIRKS in dma-log.ts): a broken driver to test callers against. */
+    quirks?: LogQuirk[];
   };
   iommuDirty?: boolean;
   pinnedPageScope?: boolean;
+  /** Another process (a VMM) holds the device: its group and cdev are busy. */
+  heldBy?: { pid: number; command: string };
   workload?: WorkloadJson;
 }
 

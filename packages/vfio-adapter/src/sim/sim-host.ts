@@ -61,6 +61,8 @@ export interface SimDeviceInfo {
 
 export interface SimHost extends Host {
   readonly simulated: true;
+  /** The process a device's profile says holds it (heldBy), for its group and cdev paths. */
+  holders(path: string): { pid: number; command: string }[];
   readonly profile: Profile;
   /** The clock: now() in ns; advance()/advanceMs() on the virtual clock run the workloads. */
   readonly clock: SimClock;
@@ -121,6 +123,16 @@ export function createSimHost(profile: Profile | string, opts: SimHostOptions = 
     open(path, _flags) {
       k.clock.catchUp();
       return openPath(k, path);
+    },
+    holders(path) {
+      return k.devices
+        .filter(
+          (d) =>
+            d.json.heldBy &&
+            (path === `/dev/vfio/${d.group.id}` ||
+              (p.iommu.cdev && path === `/dev/vfio/devices/vfio${d.index}`)),
+        )
+        .map((d) => ({ ...d.json.heldBy! }));
     },
     close(fd) {
       k.clock.catchUp();
@@ -282,8 +294,9 @@ function openPath(k: SimKernel, path: string): number {
   if (grp) {
     const g = k.groups.get(Number(grp[1]));
     if (!g) return -Errno.ENOENT;
-    // A group opens once; a device bound through its cdev blocks the group path.
-    if (g.openFd !== undefined || g.devices.some((d) => d.cdev)) return -Errno.EBUSY;
+    // A group opens once; a device bound through its cdev blocks the group path; so does another
+    // process holding it (heldBy: that process has the group open).
+    if (g.openFd !== undefined || g.devices.some((d) => d.cdev || d.json.heldBy)) return -Errno.EBUSY;
     const fd = k.install({ kind: "group", group: g });
     g.openFd = fd;
     return fd;

@@ -407,7 +407,7 @@ function bind(k: SimKernel, file: CdevFile, arg: IoctlArg): number {
   const tokenOk = k.profile.kernel >= 6017 && b.flags === VFIO_DEVICE_BIND_FLAG_TOKEN;
   if (b.argsz < 16 || (b.flags && !tokenOk) || b.iommufd < 0) return -Errno.EINVAL;
   const d = file.device;
-  if (d.group.openFd !== undefined) return -Errno.EBUSY;
+  if (d.group.openFd !== undefined || d.json.heldBy) return -Errno.EBUSY;
   if (file.bound) return -Errno.EINVAL;
   // vfio_df_open: only the group path may open a device more than once.
   if (d.cdev) return -Errno.EINVAL;
@@ -509,7 +509,7 @@ function featureIoctl(k: SimKernel, d: SimDevice, arg: Uint8Array): number {
       const rc = check(VFIO_DEVICE_FEATURE_SET, 0);
       if (rc !== 1) return rc;
       d.logBroken = false;
-      return d.log!.stop();
+      return d.log!.stopRequested();
     }
     case VFIO_DEVICE_FEATURE_DMA_LOGGING_REPORT: {
       if (!logOps) return -Errno.ENOTTY;

@@ -11,6 +11,7 @@ import { ioctlErrno, ioctlOk, setBits } from "./vfio.ts";
 /** IOMMU_TEST_CMD = _IO(IOMMUFD_TYPE, IOMMUFD_CMD_BASE + 32). */
 export const IOMMU_TEST_CMD = uapi._IO(uapi.IOMMUFD_TYPE, uapi.IOMMUFD_CMD_BASE + 32);
 const IOMMU_TEST_OP_MOCK_DOMAIN = 2;
+const IOMMU_TEST_OP_MOCK_DOMAIN_REPLACE = 10;
 const IOMMU_TEST_OP_DIRTY = 13;
 /** sizeof(struct iommu_test_cmd): header 16, union 48 (the dirty member), last, padding. */
 const SIZEOF_IOMMU_TEST_CMD = 72;
@@ -160,6 +161,18 @@ export function getDirtyBitmap(
   });
   const errno = ioctlErrno(host, iommufd, uapi.IOMMU_HWPT_GET_DIRTY_BITMAP, b);
   return { errno, pages: errno ? [] : setBits(bitmap) };
+}
+
+/**
+ * IOMMU_TEST_OP_MOCK_DOMAIN_REPLACE: attaches the mock device `stdevId` to `ptId` (an IOAS or a
+ * HWPT) instead of its domain, as VFIO_DEVICE_ATTACH_IOMMUFD_PT does for a real one. Returns the
+ * HWPT id it is attached to.
+ */
+export function mockDomainReplace(host: Host, iommufd: number, stdevId: number, ptId: number): number {
+  const [b, v] = testCmd(IOMMU_TEST_OP_MOCK_DOMAIN_REPLACE, stdevId);
+  v.setUint32(16, ptId, true);
+  ioctlOk(host, iommufd, IOMMU_TEST_CMD, b, "IOMMU_TEST_OP_MOCK_DOMAIN_REPLACE");
+  return v.getUint32(16, true);
 }
 
 /** IOMMU_TEST_OP_MOCK_DOMAIN: a mock device attached to a new mock domain on `ioasId`. */
