@@ -272,6 +272,9 @@ function runScenario(
             expect(sec.pages).toBe(r.bitmap!.count(first, Number(sec.length / r.bitmap!.pageSize)));
           }
           for (const [i, u] of units.entries()) {
+            // A page in a report is covered, whichever unit wrote it: the VMM copies it after this
+            // sync (bits read at vIOMMU unmap time ride on the next sync, queried or not).
+            for (const g of pending[i]!) if (got.has(g)) pending[i]!.delete(g);
             const id = s.shared ? "iommu" : `d${i}`;
             if (!r.perDevice[id]!.queried) continue;
             for (const g of pending[i]!)
@@ -297,6 +300,40 @@ function runScenario(
 }
 
 describe("tracker policy (fake kernel, reference bitmaps)", () => {
+  // Found by 2000-run batches (seed 1264763742): an IOMMU unit reads a mapping's bits when it is
+  // unmapped, and the next sync reports them although it does not query the unit (no pre-copy).
+  // The page was reported after it was written, so nothing is lost; the model once kept it
+  // pending until a sync queried the unit and then called the stop-copy report a loss.
+  it.each(["ref", "wasm"] as const)(
+    "unmap-time bits reported by a sync that skips the unit (%s)",
+    (which) => {
+      const s: Scenario = {
+        sections: [
+          { page: 378, npages: 170 },
+          { page: 75, npages: 39 },
+        ],
+        devices: [{ preCopy: false }, { preCopy: false }, { preCopy: false }],
+        shared: true,
+        viommu: true,
+        windowPages: 4096,
+        granulePages: 1,
+        startPhase: "setup",
+        ops: [
+          { op: "map", iovaPage: 0, gpaPage: 87, npages: 1 },
+          { op: "write", dev: 0, page: 0 },
+          { op: "unmap", iovaPage: 0, npages: 1 },
+          { op: "phase", to: "pre-copy" },
+          { op: "sync" },
+          { op: "phase", to: "stop-copy" },
+          { op: "sync" },
+          { op: "map", iovaPage: 0, gpaPage: 0, npages: 1 },
+          { op: "sync" },
+        ],
+      };
+      expect(runScenario(s, which)).toMatchObject({ syncs: 3, written: 1 });
+    },
+  );
+
   it.each(["ref", "wasm"] as const)(
     `never loses a page: ${RUNS} random scenarios on the %s core`,
     (which) => {
