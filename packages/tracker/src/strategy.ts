@@ -35,10 +35,10 @@ export interface DirtyStrategy {
    * [iova, iova + length); the gaps between them are holes) in the kernel, and OR their dirty bits,
    * read in the same step, into `into` (IOVA space, covering [iova, iova + length)). type1: UNMAP
    * with GET_DIRTY_BITMAP over the range (holes allowed); iommufd: GET_DIRTY_BITMAP with NO_CLEAR
-   * over each contiguous run (a hole is EINVAL), then UNMAP. Returns the bytes the kernel unmapped
-   * and whether the bits were read: when the read fails the strategy unmaps without it (read:
-   * false) and the caller must report the mappings dirty. Throws only when the unmap itself fails,
-   * leaving the mappings in place.
+   * over each contiguous run (over a hole the kernel answers 0 and reads nothing after it), then
+   * UNMAP. Returns the bytes the kernel unmapped and whether the bits were read: when the read
+   * fails the strategy unmaps without it (read: false) and the caller must report the mappings
+   * dirty. Throws only when the unmap itself fails, leaving the mappings in place.
    */
   unmapDirty?(
     iova: bigint,

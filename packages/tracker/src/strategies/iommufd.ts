@@ -113,9 +113,11 @@ export class IommufdStrategy implements DirtyStrategy {
     mapped: readonly IovaRange[],
     into: Bitmap,
   ): { unmapped: bigint; read: boolean; error?: unknown } {
-    // GET_DIRTY_BITMAP needs contiguously mapped IOVA (__iommu_read_and_clear_dirty: a hole is
-    // EINVAL), so each run is read on its own, with NO_CLEAR: the bits stay in the IOPTEs until the
-    // unmap, so a failed read loses nothing the caller does not then report dirty.
+    // GET_DIRTY_BITMAP needs contiguously mapped IOVA: over a hole, real kernels (6.12, 7.3) answer
+    // 0 and leave every area after the hole unread (__iommu_read_and_clear_dirty's EINVAL is
+    // dropped by iommu_read_and_clear_dirty). So each run is read on its own, with NO_CLEAR: the
+    // bits stay in the IOPTEs until the unmap, so a failed read loses nothing the caller does not
+    // then report dirty.
     let read = true;
     let error: unknown;
     try {

@@ -59,7 +59,7 @@ function iommufdSetup(h: SimHost, mappings: readonly (readonly [number, number])
   return { iommufd, cdev, hwptId, runs: contiguousRuns(mappings) };
 }
 
-/** The mappings as contiguous runs [startPage, npages]: GET_DIRTY_BITMAP over a hole is EINVAL. */
+/** The mappings as contiguous runs [startPage, npages]: GET_DIRTY_BITMAP reads nothing past a hole. */
 function contiguousRuns(mappings: readonly (readonly [number, number])[]): [number, number][] {
   const runs: [number, number][] = [];
   for (const [p, n] of [...mappings].sort((a, b) => a[0] - b[0])) {
