@@ -21,12 +21,27 @@
 // `sync({ onWindow })` hands each window to a callback instead, so a 16 TiB guest needs one window
 // bitmap at a time.
 
-import { VfioError } from "@vfio-dirty/vfio-adapter";
 import type { Bitmap, BitmapCore, XlatTable } from "./bitmap.ts";
+import { resolveConfig } from "./config.ts";
 import { type IovaRange, type MemorySection, mergeOverlapping } from "./ranges.ts";
 import { MigrationBlockedError, type SelectionReason, type StrategyName } from "./select.ts";
 import { AllDirtyStrategy, setRange } from "./strategies/all-dirty.ts";
 import type { DirtyStrategy, TrackerEvent, TrackerEventKind } from "./strategy.ts";
+import {
+  alignUp,
+  bitsOf,
+  callOf,
+  checkAligned,
+  cmp,
+  covers,
+  errnoOf,
+  hexRange,
+  isKernelError,
+  max,
+  message,
+  min,
+  sum,
+} from "./tracker-helpers.ts";
 import {
   type DeprecatedPhase,
   type DirtyReport,
@@ -56,7 +71,6 @@ export type {
 } from "./types.ts";
 export { TrackerStateError, UnmapError };
 
-const GIB = 1n << 30n;
 const PHASES: readonly Phase[] = ["setup", "pre-copy", "stop-copy"];
 
 /** Build a tracker over already-opened strategies. Validates the configuration; starts nothing. */
@@ -147,52 +161,21 @@ class TrackerImpl implements Tracker {
     | undefined;
 
   constructor(c: TrackerConfig) {
-    if (c.units.length === 0) throw new RangeError("createTracker: no units");
-    const ids = new Set<string>();
-    for (const u of c.units) {
-      if (ids.has(u.id)) throw new RangeError(`createTracker: duplicate unit id ${u.id}`);
-      ids.add(u.id);
-    }
-    const pageSize = c.pageSize ?? 4096n;
-    if (pageSize < 512n || (pageSize & (pageSize - 1n)) !== 0n)
-      throw new RangeError(`createTracker: pageSize ${pageSize} is not a power of two >= 512`);
-    if (c.memory.length === 0) throw new RangeError("createTracker: no guest memory");
-    for (const s of c.memory) {
-      if (s.length <= 0n || s.iova < 0n || s.iova % pageSize !== 0n || s.length % pageSize !== 0n)
-        throw new RangeError(
-          `createTracker: section 0x${s.iova.toString(16)}+0x${s.length.toString(16)} not page aligned`,
-        );
-    }
-    const sorted = [...c.memory].sort((a, b) => cmp(a.iova, b.iova));
-    for (let i = 1; i < sorted.length; i++)
-      if (sorted[i]!.iova < sorted[i - 1]!.iova + sorted[i - 1]!.length)
-        throw new RangeError(`createTracker: sections overlap at 0x${sorted[i]!.iova.toString(16)}`);
-    const wordBytes = 64n * pageSize;
-    const windowBytes = c.windowBytes ?? 64n * GIB;
-    if (windowBytes < wordBytes) throw new RangeError("createTracker: windowBytes below 64 pages");
+    const r = resolveConfig(c);
     this.#core = c.core;
-    this.#pageSize = pageSize;
-    this.#windowBytes = (windowBytes / wordBytes) * wordBytes;
-    this.#now = c.now ?? (() => performance.now());
-    // Reports cover guest RAM: that is what migration copies. PCI BAR sections (P2P targets) are
-    // logged, as QEMU's pci64 range is, but their contents move with their device's own state.
-    this.#memory = sorted.filter((m) => m.kind === "ram");
-    if (this.#memory.length === 0) throw new RangeError("createTracker: no RAM section");
-    this.#gpaEnd = this.#memory.reduce((m, s) => max(m, s.iova + s.length), 0n);
+    this.#pageSize = r.pageSize;
+    this.#windowBytes = r.windowBytes;
+    this.#now = r.now;
+    this.#memory = r.memory;
+    this.#gpaEnd = r.gpaEnd;
     this.#viommu = c.viommu;
-    this.#perDeviceCounts = c.perDeviceCounts ?? true;
-    this.#sections = sorted;
-    this.#startRanges = c.viommu?.aperture ?? sorted; // sections keep their kind for range planning
-    this.#untrackedPolicy = c.viommu?.untracked ?? "adaptive";
-    if (!["report-dirty", "re-arm", "adaptive"].includes(this.#untrackedPolicy))
-      throw new RangeError(
-        `createTracker: viommu.untracked ${String(this.#untrackedPolicy)} is not report-dirty, re-arm or adaptive`,
-      );
+    this.#perDeviceCounts = r.perDeviceCounts;
+    this.#sections = r.sections;
+    this.#startRanges = c.viommu?.aperture ?? r.sections; // sections keep their kind for range planning
+    this.#untrackedPolicy = r.untrackedPolicy;
     this.#units = toUnits(c.units);
-    for (const set of c.startFallback?.chain ?? [])
-      if (set.length === 0) throw new RangeError("createTracker: empty fallback unit set");
     this.#startFallback = c.startFallback;
-    if (c.viommu) this.#xlat = c.core.xlatTable(pageSize);
+    if (c.viommu) this.#xlat = c.core.xlatTable(r.pageSize);
   }
 
   get started(): boolean {
@@ -1330,65 +1313,6 @@ function chunksOf<T extends IovaRange>(sorted: readonly T[], span: bigint): T[][
   return out;
 }
 
-function hexRange(iova: bigint, length: bigint): string {
-  return `0x${iova.toString(16)}+0x${length.toString(16)}`;
-}
-
-function covers(space: readonly IovaRange[], r: IovaRange): boolean {
-  let at = r.iova;
-  for (const s of mergeOverlapping(space)) {
-    if (s.iova <= at && at < s.iova + s.length) at = s.iova + s.length;
-    if (at >= r.iova + r.length) return true;
-  }
-  return at >= r.iova + r.length;
-}
-
-function sum(xs: readonly number[]): number {
-  let s = 0;
-  for (const x of xs) s += x;
-  return s;
-}
-
-function bitsOf(w: IovaRange, pageSize: bigint): number {
-  return Number((w.length + pageSize - 1n) / pageSize);
-}
-
-function checkAligned(op: string, pageSize: bigint, iova: bigint, gpa: bigint, length: bigint): void {
-  if (length <= 0n || iova < 0n || gpa < 0n || iova % pageSize || gpa % pageSize || length % pageSize)
-    throw new RangeError(`${op}: iova, gpa and length must be page aligned and length > 0`);
-}
-
-function cmp(a: bigint, b: bigint): number {
-  return a < b ? -1 : a > b ? 1 : 0;
-}
-
-function max(a: bigint, b: bigint): bigint {
-  return a > b ? a : b;
-}
-
-function min(a: bigint, b: bigint): bigint {
-  return a < b ? a : b;
-}
-
-function alignUp(v: bigint, a: bigint): bigint {
-  return ((v + a - 1n) / a) * a;
-}
-
-function message(e: unknown): string {
-  return e instanceof Error ? e.message : String(e);
-}
-
-/** An error from the kernel (the adapter's VfioError, or anything carrying an errno). */
-function isKernelError(e: unknown): boolean {
-  return e instanceof VfioError || errnoOf(e) !== undefined;
-}
-
-/** The kernel call an error names (the adapter's IoctlError carries it as `op`). */
-function callOf(e: unknown): string | undefined {
-  const op = (e as { op?: unknown } | null)?.op;
-  return typeof op === "string" ? op : undefined;
-}
-
 function toUnits(configs: readonly UnitConfig[]): Unit[] {
   return configs.map((u) => ({
     id: u.id,
@@ -1400,9 +1324,4 @@ function toUnits(configs: readonly UnitConfig[]): Unit[] {
     allDirtyNext: false,
     rearmed: false,
   }));
-}
-
-function errnoOf(e: unknown): number | undefined {
-  const n = (e as { errno?: unknown } | null)?.errno;
-  return typeof n === "number" ? n : undefined;
 }
