@@ -23,10 +23,11 @@
 
 import type { Bitmap, BitmapCore, XlatTable } from "./bitmap.ts";
 import { resolveConfig } from "./config.ts";
+import { EventLog } from "./events.ts";
 import { type IovaRange, type MemorySection, mergeOverlapping } from "./ranges.ts";
 import { MigrationBlockedError, type SelectionReason, type StrategyName } from "./select.ts";
 import { AllDirtyStrategy, setRange } from "./strategies/all-dirty.ts";
-import type { DirtyStrategy, TrackerEvent, TrackerEventKind } from "./strategy.ts";
+import type { DirtyStrategy, TrackerEvent } from "./strategy.ts";
 import {
   callOf,
   checkAligned,
@@ -104,6 +105,7 @@ interface Mapping {
 
 class TrackerImpl implements Tracker {
   readonly #core: BitmapCore;
+  readonly #events: EventLog;
   /** Replaced as a whole when start() falls back to the next strategy. */
   #units: Unit[];
   readonly #memory: readonly MemorySection[];
@@ -121,7 +123,6 @@ class TrackerImpl implements Tracker {
   readonly #untrackedPolicy: UntrackedPolicy;
   /** GPA span of the report bitmap: [0, #gpaEnd). */
   readonly #gpaEnd: bigint;
-  readonly #events: TrackerEvent[] = [];
   #started = false;
   #closed = false;
   #phase: Phase = "setup";
@@ -155,6 +156,7 @@ class TrackerImpl implements Tracker {
     this.#pageSize = r.pageSize;
     this.#windowBytes = r.windowBytes;
     this.#now = r.now;
+    this.#events = new EventLog(r.now);
     this.#memory = r.memory;
     this.#gpaEnd = r.gpaEnd;
     this.#viommu = c.viommu;
@@ -177,7 +179,7 @@ class TrackerImpl implements Tracker {
   }
 
   get events(): readonly TrackerEvent[] {
-    return this.#events;
+    return this.#events.all;
   }
 
   get strategies(): Readonly<Record<string, StrategyName>> {
@@ -252,7 +254,7 @@ class TrackerImpl implements Tracker {
     this.#assertOpen();
     if (!this.#started) throw new TrackerStateError("sync: tracking is not started");
     const t0 = this.#now();
-    const firstEvent = this.#events.length;
+    const firstEvent = this.#events.all.length;
     const seq = ++this.#seq;
     const strategy = this.#overallStrategy();
     if (this.#phase === "setup") {
@@ -286,7 +288,7 @@ class TrackerImpl implements Tracker {
     // pre-copy may no longer show by stop-copy (the device strategy sees state transitions).
     for (const u of this.#units) {
       const why = u.running ? u.strategy.check?.() : undefined;
-      if (why !== undefined) this.#event("unhealthy", u.id, why);
+      if (why !== undefined) this.#events.record("unhealthy", u.id, why);
       if (!eligibleSet.has(u)) {
         // Not read this sync: restart now; its next read reports everything it covers.
         if (why !== undefined) this.#restart(u);
@@ -345,7 +347,13 @@ class TrackerImpl implements Tracker {
                 try {
                   for (const piece of w.pieces) u.strategy.query(piece.iova, piece.length, target);
                 } catch (e) {
-                  this.#event("query-failed", u.id, `dirty log read failed: ${message(e)}`, errnoOf(e), w);
+                  this.#events.record(
+                    "query-failed",
+                    u.id,
+                    `dirty log read failed: ${message(e)}`,
+                    errnoOf(e),
+                    w,
+                  );
                   corrupt.add(u);
                   restart.add(u);
                   failedAt.set(u, wi);
@@ -431,7 +439,7 @@ class TrackerImpl implements Tracker {
       }
       if (upTo > 0 && !full) {
         const units = [...failedAt.keys()].map((u) => u.id).join(", ");
-        this.#event(
+        this.#events.record(
           "re-emitted",
           "tracker",
           `${upTo} window(s) handed over again all dirty: ${units} failed in a later window, so the log they were read from is corrupt`,
@@ -459,7 +467,7 @@ class TrackerImpl implements Tracker {
       if (full && opts.into) notMerged += this.#core.convert(this.#report!, opts.into).outsidePages;
       if (full && opts.onWindow) this.#handOverGpaWindows(opts.onWindow);
       if (notMerged > 0)
-        this.#event(
+        this.#events.record(
           "not-merged",
           "tracker",
           `${notMerged} dirty page(s) lie outside the \`into\` bitmap: only the report holds them`,
@@ -518,7 +526,7 @@ class TrackerImpl implements Tracker {
         })),
         durationMs: this.#now() - t0,
         kernelBytes: Math.max(0, kernelAfter - kernelBefore),
-        events: this.#events.slice(firstEvent),
+        events: this.#events.since(firstEvent),
         ...(opts.into ? { notMerged } : {}),
       };
       committed = true;
@@ -548,13 +556,13 @@ class TrackerImpl implements Tracker {
         u.allDirtyNext = true;
         u.rearmed = true;
         this.#startRanges = wanted;
-        this.#event(
+        this.#events.record(
           "re-armed",
           u.id,
           `logging re-armed over the ${wanted.length} IOVA range(s) mapped now; everything it covers is reported at the next sync`,
         );
       } catch (e) {
-        this.#event(
+        this.#events.record(
           "re-arm-refused",
           u.id,
           `re-arming over the mapped IOVA space was refused (${message(e)}): back on the old ranges; mappings outside them stay reported dirty`,
@@ -611,7 +619,7 @@ class TrackerImpl implements Tracker {
   #syncFailed(eligible: readonly Unit[], restart: ReadonlySet<Unit>): void {
     for (const u of restart) this.#restart(u);
     for (const u of eligible) u.allDirtyNext = true;
-    this.#event(
+    this.#events.record(
       "sync-failed",
       "tracker",
       "sync threw before its report was complete: everything the queried units cover is reported at the next sync",
@@ -647,7 +655,7 @@ class TrackerImpl implements Tracker {
     // Before start() nothing logs yet: start() takes every mapping into what it logs.
     const untracked = this.#started && this.#unseen({ iova, length });
     if (untracked)
-      this.#event(
+      this.#events.record(
         "untracked-mapping",
         "viommu",
         this.#untrackedPolicy === "re-arm"
@@ -713,16 +721,22 @@ class TrackerImpl implements Tracker {
           r = reader.origin.unmapDirty(lo, length, hits, scratch);
         } catch (e) {
           // The unmap itself failed: the mappings stay, and stay tracked.
-          this.#event("unmap-failed", reader.id, `unmap failed, mappings kept: ${message(e)}`, errnoOf(e), {
-            iova: lo,
-            length,
-          });
+          this.#events.record(
+            "unmap-failed",
+            reader.id,
+            `unmap failed, mappings kept: ${message(e)}`,
+            errnoOf(e),
+            {
+              iova: lo,
+              length,
+            },
+          );
           throw e;
         }
         if (r.read)
           this.#translate(scratch, this.#carryBitmap()); // while the mappings still translate
         else {
-          this.#event(
+          this.#events.record(
             "unmap-failed",
             reader.id,
             `reading the dirty bits with the unmap failed (${message(r.error)}): unmapped without them, every page of the mappings reported dirty`,
@@ -735,7 +749,7 @@ class TrackerImpl implements Tracker {
         this.#carryDirty = true;
         const mapped = hits.reduce((n, m) => n + m.length, 0n);
         if (r.unmapped !== mapped)
-          this.#event(
+          this.#events.record(
             "unmap-mismatch",
             reader.id,
             `the kernel unmapped 0x${r.unmapped.toString(16)} bytes where the tracker had 0x${mapped.toString(16)} mapped: something else maps there`,
@@ -813,7 +827,7 @@ class TrackerImpl implements Tracker {
           u.strategy.start(this.#startRanges);
         } catch (e) {
           if (!isKernelError(e)) throw e;
-          this.#event(
+          this.#events.record(
             "degraded",
             u.id,
             `start failed (${message(e)}): ${u.strategy.name} degraded to all-dirty for the session`,
@@ -823,7 +837,8 @@ class TrackerImpl implements Tracker {
         }
         u.running = true;
         done.push(u);
-        if (u.strategy.startNotes?.length) this.#event("start-notes", u.id, u.strategy.startNotes.join("; "));
+        if (u.strategy.startNotes?.length)
+          this.#events.record("start-notes", u.id, u.strategy.startNotes.join("; "));
       }
     } catch (e) {
       // Undo partial work, as vfio_devices_dma_logging_start() does.
@@ -851,9 +866,15 @@ class TrackerImpl implements Tracker {
       const notes = unit.strategy.startNotes?.length
         ? ` (tried: ${unit.strategy.startNotes.join("; ")})`
         : "";
-      this.#event("start-refused", unit.id, `${from} could not start: ${message(error)}${notes}`, errno, {
-        call,
-      });
+      this.#events.record(
+        "start-refused",
+        unit.id,
+        `${from} could not start: ${message(error)}${notes}`,
+        errno,
+        {
+          call,
+        },
+      );
       if (from !== "all-dirty")
         refusals.push({
           ...(unit.devices.length === 1 && unit.id === unit.devices[0] ? { device: unit.id } : {}),
@@ -870,7 +891,7 @@ class TrackerImpl implements Tracker {
       }
       this.#units = toUnits(set);
       this.#planner.invalidate();
-      this.#event(
+      this.#events.record(
         "fallback",
         "container",
         `${from} could not start for ${unit.id}: every unit moves to ${set[0]!.strategy.name} (decided per container)`,
@@ -893,7 +914,8 @@ class TrackerImpl implements Tracker {
       }
       u.running = true;
       done.push(u);
-      if (u.strategy.startNotes?.length) this.#event("start-notes", u.id, u.strategy.startNotes.join("; "));
+      if (u.strategy.startNotes?.length)
+        this.#events.record("start-notes", u.id, u.strategy.startNotes.join("; "));
     }
     return undefined;
   }
@@ -907,7 +929,7 @@ class TrackerImpl implements Tracker {
       message:
         "no dirty tracking could start (see the refusals): every page would be dirty on every sync; set enable-migration=on to accept that",
     };
-    this.#event("blocked", "container", blocker.message);
+    this.#events.record("blocked", "container", blocker.message);
     if (fb.ignoreBlockers) return;
     for (const u of this.#units) this.#stopUnit(u);
     const base = fb.choice;
@@ -930,26 +952,6 @@ class TrackerImpl implements Tracker {
     return this.#xlat;
   }
 
-  #event(
-    kind: TrackerEventKind,
-    unit: string,
-    msg: string,
-    errno?: number,
-    at?: IovaRange | { call: string | undefined },
-  ): void {
-    const range = at && "iova" in at ? at : undefined;
-    const call = at && "call" in at ? at.call : undefined;
-    this.#events.push({
-      atMs: this.#now(),
-      kind,
-      unit,
-      message: msg,
-      ...(errno !== undefined ? { errno } : {}),
-      ...(call !== undefined ? { call } : {}),
-      ...(range ? { range: { iova: range.iova, length: range.length } } : {}),
-    });
-  }
-
   /**
    * Stop a unit's tracking. `final` (the tracker's stop): a strategy may use its last resort.
    * Otherwise (a restart, a fallback, a re-arm: the guest runs on) a strategy whose STOP keeps
@@ -968,7 +970,7 @@ class TrackerImpl implements Tracker {
       this.#unstopped.delete(strategy);
     } catch (e) {
       const later = final ? "" : "; tried again when tracking ends";
-      this.#event("stop-failed", id, `stopping tracking failed: ${message(e)}${later}`, errnoOf(e));
+      this.#events.record("stop-failed", id, `stopping tracking failed: ${message(e)}${later}`, errnoOf(e));
       if (final) this.#unstopped.delete(strategy);
       else this.#unstopped.set(strategy, id);
     }
@@ -980,13 +982,13 @@ class TrackerImpl implements Tracker {
       u.strategy.start(this.#startRanges);
       u.running = true;
       u.allDirtyNext = true;
-      this.#event("restarted", u.id, `tracking restarted with ${u.strategy.name}`);
+      this.#events.record("restarted", u.id, `tracking restarted with ${u.strategy.name}`);
     } catch (e) {
       const from = u.strategy.name;
       u.strategy = new AllDirtyStrategy();
       u.running = true;
       u.allDirtyNext = false;
-      this.#event(
+      this.#events.record(
         "degraded",
         u.id,
         `restart failed (${message(e)}): ${from} degraded to all-dirty for the rest of the session`,
@@ -1073,7 +1075,7 @@ class TrackerImpl implements Tracker {
     const { unmappedPages, outsidePages, copiedPages } = this.#xlat!.translate(iovaBits, gpaBits, { copy });
     // A dirty IOVA on no mapping has no guest page behind it: the IOMMU faulted that DMA.
     if (unmappedPages > 0)
-      this.#event(
+      this.#events.record(
         "unmapped-dirty",
         "viommu",
         `${unmappedPages} dirty IOVA page(s) on no mapping (IOMMU faults; no guest page)`,
