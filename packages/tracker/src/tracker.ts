@@ -25,35 +25,22 @@ import type { Bitmap, BitmapCore, XlatTable } from "./bitmap.ts";
 import { resolveConfig } from "./config.ts";
 import { EventLog } from "./events.ts";
 import { type IovaRange, type MemorySection, mergeOverlapping } from "./ranges.ts";
-import { MigrationBlockedError, type SelectionReason, type StrategyName } from "./select.ts";
-import { AllDirtyStrategy, setRange } from "./strategies/all-dirty.ts";
-import type { DirtyStrategy, TrackerEvent } from "./strategy.ts";
-import {
-  callOf,
-  checkAligned,
-  cmp,
-  covers,
-  errnoOf,
-  hexRange,
-  isKernelError,
-  max,
-  message,
-  min,
-  sum,
-} from "./tracker-helpers.ts";
+import type { StrategyName } from "./select.ts";
+import { setRange } from "./strategies/all-dirty.ts";
+import type { TrackerEvent } from "./strategy.ts";
+import { checkAligned, cmp, covers, errnoOf, hexRange, max, message, min, sum } from "./tracker-helpers.ts";
 import {
   type DeprecatedPhase,
   type DirtyReport,
   type Phase,
-  type StartFallback,
   type SyncOptions,
   type Tracker,
   type TrackerConfig,
   TrackerStateError,
-  type UnitConfig,
   UnmapError,
   type UntrackedPolicy,
 } from "./types.ts";
+import { type Unit, UnitSet } from "./units.ts";
 import { clearRange, singleSection, type Window, type WindowPlan, WindowPlanner } from "./window-plan.ts";
 
 export type {
@@ -80,21 +67,6 @@ export function createTracker(config: TrackerConfig): Tracker {
 
 // --- Internal helpers ---
 
-interface Unit {
-  readonly id: string;
-  readonly devices: readonly string[];
-  strategy: DirtyStrategy;
-  /** The strategy configured, kept after a degradation to all-dirty for its kernel unmaps. */
-  readonly origin: DirtyStrategy;
-  readonly preCopy: boolean;
-  /** Started in the kernel (so stop() must stop it). */
-  running: boolean;
-  /** Report everything this unit covers at the next sync (after a failure and restart). */
-  allDirtyNext: boolean;
-  /** Re-armed (or restarted by a refused re-arm) in this sync: keep allDirtyNext for the next. */
-  rearmed: boolean;
-}
-
 interface Mapping {
   readonly iova: bigint;
   readonly gpa: bigint;
@@ -105,19 +77,14 @@ interface Mapping {
 
 class TrackerImpl implements Tracker {
   readonly #core: BitmapCore;
+  readonly #set: UnitSet;
   readonly #events: EventLog;
-  /** Replaced as a whole when start() falls back to the next strategy. */
-  #units: Unit[];
   readonly #memory: readonly MemorySection[];
   readonly #pageSize: bigint;
   readonly #windowBytes: bigint;
   readonly #now: () => number;
   readonly #viommu: TrackerConfig["viommu"];
   readonly #perDeviceCounts: boolean;
-  readonly #startFallback: StartFallback | undefined;
-  #blocked: MigrationBlockedError | undefined;
-  /** What tracking is started on (and restarted on): set by start(), moved by a re-arm. */
-  #startRanges: readonly IovaRange[];
   /** Guest memory as given (RAM and PCI BARs, kinds kept for range planning). */
   readonly #sections: readonly MemorySection[];
   readonly #untrackedPolicy: UntrackedPolicy;
@@ -140,12 +107,8 @@ class TrackerImpl implements Tracker {
   #mapGen = 0;
   /** How many active mappings some unit's log cannot see (see #refreshUntracked). */
   #untracked = 0;
-  /** A unit restarted, re-armed, degraded or moved this sync: untracked status needs a refresh. */
-  #unitsChanged = false;
   /** "adaptive": bytes of untracked mappings reported dirty since the last re-arm (#rearmDue). */
   #untrackedRent = 0n;
-  /** Strategies whose STOP failed mid-session, by unit id: stop() tries them again, finally. */
-  readonly #unstopped = new Map<DirtyStrategy, string>();
   /** The carry bitmap got bits since the last sync (else the sync skips merging it: 2 passes). */
   #carryDirty = false;
   readonly #planner: WindowPlanner;
@@ -162,10 +125,9 @@ class TrackerImpl implements Tracker {
     this.#viommu = c.viommu;
     this.#perDeviceCounts = r.perDeviceCounts;
     this.#sections = r.sections;
-    this.#startRanges = c.viommu?.aperture ?? r.sections; // sections keep their kind for range planning
     this.#untrackedPolicy = r.untrackedPolicy;
-    this.#units = toUnits(c.units);
-    this.#startFallback = c.startFallback;
+    // Sections keep their kind for range planning.
+    this.#set = new UnitSet(c.units, c.viommu?.aperture ?? r.sections, c.startFallback, this.#events);
     if (c.viommu) this.#xlat = c.core.xlatTable(r.pageSize);
     this.#planner = new WindowPlanner(c.core, r.pageSize, r.windowBytes, r.memory);
   }
@@ -183,17 +145,14 @@ class TrackerImpl implements Tracker {
   }
 
   get strategies(): Readonly<Record<string, StrategyName>> {
-    return Object.fromEntries(this.#units.map((u) => [u.id, u.strategy.name]));
+    return Object.fromEntries(this.#set.units.map((u) => [u.id, u.strategy.name]));
   }
 
   start(): void {
     this.#assertOpen();
     if (this.#started) return; // like dirty_pages_started in QEMU: a second start does nothing
-    if (this.#viommu) this.#startRanges = this.#viommuStartRanges();
-    // A start that ended blocked stays blocked: the fallback chain was used up on the way.
-    if (this.#blocked) throw this.#blocked;
-    if (this.#startFallback) this.#startWithFallback(this.#startFallback);
-    else this.#startDegrading();
+    if (this.#viommu) this.#set.startRanges = this.#viommuStartRanges();
+    this.#set.start();
     this.#started = true;
     this.#phase = "setup";
     this.#refreshUntracked();
@@ -226,12 +185,12 @@ class TrackerImpl implements Tracker {
 
   /** Whether some running unit's log cannot see DMA writes in `r` (device logging outside its ranges). */
   #unseen(r: IovaRange): boolean {
-    return this.#units.some((u) => u.running && u.strategy.covers !== undefined && !u.strategy.covers(r));
+    return this.#set.units.some((u) => u.running && u.strategy.covers !== undefined && !u.strategy.covers(r));
   }
 
   /** Recompute which active mappings are untracked (after a start, restart, fallback or re-arm). */
   #refreshUntracked(): void {
-    this.#unitsChanged = false;
+    this.#set.changed = false;
     let n = 0;
     for (const [i, m] of this.#mappings.entries()) {
       const untracked = this.#unseen(m);
@@ -256,7 +215,7 @@ class TrackerImpl implements Tracker {
     const t0 = this.#now();
     const firstEvent = this.#events.all.length;
     const seq = ++this.#seq;
-    const strategy = this.#overallStrategy();
+    const strategy = this.#set.overallStrategy();
     if (this.#phase === "setup") {
       return {
         seq,
@@ -266,7 +225,7 @@ class TrackerImpl implements Tracker {
         bitmap: undefined,
         dirtyPages: 0,
         perDevice: Object.fromEntries(
-          this.#units.map((u) => [u.id, { strategy: u.strategy.name, queried: false, pages: 0 }]),
+          this.#set.units.map((u) => [u.id, { strategy: u.strategy.name, queried: false, pages: 0 }]),
         ),
         perSection: this.#memory.map((s) => ({ iova: s.iova, length: s.length, kind: s.kind, pages: 0 })),
         durationMs: this.#now() - t0,
@@ -276,9 +235,9 @@ class TrackerImpl implements Tracker {
       };
     }
 
-    const eligible = this.#units.filter((u) => u.preCopy || this.#phase === "stop-copy");
-    const kernelBefore = this.#units.reduce((s, u) => s + u.strategy.kernelBytes, 0);
-    const pages = new Map<string, number>(this.#units.map((u) => [u.id, 0]));
+    const eligible = this.#set.units.filter((u) => u.preCopy || this.#phase === "stop-copy");
+    const kernelBefore = this.#set.units.reduce((s, u) => s + u.strategy.kernelBytes, 0);
+    const pages = new Map<string, number>(this.#set.units.map((u) => [u.id, 0]));
     // Units whose log must be treated as corrupt this sync: everything they cover is reported.
     const corrupt = new Set<Unit>();
     // Units to restart after this sync (an unhealthy device, a failed read).
@@ -286,12 +245,12 @@ class TrackerImpl implements Tracker {
     const eligibleSet = new Set(eligible);
     // Every running unit is checked, skipped ones too: a device reset while it is skipped in
     // pre-copy may no longer show by stop-copy (the device strategy sees state transitions).
-    for (const u of this.#units) {
+    for (const u of this.#set.units) {
       const why = u.running ? u.strategy.check?.() : undefined;
       if (why !== undefined) this.#events.record("unhealthy", u.id, why);
       if (!eligibleSet.has(u)) {
         // Not read this sync: restart now; its next read reports everything it covers.
-        if (why !== undefined) this.#restart(u);
+        if (why !== undefined) this.#set.restart(u);
         continue;
       }
       if (why !== undefined) {
@@ -486,21 +445,21 @@ class TrackerImpl implements Tracker {
       // more: writes between the failed read and the restart were in no log.
       restarted = true;
       for (const u of corrupt) {
-        if (restart.has(u)) this.#restart(u);
+        if (restart.has(u)) this.#set.restart(u);
         else if (!u.rearmed) u.allDirtyNext = false;
       }
-      for (const u of this.#units) u.rearmed = false;
+      for (const u of this.#set.units) u.rearmed = false;
       // Which mappings a log cannot see changes only when a log's ranges did.
-      if (this.#xlat && this.#unitsChanged) this.#refreshUntracked();
+      if (this.#xlat && this.#set.changed) this.#refreshUntracked();
 
       // Retired vIOMMU mappings translate until every unit has read its log past their removal.
-      if (this.#xlat && eligible.length === this.#units.length && this.#retired.length > 0) {
+      if (this.#xlat && eligible.length === this.#set.units.length && this.#retired.length > 0) {
         this.#xlat.retire();
         this.#retired.length = 0;
         this.#mapGen++;
       }
 
-      const kernelAfter = this.#units.reduce((s, u) => s + u.strategy.kernelBytes, 0);
+      const kernelAfter = this.#set.units.reduce((s, u) => s + u.strategy.kernelBytes, 0);
       const report: DirtyReport = {
         seq,
         phase: this.#phase,
@@ -509,7 +468,7 @@ class TrackerImpl implements Tracker {
         bitmap: full && !opts.onWindow ? this.#report : undefined,
         dirtyPages,
         perDevice: Object.fromEntries(
-          this.#units.map((u) => [
+          this.#set.units.map((u) => [
             u.id,
             {
               strategy: u.strategy.name,
@@ -545,17 +504,17 @@ class TrackerImpl implements Tracker {
    */
   #rearm(read: readonly Unit[]): void {
     const wanted = mergeOverlapping(this.#mappings);
-    const before = this.#startRanges;
+    const before = this.#set.startRanges;
     for (const u of read) {
       const c = u.strategy.covers;
       if (!u.running || !c || this.#mappings.every((m) => c.call(u.strategy, m))) continue;
-      this.#stopUnit(u);
+      this.#set.stopUnit(u);
       try {
         u.strategy.start(wanted);
         u.running = true;
         u.allDirtyNext = true;
         u.rearmed = true;
-        this.#startRanges = wanted;
+        this.#set.startRanges = wanted;
         this.#events.record(
           "re-armed",
           u.id,
@@ -568,10 +527,10 @@ class TrackerImpl implements Tracker {
           `re-arming over the mapped IOVA space was refused (${message(e)}): back on the old ranges; mappings outside them stay reported dirty`,
           errnoOf(e),
         );
-        const now = this.#startRanges;
-        this.#startRanges = before;
-        this.#restart(u);
-        this.#startRanges = now;
+        const now = this.#set.startRanges;
+        this.#set.startRanges = before;
+        this.#set.restart(u);
+        this.#set.startRanges = now;
         u.rearmed = true;
       }
     }
@@ -617,7 +576,7 @@ class TrackerImpl implements Tracker {
 
   /** sync() threw part-way: restart what failed and report every queried unit whole next time. */
   #syncFailed(eligible: readonly Unit[], restart: ReadonlySet<Unit>): void {
-    for (const u of restart) this.#restart(u);
+    for (const u of restart) this.#set.restart(u);
     for (const u of eligible) u.allDirtyNext = true;
     this.#events.record(
       "sync-failed",
@@ -680,7 +639,7 @@ class TrackerImpl implements Tracker {
     if (hits.length === 0) return;
     // IOMMU strategies read a mapping's bits as part of its unmap (still after degrading to
     // all-dirty: the kernel unmap stays theirs); otherwise the mapper unmaps.
-    const reader = this.#started ? this.#units.find((u) => u.running && u.origin.unmapDirty) : undefined;
+    const reader = this.#started ? this.#set.units.find((u) => u.running && u.origin.unmapDirty) : undefined;
     if (reader || this.#viommu?.mapper) {
       // The kernel unmaps whole mappings only (type1 v2: EINVAL; iommufd: ENOENT, perhaps after
       // unmapping others): refuse before anything changes, so tracker and kernel keep agreeing.
@@ -791,10 +750,8 @@ class TrackerImpl implements Tracker {
   }
 
   stop(): void {
-    if (this.#started) for (const u of this.#units) this.#stopUnit(u, true);
+    this.#set.stopAll(this.#started);
     this.#started = false;
-    // STOPs that failed while tracking went on (a restart, a blocked start): their last chance.
-    for (const [strategy, id] of [...this.#unstopped]) this.#stopStrategy(id, strategy, true);
   }
 
   close(): void {
@@ -818,131 +775,6 @@ class TrackerImpl implements Tracker {
     this.close();
   }
 
-  /** Without a fallback chain: a unit the kernel refuses degrades to all-dirty on its own. */
-  #startDegrading(): void {
-    const done: Unit[] = [];
-    try {
-      for (const u of this.#units) {
-        try {
-          u.strategy.start(this.#startRanges);
-        } catch (e) {
-          if (!isKernelError(e)) throw e;
-          this.#events.record(
-            "degraded",
-            u.id,
-            `start failed (${message(e)}): ${u.strategy.name} degraded to all-dirty for the session`,
-            errnoOf(e),
-          );
-          u.strategy = new AllDirtyStrategy();
-        }
-        u.running = true;
-        done.push(u);
-        if (u.strategy.startNotes?.length)
-          this.#events.record("start-notes", u.id, u.strategy.startNotes.join("; "));
-      }
-    } catch (e) {
-      // Undo partial work, as vfio_devices_dma_logging_start() does.
-      for (const u of done) this.#stopUnit(u);
-      throw e;
-    }
-  }
-
-  /**
-   * Start every unit; if the kernel refuses one, stop the ones started (as
-   * vfio_devices_dma_logging_start() does) and move the whole set to the next strategy of the
-   * chain. QEMU would fail the migration here; the next strategy loses no page and over-reports
-   * far less than all-dirty.
-   */
-  #startWithFallback(fb: StartFallback): void {
-    const refusals: SelectionReason[] = [];
-    let next = 0;
-    for (;;) {
-      const refused = this.#tryStartAll();
-      if (!refused) break;
-      const { unit, error } = refused;
-      const from = unit.strategy.name;
-      const call = callOf(error);
-      const errno = errnoOf(error);
-      const notes = unit.strategy.startNotes?.length
-        ? ` (tried: ${unit.strategy.startNotes.join("; ")})`
-        : "";
-      this.#events.record(
-        "start-refused",
-        unit.id,
-        `${from} could not start: ${message(error)}${notes}`,
-        errno,
-        {
-          call,
-        },
-      );
-      if (from !== "all-dirty")
-        refusals.push({
-          ...(unit.devices.length === 1 && unit.id === unit.devices[0] ? { device: unit.id } : {}),
-          strategy: from,
-          ...(call !== undefined ? { call } : {}),
-          ...(errno !== undefined ? { errno } : {}),
-          message: `START refused: ${message(error)}`,
-        });
-      const set = fb.chain[next++];
-      if (!set) {
-        // Nothing left in the chain (all-dirty was not offered): the units degrade on their own.
-        this.#startDegrading();
-        break;
-      }
-      this.#units = toUnits(set);
-      this.#planner.invalidate();
-      this.#events.record(
-        "fallback",
-        "container",
-        `${from} could not start for ${unit.id}: every unit moves to ${set[0]!.strategy.name} (decided per container)`,
-      );
-    }
-    if (this.#units.some((u) => u.strategy.name === "all-dirty") && refusals.length > 0)
-      this.#checkAllDirtyPolicy(fb, refusals);
-  }
-
-  /** Start every unit, or none: the first kernel refusal undoes the others and is returned. */
-  #tryStartAll(): { unit: Unit; error: unknown } | undefined {
-    const done: Unit[] = [];
-    for (const u of this.#units) {
-      try {
-        u.strategy.start(this.#startRanges);
-      } catch (e) {
-        for (const d of done) this.#stopUnit(d);
-        if (!isKernelError(e)) throw e;
-        return { unit: u, error: e };
-      }
-      u.running = true;
-      done.push(u);
-      if (u.strategy.startNotes?.length)
-        this.#events.record("start-notes", u.id, u.strategy.startNotes.join("; "));
-    }
-    return undefined;
-  }
-
-  /** Tracking fell back to all-dirty at start: QEMU's enable-migration decides whether that may go on. */
-  #checkAllDirtyPolicy(fb: StartFallback, refusals: readonly SelectionReason[]): void {
-    if (fb.enableMigration === "on") return; // accepted; the fallback event already says so
-    const blocker = {
-      kind: "no-tracking" as const,
-      option: "enable-migration",
-      message:
-        "no dirty tracking could start (see the refusals): every page would be dirty on every sync; set enable-migration=on to accept that",
-    };
-    this.#events.record("blocked", "container", blocker.message);
-    if (fb.ignoreBlockers) return;
-    for (const u of this.#units) this.#stopUnit(u);
-    const base = fb.choice;
-    this.#blocked = new MigrationBlockedError({
-      strategy: "all-dirty",
-      fallbacks: [],
-      reasons: [...(base?.reasons ?? []), ...refusals],
-      blockers: [...(base?.blockers ?? []), blocker],
-      warnings: base?.warnings ?? [],
-    });
-    throw this.#blocked;
-  }
-
   #assertOpen(): void {
     if (this.#closed) throw new TrackerStateError("tracker is closed");
   }
@@ -950,56 +782,6 @@ class TrackerImpl implements Tracker {
   #requireViommu(op: string): XlatTable {
     if (!this.#xlat) throw new TrackerStateError(`${op}: the tracker was created without a vIOMMU`);
     return this.#xlat;
-  }
-
-  /**
-   * Stop a unit's tracking. `final` (the tracker's stop): a strategy may use its last resort.
-   * Otherwise (a restart, a fallback, a re-arm: the guest runs on) a strategy whose STOP keeps
-   * failing is remembered, and the final stop tries it again.
-   */
-  #stopUnit(u: Unit, final = false): void {
-    if (!u.running) return;
-    u.running = false;
-    this.#unitsChanged = true; // every restart, re-arm, fallback or degradation stops a unit first
-    this.#stopStrategy(u.id, u.strategy, final);
-  }
-
-  #stopStrategy(id: string, strategy: DirtyStrategy, final: boolean): void {
-    try {
-      strategy.stop(final);
-      this.#unstopped.delete(strategy);
-    } catch (e) {
-      const later = final ? "" : "; tried again when tracking ends";
-      this.#events.record("stop-failed", id, `stopping tracking failed: ${message(e)}${later}`, errnoOf(e));
-      if (final) this.#unstopped.delete(strategy);
-      else this.#unstopped.set(strategy, id);
-    }
-  }
-
-  #restart(u: Unit): void {
-    this.#stopUnit(u);
-    try {
-      u.strategy.start(this.#startRanges);
-      u.running = true;
-      u.allDirtyNext = true;
-      this.#events.record("restarted", u.id, `tracking restarted with ${u.strategy.name}`);
-    } catch (e) {
-      const from = u.strategy.name;
-      u.strategy = new AllDirtyStrategy();
-      u.running = true;
-      u.allDirtyNext = false;
-      this.#events.record(
-        "degraded",
-        u.id,
-        `restart failed (${message(e)}): ${from} degraded to all-dirty for the rest of the session`,
-        errnoOf(e),
-      );
-    }
-  }
-
-  #overallStrategy(): StrategyName | "mixed" {
-    const names = new Set(this.#units.map((u) => u.strategy.name));
-    return names.size === 1 ? this.#units[0]!.strategy.name : "mixed";
   }
 
   /**
@@ -1029,7 +811,7 @@ class TrackerImpl implements Tracker {
     const viommu = this.#xlat
       ? { gen: this.#mapGen, mappings: () => [...this.#mappings, ...this.#retired] }
       : undefined;
-    return this.#planner.plan(this.#units, viommu);
+    return this.#planner.plan(this.#set.units, viommu);
   }
 
   #carryBitmap(): Bitmap {
@@ -1131,17 +913,4 @@ function chunksOf<T extends IovaRange>(sorted: readonly T[], span: bigint): T[][
     else out.push([m]);
   }
   return out;
-}
-
-function toUnits(configs: readonly UnitConfig[]): Unit[] {
-  return configs.map((u) => ({
-    id: u.id,
-    devices: u.devices,
-    strategy: u.strategy,
-    origin: u.strategy,
-    preCopy: u.preCopy ?? true,
-    running: false,
-    allDirtyNext: false,
-    rearmed: false,
-  }));
 }
