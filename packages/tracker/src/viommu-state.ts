@@ -7,12 +7,14 @@
 import type { Bitmap, BitmapCore, XlatTable } from "./bitmap.ts";
 import type { ResolvedConfig } from "./config.ts";
 import type { EventLog } from "./events.ts";
-import { type IovaRange, type MemorySection, mergeOverlapping } from "./ranges.ts";
+import type { IovaRange, MemorySection } from "./ranges.ts";
+import { rearmUnits } from "./rearm.ts";
 import { setRange } from "./strategies/all-dirty.ts";
 import type { DmaMapper } from "./strategy.ts";
-import { checkAligned, cmp, covers, errnoOf, hexRange, max, message, min } from "./tracker-helpers.ts";
+import { checkAligned, cmp, errnoOf, hexRange, max, message, min } from "./tracker-helpers.ts";
 import { type TrackerConfig, UnmapError, type UntrackedPolicy } from "./types.ts";
 import type { Unit, UnitSet } from "./units.ts";
+import { chunksOf, cutMappings, insertionPoint, type Mapping, viommuStartRanges } from "./viommu-mappings.ts";
 import type { PlannedMapping, WindowPlanner } from "./window-plan.ts";
 
 export class ViommuState {
@@ -107,29 +109,9 @@ export class ViommuState {
     this.xlat.free();
   }
 
-  /**
-   * vIOMMU: what device logging starts on. The aperture when given, widened by any mapping made
-   * before start() outside it; else the IOVA space mapped now; else, with nothing mapped yet, the
-   * guest memory. Mappings made later outside it are handled by the untracked policy.
-   */
+  /** What device logging starts on (see viommuStartRanges). */
   startRanges(): readonly IovaRange[] {
-    const mapped = this.#mappings.map((m) => ({ iova: m.iova, length: m.length }));
-    const aperture = this.#aperture;
-    if (aperture)
-      return mapped.every((m) => covers(aperture, m)) ? aperture : mergeOverlapping([...aperture, ...mapped]);
-    return mapped.length > 0 ? mergeOverlapping(mapped) : this.#sections;
-  }
-
-  /** Index of the first active mapping at or above `iova` (#mappings is sorted by IOVA). */
-  #insertionPoint(iova: bigint): number {
-    let lo = 0;
-    let hi = this.#mappings.length;
-    while (lo < hi) {
-      const mid = (lo + hi) >> 1;
-      if (this.#mappings[mid]!.iova < iova) lo = mid + 1;
-      else hi = mid;
-    }
-    return lo;
+    return viommuStartRanges(this.#mappings, this.#aperture, this.#sections);
   }
 
   /** Whether some running unit's log cannot see DMA writes in `r` (device logging outside its ranges). */
@@ -149,45 +131,9 @@ export class ViommuState {
     this.#untracked = n;
   }
 
-  /**
-   * Re-arm (viommu.untracked "re-arm"): each of `read` whose log cannot see every mapping is
-   * STOPped and STARTed over the IOVA space mapped now. Its log was just read; whatever the device
-   * writes between the STOP and the START is in no log, so everything the unit covers is reported
-   * at the next sync. If the kernel refuses the new ranges (a span or range limit), logging goes
-   * back onto the old ones and the mappings outside them stay reported dirty.
-   */
+  /** Re-arm what `read` logs over the space mapped now (see rearmUnits in rearm.ts). */
   rearm(read: readonly Unit[]): void {
-    const wanted = mergeOverlapping(this.#mappings);
-    const before = this.#set.startRanges;
-    for (const u of read) {
-      const c = u.strategy.covers;
-      if (!u.running || !c || this.#mappings.every((m) => c.call(u.strategy, m))) continue;
-      this.#set.stopUnit(u);
-      try {
-        u.strategy.start(wanted);
-        u.running = true;
-        u.allDirtyNext = true;
-        u.rearmed = true;
-        this.#set.startRanges = wanted;
-        this.#events.record(
-          "re-armed",
-          u.id,
-          `logging re-armed over the ${wanted.length} IOVA range(s) mapped now; everything it covers is reported at the next sync`,
-        );
-      } catch (e) {
-        this.#events.record(
-          "re-arm-refused",
-          u.id,
-          `re-arming over the mapped IOVA space was refused (${message(e)}): back on the old ranges; mappings outside them stay reported dirty`,
-          errnoOf(e),
-        );
-        const now = this.#set.startRanges;
-        this.#set.startRanges = before;
-        this.#set.restart(u);
-        this.#set.startRanges = now;
-        u.rearmed = true;
-      }
-    }
+    rearmUnits(read, this.#mappings, this.#set, this.#events);
   }
 
   /**
@@ -221,7 +167,7 @@ export class ViommuState {
     // keep translating, and a later IOVA onto the same guest page would break the copy).
     // Mappings are kept sorted by IOVA (and disjoint): the neighbours of the insertion point are
     // the only ones that can overlap. A scan would make 10,000 maps quadratic.
-    const at = this.#insertionPoint(iova);
+    const at = insertionPoint(this.#mappings, iova);
     const clash = [this.#mappings[at - 1], this.#mappings[at]].find(
       (m) => m !== undefined && m.iova < iova + length && iova < m.iova + m.length,
     );
@@ -366,7 +312,9 @@ export class ViommuState {
       setRange(this.#carryBitmap(), m.gpa + (lo - m.iova), hi - lo);
       this.#carryDirty = true;
     }
-    const removed = this.#cutMappings(iova, length);
+    const { keep, removed } = cutMappings(this.#mappings, iova, length);
+    this.#mappings = keep; // still sorted by IOVA: pieces replace their mapping in place
+    this.#untracked = keep.filter((m) => m.untracked).length;
     this.#mapGen++;
     this.xlat.unmap(iova, length);
     if (keepTranslating) this.#retired.push(...removed);
@@ -413,49 +361,4 @@ export class ViommuState {
       windowPages: copied + Number(unmappedPages) + Number(outsidePages ?? 0),
     };
   }
-
-  /** Split our list of mappings at [iova, iova + length) and remove the inside parts. */
-  #cutMappings(iova: bigint, length: bigint): Mapping[] {
-    const end = iova + length;
-    const removed: Mapping[] = [];
-    const keep: Mapping[] = [];
-    for (const m of this.#mappings) {
-      const mEnd = m.iova + m.length;
-      if (mEnd <= iova || m.iova >= end) {
-        keep.push(m);
-        continue;
-      }
-      const lo = m.iova > iova ? m.iova : iova;
-      const hi = min(mEnd, end);
-      removed.push({ iova: lo, gpa: m.gpa + (lo - m.iova), length: hi - lo, untracked: m.untracked });
-      if (m.iova < lo) keep.push({ ...m, length: lo - m.iova });
-      if (hi < mEnd)
-        keep.push({ iova: hi, gpa: m.gpa + (hi - m.iova), length: mEnd - hi, untracked: m.untracked });
-    }
-    this.#mappings = keep; // still sorted by IOVA: pieces replace their mapping in place
-    this.#untracked = keep.filter((m) => m.untracked).length;
-    return removed;
-  }
-}
-
-interface Mapping {
-  readonly iova: bigint;
-  readonly gpa: bigint;
-  readonly length: bigint;
-  /** Outside what device logging was started on: always reported dirty. */
-  readonly untracked: boolean;
-}
-
-/**
- * Consecutive whole mappings (sorted) grouped so that each group spans at most `span` bytes; a
- * mapping larger than that is a group of its own.
- */
-function chunksOf<T extends IovaRange>(sorted: readonly T[], span: bigint): T[][] {
-  const out: T[][] = [];
-  for (const m of sorted) {
-    const cur = out[out.length - 1];
-    if (cur && m.iova + m.length - cur[0]!.iova <= span) cur.push(m);
-    else out.push([m]);
-  }
-  return out;
 }
