@@ -26,9 +26,16 @@ import { resolveConfig } from "./config.ts";
 import { EventLog } from "./events.ts";
 import type { IovaRange, MemorySection } from "./ranges.ts";
 import type { StrategyName } from "./select.ts";
-import { setRange } from "./strategies/all-dirty.ts";
 import type { TrackerEvent } from "./strategy.ts";
-import { errnoOf, max, message, sum } from "./tracker-helpers.ts";
+import {
+  bitSpan,
+  checkUnits,
+  countSections,
+  handOverGpaWindows,
+  markAll,
+  skippedReport,
+} from "./sync-steps.ts";
+import { errnoOf, message, sum } from "./tracker-helpers.ts";
 import {
   type DeprecatedPhase,
   type DirtyReport,
@@ -41,7 +48,7 @@ import {
 } from "./types.ts";
 import { type Unit, UnitSet } from "./units.ts";
 import { ViommuState } from "./viommu-state.ts";
-import { clearRange, singleSection, type Window, type WindowPlan, WindowPlanner } from "./window-plan.ts";
+import { clearRange, singleSection, type WindowPlan, WindowPlanner } from "./window-plan.ts";
 
 export type {
   DeprecatedPhase,
@@ -144,49 +151,21 @@ class TrackerImpl implements Tracker {
     const firstEvent = this.#events.all.length;
     const seq = ++this.#seq;
     const strategy = this.#set.overallStrategy();
-    if (this.#phase === "setup") {
-      return {
+    if (this.#phase === "setup")
+      return skippedReport(
         seq,
-        phase: "setup",
         strategy,
-        pageSize: this.#pageSize,
-        bitmap: undefined,
-        dirtyPages: 0,
-        perDevice: Object.fromEntries(
-          this.#set.units.map((u) => [u.id, { strategy: u.strategy.name, queried: false, pages: 0 }]),
-        ),
-        perSection: this.#memory.map((s) => ({ iova: s.iova, length: s.length, kind: s.kind, pages: 0 })),
-        durationMs: this.#now() - t0,
-        kernelBytes: 0,
-        events: [],
-        skipped: "setup",
-      };
-    }
+        this.#pageSize,
+        this.#set.units,
+        this.#memory,
+        () => this.#now() - t0,
+      );
 
     const eligible = this.#set.units.filter((u) => u.preCopy || this.#phase === "stop-copy");
     const kernelBefore = this.#set.units.reduce((s, u) => s + u.strategy.kernelBytes, 0);
     const pages = new Map<string, number>(this.#set.units.map((u) => [u.id, 0]));
-    // Units whose log must be treated as corrupt this sync: everything they cover is reported.
-    const corrupt = new Set<Unit>();
-    // Units to restart after this sync (an unhealthy device, a failed read).
-    const restart = new Set<Unit>();
     const eligibleSet = new Set(eligible);
-    // Every running unit is checked, skipped ones too: a device reset while it is skipped in
-    // pre-copy may no longer show by stop-copy (the device strategy sees state transitions).
-    for (const u of this.#set.units) {
-      const why = u.running ? u.strategy.check?.() : undefined;
-      if (why !== undefined) this.#events.record("unhealthy", u.id, why);
-      if (!eligibleSet.has(u)) {
-        // Not read this sync: restart now; its next read reports everything it covers.
-        if (why !== undefined) this.#set.restart(u);
-        continue;
-      }
-      if (why !== undefined) {
-        corrupt.add(u);
-        restart.add(u);
-      }
-      if (u.allDirtyNext) corrupt.add(u);
-    }
+    const { corrupt, restart } = checkUnits(this.#set, eligibleSet, this.#events);
 
     // A sync that throws part-way has read (and so cleared) kernel logs whose bits the caller never
     // got: every queried unit then reports everything it covers at the next sync.
@@ -223,13 +202,13 @@ class TrackerImpl implements Tracker {
           const target = vi ? this.#windowBitmap(w) : dst;
           try {
             // Pieces are disjoint and start empty (cleared here, or a fresh window bitmap).
-            if (target === this.#report) for (const p of w.pieces) target.clear(...this.#bitSpan(target, p));
+            if (target === this.#report) for (const p of w.pieces) target.clear(...bitSpan(target, p));
             let counts = w.pieces.map(() => 0);
             // A copying translation counts what it copies: when the window's mappings all lie in
             // one section, that count stands in for the last pass over the window (vIOMMU).
             const fusedSection = copy && xlatCounted ? singleSection(w) : -1;
             for (const [ui, u] of eligible.entries()) {
-              if (corrupt.has(u)) this.#markAll(w, target);
+              if (corrupt.has(u)) markAll(w, target);
               else {
                 try {
                   for (const piece of w.pieces) u.strategy.query(piece.iova, piece.length, target);
@@ -244,7 +223,7 @@ class TrackerImpl implements Tracker {
                   corrupt.add(u);
                   restart.add(u);
                   failedAt.set(u, wi);
-                  this.#markAll(w, target);
+                  markAll(w, target);
                 } finally {
                   // Widened queries' bits outside the pieces (no memory or mapping there), also
                   // those of pieces read before one failed.
@@ -255,7 +234,7 @@ class TrackerImpl implements Tracker {
               // (the GPA report is counted after translation instead).
               const last = ui === eligible.length - 1;
               if ((this.#perDeviceCounts && !(last && fusedSection >= 0)) || (last && !vi)) {
-                const after = w.pieces.map((p) => target.count(...this.#bitSpan(target, p)));
+                const after = w.pieces.map((p) => target.count(...bitSpan(target, p)));
                 pages.set(u.id, pages.get(u.id)! + sum(after) - sum(counts));
                 counts = after;
               }
@@ -265,8 +244,7 @@ class TrackerImpl implements Tracker {
               if (xlatCounted && fusedSection < 0) {
                 // The last unit's counts are the pieces' totals; without per-device counts, count
                 // them now, while the window is in cache.
-                if (!this.#perDeviceCounts)
-                  counts = w.pieces.map((p) => target.count(...this.#bitSpan(target, p)));
+                if (!this.#perDeviceCounts) counts = w.pieces.map((p) => target.count(...bitSpan(target, p)));
                 for (const [i, si] of w.pieceSections!.entries()) sectionPages[si]! += counts[i]!;
               }
               const t = vi.translate(target, dst, copy);
@@ -307,13 +285,13 @@ class TrackerImpl implements Tracker {
       for (const [wi, w] of windows.slice(0, upTo).entries()) {
         const again = full && !vi ? this.#report! : this.#windowBitmap(w);
         try {
-          this.#markAll(w, again);
+          markAll(w, again);
           if (full) {
             if (vi) vi.translate(again, this.#report!);
             continue;
           }
           for (const [i, p] of w.pieces.entries()) {
-            const added = this.#bitSpan(again, p)[1] - (handedOver[wi]?.[i] ?? 0);
+            const added = bitSpan(again, p)[1] - (handedOver[wi]?.[i] ?? 0);
             dirtyPages += added;
             const si = sectionOf(p);
             if (si >= 0) sectionPages[si]! += added;
@@ -345,11 +323,11 @@ class TrackerImpl implements Tracker {
         // Bits only ever land inside sections (map() keeps GPAs inside them), so the sections' sum
         // is the total.
         sectionPages.fill(0);
-        this.#countSections(this.#report!, sectionPages);
+        countSections(this.#memory, this.#report!, sectionPages);
         dirtyPages = sum(sectionPages);
       } else if (vi) dirtyPages = sum(sectionPages);
       if (full && opts.into) notMerged += this.#core.convert(this.#report!, opts.into).outsidePages;
-      if (full && opts.onWindow) this.#handOverGpaWindows(opts.onWindow);
+      if (full && opts.onWindow) handOverGpaWindows(this.#report!, this.#planner, opts.onWindow);
       if (notMerged > 0)
         this.#events.record(
           "not-merged",
@@ -410,24 +388,6 @@ class TrackerImpl implements Tracker {
       return report;
     } finally {
       if (!committed) this.#syncFailed(eligible, restarted ? new Set() : restart);
-    }
-  }
-
-  /**
-   * vIOMMU with onWindow: the finished GPA report, handed over window by window (guest RAM cut
-   * into windows of #windowBytes, as without a vIOMMU), each a fresh bitmap freed after the call.
-   */
-  #handOverGpaWindows(onWindow: (window: Bitmap) => void): void {
-    const report = this.#report!;
-    for (const w of this.#planner.gpaWindows()) {
-      const win = this.#windowBitmap(w);
-      try {
-        const [first, n] = this.#bitSpan(report, w);
-        win.orFrom(report, first, Number((BigInt(first) * this.#pageSize - w.iova) / this.#pageSize), n);
-        onWindow(win);
-      } finally {
-        win.free();
-      }
     }
   }
 
@@ -509,27 +469,5 @@ class TrackerImpl implements Tracker {
   /** The windows to query (see WindowPlanner): over the vIOMMU's mappings, active and retired. */
   #plan(): WindowPlan {
     return this.#planner.plan(this.#set.units, this.#vi?.planSource());
-  }
-
-  /** [start, n] of the bits of `b` that window `w` covers. */
-  #bitSpan(b: Bitmap, w: IovaRange): [number, number] {
-    const lo = max(w.iova, b.base);
-    const end = b.base + BigInt(b.nbits) * b.pageSize;
-    const hi = w.iova + w.length < end ? w.iova + w.length : end;
-    if (hi <= lo) return [0, 0];
-    const first = Number((lo - b.base) / b.pageSize);
-    return [first, Number((hi - b.base + b.pageSize - 1n) / b.pageSize) - first];
-  }
-
-  /** Report everything unit `u` covers in window `w` (its pieces; with a vIOMMU, in IOVA space). */
-  #markAll(w: Window, target: Bitmap): void {
-    for (const piece of w.pieces) setRange(target, piece.iova, piece.length);
-  }
-
-  #countSections(b: Bitmap, into: number[]): void {
-    for (const [i, s] of this.#memory.entries()) {
-      const [first, n] = this.#bitSpan(b, s);
-      if (n > 0) into[i]! += b.count(first, n);
-    }
   }
 }
