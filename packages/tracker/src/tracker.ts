@@ -21,204 +21,50 @@
 // `sync({ onWindow })` hands each window to a callback instead, so a 16 TiB guest needs one window
 // bitmap at a time.
 
-import { VfioError } from "@vfio-dirty/vfio-adapter";
-import type { Bitmap, BitmapCore, XlatTable } from "./bitmap.ts";
-import { type IovaRange, type MemorySection, mergeOverlapping } from "./ranges.ts";
+import type { Bitmap, BitmapCore } from "./bitmap.ts";
+import { resolveConfig } from "./config.ts";
+import { EventLog } from "./events.ts";
+import type { IovaRange, MemorySection } from "./ranges.ts";
+import type { StrategyName } from "./select.ts";
+import type { TrackerEvent } from "./strategy.ts";
 import {
-  MigrationBlockedError,
-  type SelectionReason,
-  type StrategyChoice,
-  type StrategyName,
-} from "./select.ts";
-import { AllDirtyStrategy, setRange } from "./strategies/all-dirty.ts";
-import type { DirtyStrategy, DmaMapper, TrackerEvent, TrackerEventKind } from "./strategy.ts";
+  bitSpan,
+  checkUnits,
+  countSections,
+  handOverGpaWindows,
+  markAll,
+  skippedReport,
+} from "./sync-steps.ts";
+import { errnoOf, message, sum } from "./tracker-helpers.ts";
+import {
+  type DeprecatedPhase,
+  type DirtyReport,
+  type Phase,
+  type SyncOptions,
+  type Tracker,
+  type TrackerConfig,
+  TrackerStateError,
+  UnmapError,
+} from "./types.ts";
+import { type Unit, UnitSet } from "./units.ts";
+import { ViommuState } from "./viommu-state.ts";
+import { clearRange, singleSection, type WindowPlan, WindowPlanner } from "./window-plan.ts";
 
-export type Phase = "setup" | "pre-copy" | "stop-copy";
+export type {
+  DeprecatedPhase,
+  DirtyReport,
+  Phase,
+  SectionReport,
+  StartFallback,
+  SyncOptions,
+  Tracker,
+  TrackerConfig,
+  UnitConfig,
+  UnitReport,
+  UntrackedPolicy,
+} from "./types.ts";
+export { TrackerStateError, UnmapError };
 
-/** The older spelling of "pre-copy": still accepted by setPhase (deprecated), never reported. */
-export type DeprecatedPhase = "precopy";
-
-/** What to do with a vIOMMU mapping device logging cannot see (TrackerConfig.viommu.untracked). */
-export type UntrackedPolicy = "report-dirty" | "re-arm" | "adaptive";
-
-/** A tracking unit: one device (device logging) or the whole container / IOAS (IOMMU strategies). */
-export interface UnitConfig {
-  /** A device id (PCI address) or "iommu". */
-  readonly id: string;
-  /** Devices whose DMA this unit sees. */
-  readonly devices: readonly string[];
-  readonly strategy: DirtyStrategy;
-  /** QEMU x-pre-copy-dirty-page-tracking: false skips the unit during pre-copy. Default true. */
-  readonly preCopy?: boolean;
-}
-
-export interface TrackerConfig {
-  readonly core: BitmapCore;
-  readonly units: readonly UnitConfig[];
-  /**
-   * Guest memory in GPA space. RAM sections are tracked and reported; "pci-bar" sections are
-   * only part of what device logging is started on (QEMU's 64-bit PCI range).
-   */
-  readonly memory: readonly MemorySection[];
-  /** Tracking page size in bytes; default 4096. */
-  readonly pageSize?: bigint;
-  /** Guest memory queried per window; default 64 GiB. Rounded to whole bitmap words. */
-  readonly windowBytes?: bigint;
-  /**
-   * A vIOMMU: devices DMA in IOVA space. `aperture` is the IOVA space devices may use: device
-   * logging is started over it and over every mapping made before start() outside it (default:
-   * the IOVA ranges mapped when start() is called, or the guest memory when none is). `mapper`
-   * makes the kernel's DMA mappings (omit it when the caller maps by itself). `untracked` says
-   * what happens to a mapping made after start() that the device logs cannot see (outside the
-   * IOVA ranges their START accepted): "report-dirty" reports its pages dirty on every sync while
-   * it exists and once more after it is unmapped; "re-arm" reads the logs at the next sync, then
-   * STOPs and STARTs them over the IOVA space mapped now (bounded by the devices' range and span
-   * limits, as at start), and reports every page mapped once more, because the device may have
-   * written any of them between the STOP and the START; "adaptive" (the default) reports dirty
-   * until that has cost as much as one re-arm would, then re-arms (measured in
-   * bench/untracked-policy.ts: within 1.5x of the better of the two on every workload there,
-   * where each of the others is 6-15x worse on one of them).
-   */
-  readonly viommu?: {
-    readonly aperture?: readonly IovaRange[];
-    readonly mapper?: DmaMapper;
-    readonly untracked?: UntrackedPolicy;
-  };
-  /** Milliseconds, monotonic; default performance.now. */
-  readonly now?: () => number;
-  /**
-   * Count each unit's pages (one pass over the bitmap per unit). Default true; false leaves
-   * `perDevice[id].pages` undefined and saves those passes (the benchmark shows both).
-   */
-  readonly perDeviceCounts?: boolean;
-  /**
-   * What start() does when the kernel refuses a unit's START (after the strategy's own bounded
-   * retries). Without it, that unit alone degrades to all-dirty (event "degraded").
-   */
-  readonly startFallback?: StartFallback;
-}
-
-/**
- * Start-time fallback, decided per container as QEMU does: if one unit cannot start, every unit
- * is stopped and the whole set moves to the next entry of `chain` (device -> iommufd -> type1 ->
- * all-dirty, as far as the probe found them usable). Each refusal is an event "start-refused"
- * naming the call and errno, each move an event "fallback".
- */
-export interface StartFallback {
-  /** Complete unit sets, best first; the last is normally all-dirty. */
-  readonly chain: readonly (readonly UnitConfig[])[];
-  /** QEMU enable-migration: with "auto", ending up all-dirty is a blocker (event "blocked"). */
-  readonly enableMigration: "auto" | "on";
-  /** With "auto": start all-dirty anyway (the "blocked" event stays) instead of throwing. */
-  readonly ignoreBlockers?: boolean;
-  /** The selection the chain came from; a blocked start() throws it, with the refusals added. */
-  readonly choice?: StrategyChoice;
-}
-
-export interface UnitReport {
-  readonly strategy: StrategyName;
-  /** False when the unit was skipped (pre-copy with preCopy=false). */
-  readonly queried: boolean;
-  /**
-   * Pages this unit reported that no unit queried before it in this sync had (units report into
-   * one bitmap, so overlaps count once, for the first). With a vIOMMU, counted in IOVA pages.
-   * Undefined when the tracker was created with perDeviceCounts: false.
-   */
-  readonly pages: number | undefined;
-}
-
-export interface SectionReport extends IovaRange {
-  readonly kind: MemorySection["kind"];
-  readonly pages: number;
-}
-
-export interface DirtyReport {
-  readonly seq: number;
-  readonly phase: Phase;
-  /** Strategy of the units (the first unit's when all agree; "mixed" after a degradation). */
-  readonly strategy: StrategyName | "mixed";
-  readonly pageSize: bigint;
-  /**
-   * GPA-space bitmap at the tracking page size, base 0 (undefined with onWindow or when skipped).
-   * Owned by the tracker, valid until the next sync.
-   */
-  readonly bitmap: Bitmap | undefined;
-  readonly dirtyPages: number;
-  readonly perDevice: Readonly<Record<string, UnitReport>>;
-  readonly perSection: readonly SectionReport[];
-  readonly durationMs: number;
-  /** Bytes of bitmap the kernel wrote for this sync. */
-  readonly kernelBytes: number;
-  /** Events recorded during this sync. */
-  readonly events: readonly TrackerEvent[];
-  /** Why no work was done: "setup" (QEMU does no sync during setup). */
-  readonly skipped?: "setup";
-  /** Dirty pages that could not be merged into `into` because it does not cover them. */
-  readonly notMerged?: number;
-}
-
-export interface SyncOptions {
-  /**
-   * Receive each window (GPA space) instead of a full bitmap; the window is freed after the call.
-   * OR each window into your dirty bitmap, never assign it: when a unit's read fails in a later
-   * window, the windows before it are handed over a second time in the same sync, with every page
-   * that unit covers dirty (the uAPI says the whole log is corrupt after a failed read), and a
-   * "re-emitted" event is recorded.
-   */
-  readonly onWindow?: (window: Bitmap) => void;
-  /** Also OR the result into this bitmap (any page size, e.g. QEMU's RAM bitmap), via convert. */
-  readonly into?: Bitmap;
-}
-
-export class TrackerStateError extends Error {
-  override name = "TrackerStateError";
-}
-
-/**
- * unmap() failed part-way: it went in several kernel calls (whole mappings, a window's span at a
- * time) and a later one failed. `unmapped` were unmapped before the failure and are no longer
- * tracked (their bits are kept); the rest of the range stays mapped and tracked, as in the kernel.
- */
-export class UnmapError extends Error {
-  override name = "UnmapError";
-  constructor(
-    readonly iova: bigint,
-    readonly length: bigint,
-    readonly unmapped: readonly IovaRange[],
-    cause: unknown,
-  ) {
-    const what = unmapped.map((r) => `0x${r.iova.toString(16)}+0x${r.length.toString(16)}`).join(", ");
-    super(
-      `unmap 0x${iova.toString(16)}+0x${length.toString(16)} failed part-way: ${cause instanceof Error ? cause.message : String(cause)}; unmapped before it: ${what}; the rest stays mapped and tracked`,
-      { cause },
-    );
-  }
-}
-
-export interface Tracker {
-  readonly started: boolean;
-  readonly phase: Phase;
-  /** Every event since creation. */
-  readonly events: readonly TrackerEvent[];
-  /** Current strategy per unit id. */
-  readonly strategies: Readonly<Record<string, StrategyName>>;
-  start(): void;
-  /** Forward only. "precopy" is a deprecated spelling of "pre-copy" (accepted, reported as "pre-copy"). */
-  setPhase(phase: Phase | DeprecatedPhase): void;
-  sync(opts?: SyncOptions): DirtyReport;
-  /** vIOMMU: a new mapping iova -> gpa. */
-  map(iova: bigint, gpa: bigint, length: bigint): void;
-  /** vIOMMU: remove mappings in [iova, iova + length), keeping their dirty bits. */
-  unmap(iova: bigint, length: bigint): void;
-  /** Stop tracking (idempotent). Errors are recorded, never thrown: stopping must complete. */
-  stop(): void;
-  /** Stop and free every bitmap and table. */
-  close(): void;
-  [Symbol.dispose](): void;
-  [Symbol.asyncDispose](): Promise<void>;
-}
-
-const GIB = 1n << 30n;
 const PHASES: readonly Phase[] = ["setup", "pre-copy", "stop-copy"];
 
 /** Build a tracker over already-opened strategies. Validates the configuration; starts nothing. */
@@ -228,133 +74,38 @@ export function createTracker(config: TrackerConfig): Tracker {
 
 // --- Internal helpers ---
 
-interface Unit {
-  readonly id: string;
-  readonly devices: readonly string[];
-  strategy: DirtyStrategy;
-  /** The strategy configured, kept after a degradation to all-dirty for its kernel unmaps. */
-  readonly origin: DirtyStrategy;
-  readonly preCopy: boolean;
-  /** Started in the kernel (so stop() must stop it). */
-  running: boolean;
-  /** Report everything this unit covers at the next sync (after a failure and restart). */
-  allDirtyNext: boolean;
-  /** Re-armed (or restarted by a refused re-arm) in this sync: keep allDirtyNext for the next. */
-  rearmed: boolean;
-}
-
-interface Mapping {
-  readonly iova: bigint;
-  readonly gpa: bigint;
-  readonly length: bigint;
-  /** Outside what device logging was started on: always reported dirty. */
-  readonly untracked: boolean;
-}
-
 class TrackerImpl implements Tracker {
   readonly #core: BitmapCore;
-  /** Replaced as a whole when start() falls back to the next strategy. */
-  #units: Unit[];
+  readonly #set: UnitSet;
+  readonly #events: EventLog;
   readonly #memory: readonly MemorySection[];
   readonly #pageSize: bigint;
-  readonly #windowBytes: bigint;
   readonly #now: () => number;
-  readonly #viommu: TrackerConfig["viommu"];
   readonly #perDeviceCounts: boolean;
-  readonly #startFallback: StartFallback | undefined;
-  #blocked: MigrationBlockedError | undefined;
-  /** What tracking is started on (and restarted on): set by start(), moved by a re-arm. */
-  #startRanges: readonly IovaRange[];
-  /** Guest memory as given (RAM and PCI BARs, kinds kept for range planning). */
-  readonly #sections: readonly MemorySection[];
-  readonly #untrackedPolicy: UntrackedPolicy;
   /** GPA span of the report bitmap: [0, #gpaEnd). */
   readonly #gpaEnd: bigint;
-  readonly #events: TrackerEvent[] = [];
   #started = false;
   #closed = false;
   #phase: Phase = "setup";
   #seq = 0;
   #report: Bitmap | undefined;
-  /** vIOMMU state: the wasm table and our own list of the ranges (ranges, never bits). */
-  #xlat: XlatTable | undefined;
-  /** Active vIOMMU mappings, sorted by IOVA (map() inserts in order; cuts keep it). */
-  #mappings: Mapping[] = [];
-  /** Removed mappings still translating until every unit has read its log. */
-  readonly #retired: Mapping[] = [];
-  /** GPA-space bits read at unmap time, reported at the next sync. */
-  #carry: Bitmap | undefined;
-  /** Bumped whenever the set of mappings (active or retired) changes. */
-  #mapGen = 0;
-  /** How many active mappings some unit's log cannot see (see #refreshUntracked). */
-  #untracked = 0;
-  /** A unit restarted, re-armed, degraded or moved this sync: untracked status needs a refresh. */
-  #unitsChanged = false;
-  /** "adaptive": bytes of untracked mappings reported dirty since the last re-arm (#rearmDue). */
-  #untrackedRent = 0n;
-  /** Strategies whose STOP failed mid-session, by unit id: stop() tries them again, finally. */
-  readonly #unstopped = new Map<DirtyStrategy, string>();
-  /** The carry bitmap got bits since the last sync (else the sync skips merging it: 2 passes). */
-  #carryDirty = false;
-  #windowCache:
-    | {
-        gen: number;
-        whole: boolean;
-        align: bigint;
-        units: readonly Unit[];
-        windows: Window[];
-        exact: boolean;
-        copy: boolean;
-      }
-    | undefined;
+  /** With a vIOMMU: its mappings, translation and what was read at unmap time. */
+  #vi: ViommuState | undefined;
+  readonly #planner: WindowPlanner;
 
   constructor(c: TrackerConfig) {
-    if (c.units.length === 0) throw new RangeError("createTracker: no units");
-    const ids = new Set<string>();
-    for (const u of c.units) {
-      if (ids.has(u.id)) throw new RangeError(`createTracker: duplicate unit id ${u.id}`);
-      ids.add(u.id);
-    }
-    const pageSize = c.pageSize ?? 4096n;
-    if (pageSize < 512n || (pageSize & (pageSize - 1n)) !== 0n)
-      throw new RangeError(`createTracker: pageSize ${pageSize} is not a power of two >= 512`);
-    if (c.memory.length === 0) throw new RangeError("createTracker: no guest memory");
-    for (const s of c.memory) {
-      if (s.length <= 0n || s.iova < 0n || s.iova % pageSize !== 0n || s.length % pageSize !== 0n)
-        throw new RangeError(
-          `createTracker: section 0x${s.iova.toString(16)}+0x${s.length.toString(16)} not page aligned`,
-        );
-    }
-    const sorted = [...c.memory].sort((a, b) => cmp(a.iova, b.iova));
-    for (let i = 1; i < sorted.length; i++)
-      if (sorted[i]!.iova < sorted[i - 1]!.iova + sorted[i - 1]!.length)
-        throw new RangeError(`createTracker: sections overlap at 0x${sorted[i]!.iova.toString(16)}`);
-    const wordBytes = 64n * pageSize;
-    const windowBytes = c.windowBytes ?? 64n * GIB;
-    if (windowBytes < wordBytes) throw new RangeError("createTracker: windowBytes below 64 pages");
+    const r = resolveConfig(c);
     this.#core = c.core;
-    this.#pageSize = pageSize;
-    this.#windowBytes = (windowBytes / wordBytes) * wordBytes;
-    this.#now = c.now ?? (() => performance.now());
-    // Reports cover guest RAM: that is what migration copies. PCI BAR sections (P2P targets) are
-    // logged, as QEMU's pci64 range is, but their contents move with their device's own state.
-    this.#memory = sorted.filter((m) => m.kind === "ram");
-    if (this.#memory.length === 0) throw new RangeError("createTracker: no RAM section");
-    this.#gpaEnd = this.#memory.reduce((m, s) => max(m, s.iova + s.length), 0n);
-    this.#viommu = c.viommu;
-    this.#perDeviceCounts = c.perDeviceCounts ?? true;
-    this.#sections = sorted;
-    this.#startRanges = c.viommu?.aperture ?? sorted; // sections keep their kind for range planning
-    this.#untrackedPolicy = c.viommu?.untracked ?? "adaptive";
-    if (!["report-dirty", "re-arm", "adaptive"].includes(this.#untrackedPolicy))
-      throw new RangeError(
-        `createTracker: viommu.untracked ${String(this.#untrackedPolicy)} is not report-dirty, re-arm or adaptive`,
-      );
-    this.#units = toUnits(c.units);
-    for (const set of c.startFallback?.chain ?? [])
-      if (set.length === 0) throw new RangeError("createTracker: empty fallback unit set");
-    this.#startFallback = c.startFallback;
-    if (c.viommu) this.#xlat = c.core.xlatTable(pageSize);
+    this.#pageSize = r.pageSize;
+    this.#now = r.now;
+    this.#events = new EventLog(r.now);
+    this.#memory = r.memory;
+    this.#gpaEnd = r.gpaEnd;
+    this.#perDeviceCounts = r.perDeviceCounts;
+    // Sections keep their kind for range planning.
+    this.#set = new UnitSet(c.units, c.viommu?.aperture ?? r.sections, c.startFallback, this.#events);
+    this.#planner = new WindowPlanner(c.core, r.pageSize, r.windowBytes, r.memory);
+    if (c.viommu) this.#vi = new ViommuState(c.core, c.viommu, r, this.#set, this.#events, this.#planner);
   }
 
   get started(): boolean {
@@ -366,66 +117,21 @@ class TrackerImpl implements Tracker {
   }
 
   get events(): readonly TrackerEvent[] {
-    return this.#events;
+    return this.#events.all;
   }
 
   get strategies(): Readonly<Record<string, StrategyName>> {
-    return Object.fromEntries(this.#units.map((u) => [u.id, u.strategy.name]));
+    return Object.fromEntries(this.#set.units.map((u) => [u.id, u.strategy.name]));
   }
 
   start(): void {
     this.#assertOpen();
     if (this.#started) return; // like dirty_pages_started in QEMU: a second start does nothing
-    if (this.#viommu) this.#startRanges = this.#viommuStartRanges();
-    // A start that ended blocked stays blocked: the fallback chain was used up on the way.
-    if (this.#blocked) throw this.#blocked;
-    if (this.#startFallback) this.#startWithFallback(this.#startFallback);
-    else this.#startDegrading();
+    if (this.#vi) this.#set.startRanges = this.#vi.startRanges();
+    this.#set.start();
     this.#started = true;
     this.#phase = "setup";
-    this.#refreshUntracked();
-  }
-
-  /**
-   * vIOMMU: what device logging starts on. The aperture when given, widened by any mapping made
-   * before start() outside it; else the IOVA space mapped now; else, with nothing mapped yet, the
-   * guest memory. Mappings made later outside it are handled by the untracked policy.
-   */
-  #viommuStartRanges(): readonly IovaRange[] {
-    const mapped = this.#mappings.map((m) => ({ iova: m.iova, length: m.length }));
-    const aperture = this.#viommu?.aperture;
-    if (aperture)
-      return mapped.every((m) => covers(aperture, m)) ? aperture : mergeOverlapping([...aperture, ...mapped]);
-    return mapped.length > 0 ? mergeOverlapping(mapped) : this.#sections;
-  }
-
-  /** Index of the first active mapping at or above `iova` (#mappings is sorted by IOVA). */
-  #insertionPoint(iova: bigint): number {
-    let lo = 0;
-    let hi = this.#mappings.length;
-    while (lo < hi) {
-      const mid = (lo + hi) >> 1;
-      if (this.#mappings[mid]!.iova < iova) lo = mid + 1;
-      else hi = mid;
-    }
-    return lo;
-  }
-
-  /** Whether some running unit's log cannot see DMA writes in `r` (device logging outside its ranges). */
-  #unseen(r: IovaRange): boolean {
-    return this.#units.some((u) => u.running && u.strategy.covers !== undefined && !u.strategy.covers(r));
-  }
-
-  /** Recompute which active mappings are untracked (after a start, restart, fallback or re-arm). */
-  #refreshUntracked(): void {
-    this.#unitsChanged = false;
-    let n = 0;
-    for (const [i, m] of this.#mappings.entries()) {
-      const untracked = this.#unseen(m);
-      if (untracked !== m.untracked) this.#mappings[i] = { ...m, untracked };
-      if (untracked) n++;
-    }
-    this.#untracked = n;
+    this.#vi?.refreshUntracked();
   }
 
   setPhase(spelled: Phase | DeprecatedPhase): void {
@@ -441,52 +147,25 @@ class TrackerImpl implements Tracker {
     this.#assertOpen();
     if (!this.#started) throw new TrackerStateError("sync: tracking is not started");
     const t0 = this.#now();
-    const firstEvent = this.#events.length;
+    const vi = this.#vi;
+    const firstEvent = this.#events.all.length;
     const seq = ++this.#seq;
-    const strategy = this.#overallStrategy();
-    if (this.#phase === "setup") {
-      return {
+    const strategy = this.#set.overallStrategy();
+    if (this.#phase === "setup")
+      return skippedReport(
         seq,
-        phase: "setup",
         strategy,
-        pageSize: this.#pageSize,
-        bitmap: undefined,
-        dirtyPages: 0,
-        perDevice: Object.fromEntries(
-          this.#units.map((u) => [u.id, { strategy: u.strategy.name, queried: false, pages: 0 }]),
-        ),
-        perSection: this.#memory.map((s) => ({ iova: s.iova, length: s.length, kind: s.kind, pages: 0 })),
-        durationMs: this.#now() - t0,
-        kernelBytes: 0,
-        events: [],
-        skipped: "setup",
-      };
-    }
+        this.#pageSize,
+        this.#set.units,
+        this.#memory,
+        () => this.#now() - t0,
+      );
 
-    const eligible = this.#units.filter((u) => u.preCopy || this.#phase === "stop-copy");
-    const kernelBefore = this.#units.reduce((s, u) => s + u.strategy.kernelBytes, 0);
-    const pages = new Map<string, number>(this.#units.map((u) => [u.id, 0]));
-    // Units whose log must be treated as corrupt this sync: everything they cover is reported.
-    const corrupt = new Set<Unit>();
-    // Units to restart after this sync (an unhealthy device, a failed read).
-    const restart = new Set<Unit>();
+    const eligible = this.#set.units.filter((u) => u.preCopy || this.#phase === "stop-copy");
+    const kernelBefore = this.#set.units.reduce((s, u) => s + u.strategy.kernelBytes, 0);
+    const pages = new Map<string, number>(this.#set.units.map((u) => [u.id, 0]));
     const eligibleSet = new Set(eligible);
-    // Every running unit is checked, skipped ones too: a device reset while it is skipped in
-    // pre-copy may no longer show by stop-copy (the device strategy sees state transitions).
-    for (const u of this.#units) {
-      const why = u.running ? u.strategy.check?.() : undefined;
-      if (why !== undefined) this.#event("unhealthy", u.id, why);
-      if (!eligibleSet.has(u)) {
-        // Not read this sync: restart now; its next read reports everything it covers.
-        if (why !== undefined) this.#restart(u);
-        continue;
-      }
-      if (why !== undefined) {
-        corrupt.add(u);
-        restart.add(u);
-      }
-      if (u.allDirtyNext) corrupt.add(u);
-    }
+    const { corrupt, restart } = checkUnits(this.#set, eligibleSet, this.#events);
 
     // A sync that throws part-way has read (and so cleared) kernel logs whose bits the caller never
     // got: every queried unit then reports everything it covers at the next sync.
@@ -495,14 +174,15 @@ class TrackerImpl implements Tracker {
     try {
       // With a vIOMMU a window of IOVA space translates anywhere in GPA space: the GPA report is
       // built whole, then handed to onWindow in GPA windows (gpaWindows below).
-      const full = opts.onWindow === undefined || this.#xlat !== undefined;
-      const windows = this.#windows();
+      const full = opts.onWindow === undefined || vi !== undefined;
+      const plan = this.#plan();
+      const windows = plan.windows;
       // vIOMMU: translate by copying (no clear of the report first) when the cut allows it.
-      const copy = this.#xlat !== undefined && this.#windowCache!.copy;
+      const copy = vi !== undefined && plan.copy;
       if (full) this.#report = this.#reportBitmap(copy);
       // With a vIOMMU, the GPA report's counts come from the IOVA windows' piece counts when that is
       // exact (see #windows): this saves a pass over the whole report after translation.
-      let xlatCounted = this.#xlat !== undefined && this.#windowCache!.exact && this.#untracked === 0;
+      let xlatCounted = vi !== undefined && plan.exact && vi.untracked === 0;
       let dirtyPages = 0;
       const sectionPages = this.#memory.map(() => 0);
       let notMerged = 0;
@@ -519,25 +199,31 @@ class TrackerImpl implements Tracker {
         const dst = full ? this.#report! : this.#windowBitmap(w);
         try {
           // With a vIOMMU the kernel reports IOVA space: query a window of it, then translate.
-          const target = this.#xlat ? this.#windowBitmap(w) : dst;
+          const target = vi ? this.#windowBitmap(w) : dst;
           try {
             // Pieces are disjoint and start empty (cleared here, or a fresh window bitmap).
-            if (target === this.#report) for (const p of w.pieces) target.clear(...this.#bitSpan(target, p));
+            if (target === this.#report) for (const p of w.pieces) target.clear(...bitSpan(target, p));
             let counts = w.pieces.map(() => 0);
             // A copying translation counts what it copies: when the window's mappings all lie in
             // one section, that count stands in for the last pass over the window (vIOMMU).
             const fusedSection = copy && xlatCounted ? singleSection(w) : -1;
             for (const [ui, u] of eligible.entries()) {
-              if (corrupt.has(u)) this.#markAll(w, target);
+              if (corrupt.has(u)) markAll(w, target);
               else {
                 try {
                   for (const piece of w.pieces) u.strategy.query(piece.iova, piece.length, target);
                 } catch (e) {
-                  this.#event("query-failed", u.id, `dirty log read failed: ${message(e)}`, errnoOf(e), w);
+                  this.#events.record(
+                    "query-failed",
+                    u.id,
+                    `dirty log read failed: ${message(e)}`,
+                    errnoOf(e),
+                    w,
+                  );
                   corrupt.add(u);
                   restart.add(u);
                   failedAt.set(u, wi);
-                  this.#markAll(w, target);
+                  markAll(w, target);
                 } finally {
                   // Widened queries' bits outside the pieces (no memory or mapping there), also
                   // those of pieces read before one failed.
@@ -547,22 +233,21 @@ class TrackerImpl implements Tracker {
               // Without per-device counts only the last pass is needed, and only without a vIOMMU
               // (the GPA report is counted after translation instead).
               const last = ui === eligible.length - 1;
-              if ((this.#perDeviceCounts && !(last && fusedSection >= 0)) || (last && !this.#xlat)) {
-                const after = w.pieces.map((p) => target.count(...this.#bitSpan(target, p)));
+              if ((this.#perDeviceCounts && !(last && fusedSection >= 0)) || (last && !vi)) {
+                const after = w.pieces.map((p) => target.count(...bitSpan(target, p)));
                 pages.set(u.id, pages.get(u.id)! + sum(after) - sum(counts));
                 counts = after;
               }
             }
-            if (this.#xlat) {
-              this.#markUntracked(target);
+            if (vi) {
+              vi.markUntracked(target);
               if (xlatCounted && fusedSection < 0) {
                 // The last unit's counts are the pieces' totals; without per-device counts, count
                 // them now, while the window is in cache.
-                if (!this.#perDeviceCounts)
-                  counts = w.pieces.map((p) => target.count(...this.#bitSpan(target, p)));
+                if (!this.#perDeviceCounts) counts = w.pieces.map((p) => target.count(...bitSpan(target, p)));
                 for (const [i, si] of w.pieceSections!.entries()) sectionPages[si]! += counts[i]!;
               }
-              const t = this.#translate(target, dst, copy);
+              const t = vi.translate(target, dst, copy);
               if (!t.exact) xlatCounted = false;
               if (fusedSection >= 0) {
                 // Every dirty page of the window was copied into the report, or fell outside it.
@@ -598,15 +283,15 @@ class TrackerImpl implements Tracker {
       // the second call adds what the first lacked, and the counts then hold its pages once.
       const upTo = Math.max(0, ...failedAt.values());
       for (const [wi, w] of windows.slice(0, upTo).entries()) {
-        const again = full && !this.#xlat ? this.#report! : this.#windowBitmap(w);
+        const again = full && !vi ? this.#report! : this.#windowBitmap(w);
         try {
-          this.#markAll(w, again);
+          markAll(w, again);
           if (full) {
-            if (this.#xlat) this.#translate(again, this.#report!);
+            if (vi) vi.translate(again, this.#report!);
             continue;
           }
           for (const [i, p] of w.pieces.entries()) {
-            const added = this.#bitSpan(again, p)[1] - (handedOver[wi]?.[i] ?? 0);
+            const added = bitSpan(again, p)[1] - (handedOver[wi]?.[i] ?? 0);
             dirtyPages += added;
             const si = sectionOf(p);
             if (si >= 0) sectionPages[si]! += added;
@@ -619,7 +304,7 @@ class TrackerImpl implements Tracker {
       }
       if (upTo > 0 && !full) {
         const units = [...failedAt.keys()].map((u) => u.id).join(", ");
-        this.#event(
+        this.#events.record(
           "re-emitted",
           "tracker",
           `${upTo} window(s) handed over again all dirty: ${units} failed in a later window, so the log they were read from is corrupt`,
@@ -628,59 +313,49 @@ class TrackerImpl implements Tracker {
 
       if (full) {
         // Bits read at vIOMMU unmap time since the last sync (cleared once the report is complete).
-        if (this.#carry && this.#carryDirty) {
-          this.#core.convert(this.#carry, this.#report!);
-          xlatCounted = false; // they may land on pages already counted
-        }
+        if (vi?.mergeCarry(this.#report!)) xlatCounted = false; // they may land on pages already counted
       }
 
       // The piece counts are exact unless bits were added outside the window loop (re-marking after
       // a late failure, unmap-time bits) or translation is not one-to-one (placeInSections): then
       // count the report once more.
-      if (full && (failedAt.size > 0 || (this.#xlat && !xlatCounted))) {
+      if (full && (failedAt.size > 0 || (vi && !xlatCounted))) {
         // Bits only ever land inside sections (map() keeps GPAs inside them), so the sections' sum
         // is the total.
         sectionPages.fill(0);
-        this.#countSections(this.#report!, sectionPages);
+        countSections(this.#memory, this.#report!, sectionPages);
         dirtyPages = sum(sectionPages);
-      } else if (this.#xlat) dirtyPages = sum(sectionPages);
+      } else if (vi) dirtyPages = sum(sectionPages);
       if (full && opts.into) notMerged += this.#core.convert(this.#report!, opts.into).outsidePages;
-      if (full && opts.onWindow) this.#handOverGpaWindows(opts.onWindow);
+      if (full && opts.onWindow) handOverGpaWindows(this.#report!, this.#planner, opts.onWindow);
       if (notMerged > 0)
-        this.#event(
+        this.#events.record(
           "not-merged",
           "tracker",
           `${notMerged} dirty page(s) lie outside the \`into\` bitmap: only the report holds them`,
         );
 
       // The report is complete: only now drop what fed it (unmap-time bits, retired mappings).
-      if (full && this.#carryDirty) {
-        this.#carry!.fill(false);
-        this.#carryDirty = false;
-      }
+      if (full) vi?.clearCarry();
 
       // Re-arm policy: logs that cannot see every mapping move over the space mapped now, once
       // they have been read (units skipped this sync keep their log until a sync reads it).
-      if (this.#untracked > 0 && this.#rearmDue()) this.#rearm(eligible.filter((u) => !restart.has(u)));
+      if (vi && vi.untracked > 0 && vi.rearmDue()) vi.rearm(eligible.filter((u) => !restart.has(u)));
       // Restart what failed; degrade what cannot restart. The next sync then reports all of it once
       // more: writes between the failed read and the restart were in no log.
       restarted = true;
       for (const u of corrupt) {
-        if (restart.has(u)) this.#restart(u);
+        if (restart.has(u)) this.#set.restart(u);
         else if (!u.rearmed) u.allDirtyNext = false;
       }
-      for (const u of this.#units) u.rearmed = false;
+      for (const u of this.#set.units) u.rearmed = false;
       // Which mappings a log cannot see changes only when a log's ranges did.
-      if (this.#xlat && this.#unitsChanged) this.#refreshUntracked();
+      if (vi && this.#set.changed) vi.refreshUntracked();
 
       // Retired vIOMMU mappings translate until every unit has read its log past their removal.
-      if (this.#xlat && eligible.length === this.#units.length && this.#retired.length > 0) {
-        this.#xlat.retire();
-        this.#retired.length = 0;
-        this.#mapGen++;
-      }
+      if (vi && eligible.length === this.#set.units.length) vi.retireRead();
 
-      const kernelAfter = this.#units.reduce((s, u) => s + u.strategy.kernelBytes, 0);
+      const kernelAfter = this.#set.units.reduce((s, u) => s + u.strategy.kernelBytes, 0);
       const report: DirtyReport = {
         seq,
         phase: this.#phase,
@@ -689,7 +364,7 @@ class TrackerImpl implements Tracker {
         bitmap: full && !opts.onWindow ? this.#report : undefined,
         dirtyPages,
         perDevice: Object.fromEntries(
-          this.#units.map((u) => [
+          this.#set.units.map((u) => [
             u.id,
             {
               strategy: u.strategy.name,
@@ -706,7 +381,7 @@ class TrackerImpl implements Tracker {
         })),
         durationMs: this.#now() - t0,
         kernelBytes: Math.max(0, kernelAfter - kernelBefore),
-        events: this.#events.slice(firstEvent),
+        events: this.#events.since(firstEvent),
         ...(opts.into ? { notMerged } : {}),
       };
       committed = true;
@@ -716,90 +391,11 @@ class TrackerImpl implements Tracker {
     }
   }
 
-  /**
-   * Re-arm (viommu.untracked "re-arm"): each of `read` whose log cannot see every mapping is
-   * STOPped and STARTed over the IOVA space mapped now. Its log was just read; whatever the device
-   * writes between the STOP and the START is in no log, so everything the unit covers is reported
-   * at the next sync. If the kernel refuses the new ranges (a span or range limit), logging goes
-   * back onto the old ones and the mappings outside them stay reported dirty.
-   */
-  #rearm(read: readonly Unit[]): void {
-    const wanted = mergeOverlapping(this.#mappings);
-    const before = this.#startRanges;
-    for (const u of read) {
-      const c = u.strategy.covers;
-      if (!u.running || !c || this.#mappings.every((m) => c.call(u.strategy, m))) continue;
-      this.#stopUnit(u);
-      try {
-        u.strategy.start(wanted);
-        u.running = true;
-        u.allDirtyNext = true;
-        u.rearmed = true;
-        this.#startRanges = wanted;
-        this.#event(
-          "re-armed",
-          u.id,
-          `logging re-armed over the ${wanted.length} IOVA range(s) mapped now; everything it covers is reported at the next sync`,
-        );
-      } catch (e) {
-        this.#event(
-          "re-arm-refused",
-          u.id,
-          `re-arming over the mapped IOVA space was refused (${message(e)}): back on the old ranges; mappings outside them stay reported dirty`,
-          errnoOf(e),
-        );
-        const now = this.#startRanges;
-        this.#startRanges = before;
-        this.#restart(u);
-        this.#startRanges = now;
-        u.rearmed = true;
-      }
-    }
-  }
-
-  /**
-   * vIOMMU with onWindow: the finished GPA report, handed over window by window (guest RAM cut
-   * into windows of #windowBytes, as without a vIOMMU), each a fresh bitmap freed after the call.
-   */
-  #handOverGpaWindows(onWindow: (window: Bitmap) => void): void {
-    const report = this.#report!;
-    for (const w of cutWindows(this.#memory, this.#windowBytes, 64n * this.#pageSize, false)) {
-      const win = this.#windowBitmap(w);
-      try {
-        const [first, n] = this.#bitSpan(report, w);
-        win.orFrom(report, first, Number((BigInt(first) * this.#pageSize - w.iova) / this.#pageSize), n);
-        onWindow(win);
-      } finally {
-        win.free();
-      }
-    }
-  }
-
-  /**
-   * Whether untracked mappings should be re-armed over now. "re-arm": always. "adaptive": ski
-   * rental. Reporting untracked mappings dirty costs their pages on every sync (the rent); a re-arm
-   * costs every mapped page once (the purchase). Keep renting until the rent paid since the last
-   * re-arm reaches the purchase price, then buy: never more than twice what the better of the
-   * other two policies reports, whatever the mappings' lifetimes (bench/untracked-policy.ts).
-   */
-  #rearmDue(): boolean {
-    if (this.#untrackedPolicy === "report-dirty") return false;
-    if (this.#untrackedPolicy === "re-arm") return true;
-    let mapped = 0n;
-    for (const m of this.#mappings) {
-      mapped += m.length;
-      if (m.untracked) this.#untrackedRent += m.length;
-    }
-    if (this.#untrackedRent < mapped) return false;
-    this.#untrackedRent = 0n;
-    return true;
-  }
-
   /** sync() threw part-way: restart what failed and report every queried unit whole next time. */
   #syncFailed(eligible: readonly Unit[], restart: ReadonlySet<Unit>): void {
-    for (const u of restart) this.#restart(u);
+    for (const u of restart) this.#set.restart(u);
     for (const u of eligible) u.allDirtyNext = true;
-    this.#event(
+    this.#events.record(
       "sync-failed",
       "tracker",
       "sync threw before its report was complete: everything the queried units cover is reported at the next sync",
@@ -808,167 +404,17 @@ class TrackerImpl implements Tracker {
 
   map(iova: bigint, gpa: bigint, length: bigint): void {
     this.#assertOpen();
-    const xlat = this.#requireViommu("map");
-    checkAligned("map", this.#pageSize, iova, gpa, length);
-    if (!this.#memory.some((m) => gpa >= m.iova && gpa + length <= m.iova + m.length))
-      throw new RangeError("map: the gpa range is not inside one guest RAM section");
-    // Overlap is refused before the kernel sees it; then the kernel, then the table, so that a map
-    // the kernel refuses leaves no trace (xlat.unmap would retire it, not delete it: it would
-    // keep translating, and a later IOVA onto the same guest page would break the copy).
-    // Mappings are kept sorted by IOVA (and disjoint): the neighbours of the insertion point are
-    // the only ones that can overlap. A scan would make 10,000 maps quadratic.
-    const at = this.#insertionPoint(iova);
-    const clash = [this.#mappings[at - 1], this.#mappings[at]].find(
-      (m) => m !== undefined && m.iova < iova + length && iova < m.iova + m.length,
-    );
-    if (clash)
-      throw new RangeError(
-        `map: ${hexRange(iova, length)} overlaps the mapping ${hexRange(clash.iova, clash.length)}`,
-      );
-    this.#viommu?.mapper?.map(iova, gpa, length);
-    try {
-      xlat.map(iova, gpa, length);
-    } catch (e) {
-      this.#viommu?.mapper?.unmap(iova, length); // the table refused (out of memory): undo the kernel's
-      throw e;
-    }
-    // Before start() nothing logs yet: start() takes every mapping into what it logs.
-    const untracked = this.#started && this.#unseen({ iova, length });
-    if (untracked)
-      this.#event(
-        "untracked-mapping",
-        "viommu",
-        this.#untrackedPolicy === "re-arm"
-          ? "mapping outside the logged IOVA space: reported dirty until logging is re-armed over it at the next sync"
-          : "mapping outside the logged IOVA space: reported dirty on every sync, and once more after it is unmapped",
-        undefined,
-        { iova, length },
-      );
-    this.#mappings.splice(at, 0, { iova, gpa, length, untracked });
-    this.#mapGen++;
-    if (untracked) this.#untracked++;
+    this.#requireViommu("map").map(iova, gpa, length, this.#started);
   }
 
   unmap(iova: bigint, length: bigint): void {
     this.#assertOpen();
-    this.#requireViommu("unmap");
-    checkAligned("unmap", this.#pageSize, iova, 0n, length);
-    const end = iova + length;
-    const hits = this.#mappings
-      .filter((m) => m.iova < end && iova < m.iova + m.length)
-      .sort((a, b) => cmp(a.iova, b.iova));
-    if (hits.length === 0) return;
-    // IOMMU strategies read a mapping's bits as part of its unmap (still after degrading to
-    // all-dirty: the kernel unmap stays theirs); otherwise the mapper unmaps.
-    const reader = this.#started ? this.#units.find((u) => u.running && u.origin.unmapDirty) : undefined;
-    if (reader || this.#viommu?.mapper) {
-      // The kernel unmaps whole mappings only (type1 v2: EINVAL; iommufd: ENOENT, perhaps after
-      // unmapping others): refuse before anything changes, so tracker and kernel keep agreeing.
-      const cut = hits.find((m) => m.iova < iova || m.iova + m.length > end);
-      if (cut)
-        throw new RangeError(
-          `unmap: ${hexRange(iova, length)} cuts the mapping ${hexRange(cut.iova, cut.length)}; the kernel unmaps whole mappings only`,
-        );
-      // Whole mappings, in chunks spanning at most a window: a whole-address-space unmap becomes
-      // bounded UNMAPs (type1's bitmap is limited to 256 MiB, 8 TiB at 4 KiB) and bounded
-      // scratch bitmaps. Each chunk that succeeds is recorded before the next is tried.
-      const done: IovaRange[] = [];
-      for (const chunk of chunksOf(hits, this.#windowBytes)) {
-        try {
-          this.#unmapWhole(chunk, reader);
-        } catch (e) {
-          if (done.length === 0) throw e;
-          throw new UnmapError(iova, length, done, e);
-        }
-        done.push(...chunk.map((m) => ({ iova: m.iova, length: m.length })));
-      }
-      return;
-    }
-    // The caller unmaps in the kernel itself (device logging without a mapper): bookkeeping only.
-    this.#forget(iova, length, hits, this.#started);
-  }
-
-  /** Unmap `hits` (whole mappings, sorted) in the kernel, keeping their dirty bits; then forget them. */
-  #unmapWhole(hits: readonly Mapping[], reader: Unit | undefined): void {
-    const lo = hits[0]!.iova;
-    const last = hits[hits.length - 1]!;
-    const length = last.iova + last.length - lo;
-    if (reader?.origin.unmapDirty) {
-      const scratch = this.#windowBitmap({ iova: lo, length });
-      try {
-        let r: { unmapped: bigint; read: boolean; error?: unknown };
-        try {
-          r = reader.origin.unmapDirty(lo, length, hits, scratch);
-        } catch (e) {
-          // The unmap itself failed: the mappings stay, and stay tracked.
-          this.#event("unmap-failed", reader.id, `unmap failed, mappings kept: ${message(e)}`, errnoOf(e), {
-            iova: lo,
-            length,
-          });
-          throw e;
-        }
-        if (r.read)
-          this.#translate(scratch, this.#carryBitmap()); // while the mappings still translate
-        else {
-          this.#event(
-            "unmap-failed",
-            reader.id,
-            `reading the dirty bits with the unmap failed (${message(r.error)}): unmapped without them, every page of the mappings reported dirty`,
-            errnoOf(r.error),
-            { iova: lo, length },
-          );
-          for (const m of hits) setRange(this.#carryBitmap(), m.gpa, m.length);
-          reader.allDirtyNext = true;
-        }
-        this.#carryDirty = true;
-        const mapped = hits.reduce((n, m) => n + m.length, 0n);
-        if (r.unmapped !== mapped)
-          this.#event(
-            "unmap-mismatch",
-            reader.id,
-            `the kernel unmapped 0x${r.unmapped.toString(16)} bytes where the tracker had 0x${mapped.toString(16)} mapped: something else maps there`,
-            undefined,
-            { iova: lo, length },
-          );
-      } finally {
-        scratch.free();
-      }
-    } else {
-      // Throws with nothing changed: the mappings are still there and still tracked.
-      this.#viommu?.mapper?.unmap(lo, length);
-    }
-    // Bits read with the unmap are in the carry already: nothing left to translate later.
-    this.#forget(lo, length, hits, this.#started && !reader);
-  }
-
-  /**
-   * The kernel no longer maps [iova, iova + length) (`hits` are the mappings it touched): drop them
-   * from the table. With `keepTranslating` (device logs may still hold bits for these IOVAs) the
-   * mappings keep translating (retired) until every unit has read its log; else (not started, or
-   * an IOMMU strategy read the bits with the unmap) they go now, unless older retired mappings
-   * still wait (retire() drops them all at once). What no log saw (untracked) is reported at the
-   * next sync.
-   */
-  #forget(iova: bigint, length: bigint, hits: readonly Mapping[], keepTranslating: boolean): void {
-    for (const m of hits) {
-      if (!m.untracked) continue;
-      const lo = max(m.iova, iova);
-      const hi = min(m.iova + m.length, iova + length);
-      setRange(this.#carryBitmap(), m.gpa + (lo - m.iova), hi - lo);
-      this.#carryDirty = true;
-    }
-    const removed = this.#cutMappings(iova, length);
-    this.#mapGen++;
-    this.#xlat!.unmap(iova, length);
-    if (keepTranslating) this.#retired.push(...removed);
-    else if (this.#retired.length === 0) this.#xlat!.retire();
+    this.#requireViommu("unmap").unmap(iova, length, this.#started);
   }
 
   stop(): void {
-    if (this.#started) for (const u of this.#units) this.#stopUnit(u, true);
+    this.#set.stopAll(this.#started);
     this.#started = false;
-    // STOPs that failed while tracking went on (a restart, a blocked start): their last chance.
-    for (const [strategy, id] of [...this.#unstopped]) this.#stopStrategy(id, strategy, true);
   }
 
   close(): void {
@@ -977,11 +423,8 @@ class TrackerImpl implements Tracker {
     this.#closed = true;
     this.#report?.free();
     this.#report = undefined;
-    this.#carry?.free();
-    this.#carry = undefined;
-    this.#carryDirty = false;
-    this.#xlat?.free();
-    this.#xlat = undefined;
+    this.#vi?.free();
+    this.#vi = undefined;
   }
 
   [Symbol.dispose](): void {
@@ -992,200 +435,13 @@ class TrackerImpl implements Tracker {
     this.close();
   }
 
-  /** Without a fallback chain: a unit the kernel refuses degrades to all-dirty on its own. */
-  #startDegrading(): void {
-    const done: Unit[] = [];
-    try {
-      for (const u of this.#units) {
-        try {
-          u.strategy.start(this.#startRanges);
-        } catch (e) {
-          if (!isKernelError(e)) throw e;
-          this.#event(
-            "degraded",
-            u.id,
-            `start failed (${message(e)}): ${u.strategy.name} degraded to all-dirty for the session`,
-            errnoOf(e),
-          );
-          u.strategy = new AllDirtyStrategy();
-        }
-        u.running = true;
-        done.push(u);
-        if (u.strategy.startNotes?.length) this.#event("start-notes", u.id, u.strategy.startNotes.join("; "));
-      }
-    } catch (e) {
-      // Undo partial work, as vfio_devices_dma_logging_start() does.
-      for (const u of done) this.#stopUnit(u);
-      throw e;
-    }
-  }
-
-  /**
-   * Start every unit; if the kernel refuses one, stop the ones started (as
-   * vfio_devices_dma_logging_start() does) and move the whole set to the next strategy of the
-   * chain. QEMU would fail the migration here; the next strategy loses no page and over-reports
-   * far less than all-dirty.
-   */
-  #startWithFallback(fb: StartFallback): void {
-    const refusals: SelectionReason[] = [];
-    let next = 0;
-    for (;;) {
-      const refused = this.#tryStartAll();
-      if (!refused) break;
-      const { unit, error } = refused;
-      const from = unit.strategy.name;
-      const call = callOf(error);
-      const errno = errnoOf(error);
-      const notes = unit.strategy.startNotes?.length
-        ? ` (tried: ${unit.strategy.startNotes.join("; ")})`
-        : "";
-      this.#event("start-refused", unit.id, `${from} could not start: ${message(error)}${notes}`, errno, {
-        call,
-      });
-      if (from !== "all-dirty")
-        refusals.push({
-          ...(unit.devices.length === 1 && unit.id === unit.devices[0] ? { device: unit.id } : {}),
-          strategy: from,
-          ...(call !== undefined ? { call } : {}),
-          ...(errno !== undefined ? { errno } : {}),
-          message: `START refused: ${message(error)}`,
-        });
-      const set = fb.chain[next++];
-      if (!set) {
-        // Nothing left in the chain (all-dirty was not offered): the units degrade on their own.
-        this.#startDegrading();
-        break;
-      }
-      this.#units = toUnits(set);
-      this.#windowCache = undefined;
-      this.#event(
-        "fallback",
-        "container",
-        `${from} could not start for ${unit.id}: every unit moves to ${set[0]!.strategy.name} (decided per container)`,
-      );
-    }
-    if (this.#units.some((u) => u.strategy.name === "all-dirty") && refusals.length > 0)
-      this.#checkAllDirtyPolicy(fb, refusals);
-  }
-
-  /** Start every unit, or none: the first kernel refusal undoes the others and is returned. */
-  #tryStartAll(): { unit: Unit; error: unknown } | undefined {
-    const done: Unit[] = [];
-    for (const u of this.#units) {
-      try {
-        u.strategy.start(this.#startRanges);
-      } catch (e) {
-        for (const d of done) this.#stopUnit(d);
-        if (!isKernelError(e)) throw e;
-        return { unit: u, error: e };
-      }
-      u.running = true;
-      done.push(u);
-      if (u.strategy.startNotes?.length) this.#event("start-notes", u.id, u.strategy.startNotes.join("; "));
-    }
-    return undefined;
-  }
-
-  /** Tracking fell back to all-dirty at start: QEMU's enable-migration decides whether that may go on. */
-  #checkAllDirtyPolicy(fb: StartFallback, refusals: readonly SelectionReason[]): void {
-    if (fb.enableMigration === "on") return; // accepted; the fallback event already says so
-    const blocker = {
-      kind: "no-tracking" as const,
-      option: "enable-migration",
-      message:
-        "no dirty tracking could start (see the refusals): every page would be dirty on every sync; set enable-migration=on to accept that",
-    };
-    this.#event("blocked", "container", blocker.message);
-    if (fb.ignoreBlockers) return;
-    for (const u of this.#units) this.#stopUnit(u);
-    const base = fb.choice;
-    this.#blocked = new MigrationBlockedError({
-      strategy: "all-dirty",
-      fallbacks: [],
-      reasons: [...(base?.reasons ?? []), ...refusals],
-      blockers: [...(base?.blockers ?? []), blocker],
-      warnings: base?.warnings ?? [],
-    });
-    throw this.#blocked;
-  }
-
   #assertOpen(): void {
     if (this.#closed) throw new TrackerStateError("tracker is closed");
   }
 
-  #requireViommu(op: string): XlatTable {
-    if (!this.#xlat) throw new TrackerStateError(`${op}: the tracker was created without a vIOMMU`);
-    return this.#xlat;
-  }
-
-  #event(
-    kind: TrackerEventKind,
-    unit: string,
-    msg: string,
-    errno?: number,
-    at?: IovaRange | { call: string | undefined },
-  ): void {
-    const range = at && "iova" in at ? at : undefined;
-    const call = at && "call" in at ? at.call : undefined;
-    this.#events.push({
-      atMs: this.#now(),
-      kind,
-      unit,
-      message: msg,
-      ...(errno !== undefined ? { errno } : {}),
-      ...(call !== undefined ? { call } : {}),
-      ...(range ? { range: { iova: range.iova, length: range.length } } : {}),
-    });
-  }
-
-  /**
-   * Stop a unit's tracking. `final` (the tracker's stop): a strategy may use its last resort.
-   * Otherwise (a restart, a fallback, a re-arm: the guest runs on) a strategy whose STOP keeps
-   * failing is remembered, and the final stop tries it again.
-   */
-  #stopUnit(u: Unit, final = false): void {
-    if (!u.running) return;
-    u.running = false;
-    this.#unitsChanged = true; // every restart, re-arm, fallback or degradation stops a unit first
-    this.#stopStrategy(u.id, u.strategy, final);
-  }
-
-  #stopStrategy(id: string, strategy: DirtyStrategy, final: boolean): void {
-    try {
-      strategy.stop(final);
-      this.#unstopped.delete(strategy);
-    } catch (e) {
-      const later = final ? "" : "; tried again when tracking ends";
-      this.#event("stop-failed", id, `stopping tracking failed: ${message(e)}${later}`, errnoOf(e));
-      if (final) this.#unstopped.delete(strategy);
-      else this.#unstopped.set(strategy, id);
-    }
-  }
-
-  #restart(u: Unit): void {
-    this.#stopUnit(u);
-    try {
-      u.strategy.start(this.#startRanges);
-      u.running = true;
-      u.allDirtyNext = true;
-      this.#event("restarted", u.id, `tracking restarted with ${u.strategy.name}`);
-    } catch (e) {
-      const from = u.strategy.name;
-      u.strategy = new AllDirtyStrategy();
-      u.running = true;
-      u.allDirtyNext = false;
-      this.#event(
-        "degraded",
-        u.id,
-        `restart failed (${message(e)}): ${from} degraded to all-dirty for the rest of the session`,
-        errnoOf(e),
-      );
-    }
-  }
-
-  #overallStrategy(): StrategyName | "mixed" {
-    const names = new Set(this.#units.map((u) => u.strategy.name));
-    return names.size === 1 ? this.#units[0]!.strategy.name : "mixed";
+  #requireViommu(op: string): ViommuState {
+    if (!this.#vi) throw new TrackerStateError(`${op}: the tracker was created without a vIOMMU`);
+    return this.#vi;
   }
 
   /**
@@ -1198,8 +454,8 @@ class TrackerImpl implements Tracker {
   #reportBitmap(copy: boolean): Bitmap {
     const nbits = Number((this.#gpaEnd + this.#pageSize - 1n) / this.#pageSize);
     if (this.#report && this.#report.nbits === nbits) {
-      if (copy) this.#xlat!.clearUnmappedGpa(this.#report);
-      else if (this.#xlat) this.#report.fill(false);
+      if (copy) this.#vi?.xlat.clearUnmappedGpa(this.#report);
+      else if (this.#vi) this.#report.fill(false);
       return this.#report;
     }
     this.#report?.free();
@@ -1207,364 +463,11 @@ class TrackerImpl implements Tracker {
   }
 
   #windowBitmap(w: IovaRange): Bitmap {
-    return this.#core.bitmap({ nbits: bitsOf(w, this.#pageSize), pageSize: this.#pageSize, base: w.iova });
+    return this.#planner.bitmap(w);
   }
 
-  #carryBitmap(): Bitmap {
-    this.#carry ??= this.#core.bitmap({
-      nbits: Number((this.#gpaEnd + this.#pageSize - 1n) / this.#pageSize),
-      pageSize: this.#pageSize,
-      base: 0n,
-    });
-    return this.#carry;
+  /** The windows to query (see WindowPlanner): over the vIOMMU's mappings, active and retired. */
+  #plan(): WindowPlan {
+    return this.#planner.plan(this.#set.units, this.#vi?.planSource());
   }
-
-  /** [start, n] of the bits of `b` that window `w` covers. */
-  #bitSpan(b: Bitmap, w: IovaRange): [number, number] {
-    const lo = max(w.iova, b.base);
-    const end = b.base + BigInt(b.nbits) * b.pageSize;
-    const hi = w.iova + w.length < end ? w.iova + w.length : end;
-    if (hi <= lo) return [0, 0];
-    const first = Number((lo - b.base) / b.pageSize);
-    return [first, Number((hi - b.base + b.pageSize - 1n) / b.pageSize) - first];
-  }
-
-  /** Report everything unit `u` covers in window `w` (its pieces; with a vIOMMU, in IOVA space). */
-  #markAll(w: Window, target: Bitmap): void {
-    for (const piece of w.pieces) setRange(target, piece.iova, piece.length);
-  }
-
-  /** Mappings outside the logged space are always dirty. */
-  #markUntracked(target: Bitmap): void {
-    if (this.#untracked === 0) return; // the usual case: no scan of thousands of mappings
-    for (const m of this.#mappings) if (m.untracked) setRange(target, m.iova, m.length);
-  }
-
-  /**
-   * Translate into GPA space (ORing, or with `copy` writing the mapped pages). `exact`: no dirty
-   * page fell on no mapping or outside gpaBits. With `copy`, `copiedPages` are the dirty pages
-   * written and `windowPages` all dirty pages of iovaBits (copied, outside or on no mapping).
-   */
-  #translate(
-    iovaBits: Bitmap,
-    gpaBits: Bitmap,
-    copy = false,
-  ): { exact: boolean; copiedPages: number; windowPages: number } {
-    const { unmappedPages, outsidePages, copiedPages } = this.#xlat!.translate(iovaBits, gpaBits, { copy });
-    // A dirty IOVA on no mapping has no guest page behind it: the IOMMU faulted that DMA.
-    if (unmappedPages > 0)
-      this.#event(
-        "unmapped-dirty",
-        "viommu",
-        `${unmappedPages} dirty IOVA page(s) on no mapping (IOMMU faults; no guest page)`,
-      );
-    const copied = Number(copiedPages ?? 0);
-    return {
-      exact: Number(unmappedPages) === 0 && Number(outsidePages ?? 0) === 0,
-      copiedPages: copied,
-      windowPages: copied + Number(unmappedPages) + Number(outsidePages ?? 0),
-    };
-  }
-
-  #countSections(b: Bitmap, into: number[]): void {
-    for (const [i, s] of this.#memory.entries()) {
-      const [first, n] = this.#bitSpan(b, s);
-      if (n > 0) into[i]! += b.count(first, n);
-    }
-  }
-
-  /**
-   * The windows to query: IOVA space in use (guest memory, or the vIOMMU's mappings), cut into
-   * windows of at most #windowBytes aligned to whole bitmap words. Each window lists the pieces
-   * to query (whole ranges when a strategy refuses to cut one).
-   */
-  #windows(): Window[] {
-    const whole = this.#units.some((u) => u.strategy.wholeRanges);
-    // Windows start and end on whole bitmap words and on whole pages of every unit's clear
-    // granule (a device's logging page): a page the kernel clears whole never straddles two
-    // windows, whose queries would each clear it and keep only their own part.
-    const align = this.#units.reduce((a, u) => max(a, u.strategy.clearGranule ?? 0n), 64n * this.#pageSize);
-    // Cutting 10,000 vIOMMU mappings into windows costs more than a sync's bit work: reuse the
-    // cut until the mappings change.
-    const c = this.#windowCache;
-    if (c && c.gen === this.#mapGen && c.whole === whole && c.align === align && c.units === this.#units)
-      return c.windows;
-    const all = this.#xlat ? [...this.#mappings, ...this.#retired] : [];
-    const space: IovaRange[] = this.#xlat
-      ? all.map((m) => ({ iova: m.iova, length: m.length }))
-      : this.#memory.map((s) => ({ iova: s.iova, length: s.length }));
-    // Sections are disjoint (checked at creation) and kept apart, so a piece lies in one section.
-    const windows = cutWindows(
-      this.#xlat ? mergeOverlapping(space) : space,
-      alignUp(this.#windowBytes, align),
-      align,
-      whole,
-    );
-    const widen = this.#units.reduce(
-      (a, u) => (u.strategy.widensQueries ? max(a, u.strategy.clearGranule ?? 0n) : a),
-      0n,
-    );
-    // Any widening past a tracking page can set bits outside the pieces (a section's last logging
-    // page), however the windows are aligned.
-    if (widen > this.#pageSize) for (const w of windows) w.slack = slackOf(w, widen);
-    const exact = this.#xlat !== undefined && placeInSections(windows, all, this.#memory);
-    // Copying translation writes every mapped GPA page from the one window its IOVA lies in, so
-    // windows must not overlap: a page in two windows' bitmaps would be copied twice, the second
-    // time from a window that did not query it (a zero: a lost page). `exact` means no two
-    // mappings share a GPA page, which copying needs too.
-    const copy = exact && windowsDisjoint(windows);
-    this.#windowCache = { gen: this.#mapGen, whole, align, units: this.#units, windows, exact, copy };
-    return windows;
-  }
-
-  /** Split our list of mappings at [iova, iova + length) and remove the inside parts. */
-  #cutMappings(iova: bigint, length: bigint): Mapping[] {
-    const end = iova + length;
-    const removed: Mapping[] = [];
-    const keep: Mapping[] = [];
-    for (const m of this.#mappings) {
-      const mEnd = m.iova + m.length;
-      if (mEnd <= iova || m.iova >= end) {
-        keep.push(m);
-        continue;
-      }
-      const lo = m.iova > iova ? m.iova : iova;
-      const hi = min(mEnd, end);
-      removed.push({ iova: lo, gpa: m.gpa + (lo - m.iova), length: hi - lo, untracked: m.untracked });
-      if (m.iova < lo) keep.push({ ...m, length: lo - m.iova });
-      if (hi < mEnd)
-        keep.push({ iova: hi, gpa: m.gpa + (hi - m.iova), length: mEnd - hi, untracked: m.untracked });
-    }
-    this.#mappings = keep; // still sorted by IOVA: pieces replace their mapping in place
-    this.#untracked = keep.filter((m) => m.untracked).length;
-    return removed;
-  }
-}
-
-interface Window extends IovaRange {
-  readonly pieces: readonly IovaRange[];
-  /**
-   * What queries widened to whole clear granules may set outside the pieces (the rest of a
-   * logging page a piece only partly covers): cleared after the queries, so no bit lands where
-   * no memory (or, with a vIOMMU, no mapping) is. Undefined when nothing widens.
-   */
-  slack?: IovaRange[];
-  /** vIOMMU: the GPA section every mapping under each piece lies in (set by placeInSections). */
-  pieceSections?: number[];
-}
-
-/**
- * vIOMMU: can the GPA report's per-section counts be summed from the IOVA pieces' counts? Yes
- * when translation is one-to-one (no two mappings, active or retired, share an IOVA page or a GPA
- * page: then every dirty IOVA page on a mapping is exactly one GPA page) and the mappings under
- * each piece all lie in one RAM section. Sets each window's pieceSections when it returns true.
- * Run when the mappings change, not per sync.
- */
-function placeInSections(
-  windows: readonly Window[],
-  mappings: readonly { readonly iova: bigint; readonly gpa: bigint; readonly length: bigint }[],
-  sections: readonly IovaRange[],
-): boolean {
-  const byGpa = [...mappings].sort((a, b) => cmp(a.gpa, b.gpa));
-  for (let i = 1; i < byGpa.length; i++)
-    if (byGpa[i]!.gpa < byGpa[i - 1]!.gpa + byGpa[i - 1]!.length) return false;
-  const byIova = [...mappings].sort((a, b) => cmp(a.iova, b.iova));
-  for (let i = 1; i < byIova.length; i++)
-    if (byIova[i]!.iova < byIova[i - 1]!.iova + byIova[i - 1]!.length) return false;
-  const sectionOf = byIova.map((m) =>
-    sections.findIndex((s) => m.gpa >= s.iova && m.gpa + m.length <= s.iova + s.length),
-  );
-  // Pieces come in IOVA order, as do the mappings: one sweep.
-  let j = 0;
-  const placed: number[][] = [];
-  for (const w of windows) {
-    const out: number[] = [];
-    for (const p of w.pieces) {
-      const end = p.iova + p.length;
-      while (j < byIova.length && byIova[j]!.iova + byIova[j]!.length <= p.iova) j++;
-      let section = -1;
-      for (let k = j; k < byIova.length && byIova[k]!.iova < end; k++) {
-        const sk = sectionOf[k]!;
-        if (sk < 0 || (section >= 0 && sk !== section)) return false;
-        section = sk;
-      }
-      if (section < 0) return false;
-      out.push(section);
-    }
-    placed.push(out);
-  }
-  for (const [i, w] of windows.entries()) w.pieceSections = placed[i]!;
-  return true;
-}
-
-/**
- * The parts of `align`-sized pages that a window's pieces touch but do not cover: where a query
- * widened to whole pages sets bits no piece asked for. Pieces come sorted and disjoint.
- */
-function slackOf(w: Window, align: bigint): IovaRange[] {
-  const out: IovaRange[] = [];
-  const add = (lo: bigint, hi: bigint) => {
-    if (hi > lo) out.push({ iova: lo, length: hi - lo });
-  };
-  const ps = w.pieces;
-  for (const [i, p] of ps.entries()) {
-    const prevEnd = i > 0 ? ps[i - 1]!.iova + ps[i - 1]!.length : w.iova;
-    add(max((p.iova / align) * align, prevEnd), p.iova);
-    const end = p.iova + p.length;
-    const next = i + 1 < ps.length ? ps[i + 1]!.iova : w.iova + w.length;
-    add(end, min(alignUp(end, align), next));
-  }
-  return out;
-}
-
-/** The one section all of a window's mappings lie in (placeInSections), else -1. */
-function singleSection(w: Window): number {
-  const s = w.pieceSections;
-  if (!s || s.length === 0) return -1;
-  return s.every((x) => x === s[0]) ? s[0]! : -1;
-}
-
-/** Whether no two windows' bitmaps cover a common IOVA (windows come in IOVA order). */
-function windowsDisjoint(windows: readonly Window[]): boolean {
-  for (let i = 1; i < windows.length; i++)
-    if (windows[i]!.iova < windows[i - 1]!.iova + windows[i - 1]!.length) return false;
-  return true;
-}
-
-/**
- * Cut sorted, disjoint ranges into windows of at most `windowBytes` starting on `align`. With
- * `whole`, a range is never cut: it joins a window only if it fits, else it opens its own (which
- * may then be wider than `windowBytes`).
- */
-function cutWindows(
-  space: readonly IovaRange[],
-  windowBytes: bigint,
-  align: bigint,
-  whole: boolean,
-): Window[] {
-  const out: { iova: bigint; length: bigint; pieces: IovaRange[] }[] = [];
-  for (const r of space) {
-    let at = r.iova;
-    const end = r.iova + r.length;
-    while (at < end) {
-      const cur = out[out.length - 1];
-      if (cur && at < cur.iova + windowBytes) {
-        const pieceEnd = whole ? end : min(end, cur.iova + windowBytes);
-        if (pieceEnd <= cur.iova + windowBytes) {
-          cur.pieces.push({ iova: at, length: pieceEnd - at });
-          cur.length = alignUp(pieceEnd, align) - cur.iova;
-          at = pieceEnd;
-          continue;
-        }
-      }
-      const start = (at / align) * align;
-      const pieceEnd = whole ? end : min(end, start + windowBytes);
-      out.push({
-        iova: start,
-        length: alignUp(pieceEnd, align) - start,
-        pieces: [{ iova: at, length: pieceEnd - at }],
-      });
-      at = pieceEnd;
-    }
-  }
-  return out;
-}
-
-/** Clear the bits of `b` inside [r.iova, r.iova + r.length) (whole pages only: r is page aligned). */
-function clearRange(b: Bitmap, r: IovaRange): void {
-  const end = b.base + BigInt(b.nbits) * b.pageSize;
-  const lo = max(r.iova, b.base);
-  const hi = min(r.iova + r.length, end);
-  if (hi > lo) b.clear(Number((lo - b.base) / b.pageSize), Number((hi - lo) / b.pageSize));
-}
-
-/**
- * Consecutive whole mappings (sorted) grouped so that each group spans at most `span` bytes; a
- * mapping larger than that is a group of its own.
- */
-function chunksOf<T extends IovaRange>(sorted: readonly T[], span: bigint): T[][] {
-  const out: T[][] = [];
-  for (const m of sorted) {
-    const cur = out[out.length - 1];
-    if (cur && m.iova + m.length - cur[0]!.iova <= span) cur.push(m);
-    else out.push([m]);
-  }
-  return out;
-}
-
-function hexRange(iova: bigint, length: bigint): string {
-  return `0x${iova.toString(16)}+0x${length.toString(16)}`;
-}
-
-function covers(space: readonly IovaRange[], r: IovaRange): boolean {
-  let at = r.iova;
-  for (const s of mergeOverlapping(space)) {
-    if (s.iova <= at && at < s.iova + s.length) at = s.iova + s.length;
-    if (at >= r.iova + r.length) return true;
-  }
-  return at >= r.iova + r.length;
-}
-
-function sum(xs: readonly number[]): number {
-  let s = 0;
-  for (const x of xs) s += x;
-  return s;
-}
-
-function bitsOf(w: IovaRange, pageSize: bigint): number {
-  return Number((w.length + pageSize - 1n) / pageSize);
-}
-
-function checkAligned(op: string, pageSize: bigint, iova: bigint, gpa: bigint, length: bigint): void {
-  if (length <= 0n || iova < 0n || gpa < 0n || iova % pageSize || gpa % pageSize || length % pageSize)
-    throw new RangeError(`${op}: iova, gpa and length must be page aligned and length > 0`);
-}
-
-function cmp(a: bigint, b: bigint): number {
-  return a < b ? -1 : a > b ? 1 : 0;
-}
-
-function max(a: bigint, b: bigint): bigint {
-  return a > b ? a : b;
-}
-
-function min(a: bigint, b: bigint): bigint {
-  return a < b ? a : b;
-}
-
-function alignUp(v: bigint, a: bigint): bigint {
-  return ((v + a - 1n) / a) * a;
-}
-
-function message(e: unknown): string {
-  return e instanceof Error ? e.message : String(e);
-}
-
-/** An error from the kernel (the adapter's VfioError, or anything carrying an errno). */
-function isKernelError(e: unknown): boolean {
-  return e instanceof VfioError || errnoOf(e) !== undefined;
-}
-
-/** The kernel call an error names (the adapter's IoctlError carries it as `op`). */
-function callOf(e: unknown): string | undefined {
-  const op = (e as { op?: unknown } | null)?.op;
-  return typeof op === "string" ? op : undefined;
-}
-
-function toUnits(configs: readonly UnitConfig[]): Unit[] {
-  return configs.map((u) => ({
-    id: u.id,
-    devices: u.devices,
-    strategy: u.strategy,
-    origin: u.strategy,
-    preCopy: u.preCopy ?? true,
-    running: false,
-    allDirtyNext: false,
-    rearmed: false,
-  }));
-}
-
-function errnoOf(e: unknown): number | undefined {
-  const n = (e as { errno?: unknown } | null)?.errno;
-  return typeof n === "number" ? n : undefined;
 }
