@@ -44,6 +44,9 @@ interface Tracked {
 }
 
 const DEFAULT_CHUNK = 1 << 20;
+const READINGS_STOP = "this device's device-state readings stop here";
+// The kernel's last close of the device fd resets its migration state (mlx5 close_device).
+const LEFT_IN_PRECOPY = "the device may stay in PRE_COPY until its fd closes";
 
 export class DeviceStateReader {
   readonly #host: Host;
@@ -162,16 +165,16 @@ export class DeviceStateReader {
       if (t.dataFd === undefined) continue;
       const fd = t.dataFd;
       t.dataFd = undefined;
+      const op = "VFIO_DEVICE_FEATURE(SET|MIG_DEVICE_STATE) to RUNNING";
       try {
         const state = t.device.getMigState();
-        if (state === uapi.VFIO_DEVICE_STATE_PRE_COPY || state === uapi.VFIO_DEVICE_STATE_PRE_COPY_P2P)
-          this.#try(t, tMs, "VFIO_DEVICE_FEATURE(SET|MIG_DEVICE_STATE)", () => {
-            const r = t.device.setMigState(uapi.VFIO_DEVICE_STATE_RUNNING);
-            if (r.dataFd >= 0) this.#host.close(r.dataFd);
-            return true;
-          });
+        if (state === uapi.VFIO_DEVICE_STATE_PRE_COPY || state === uapi.VFIO_DEVICE_STATE_PRE_COPY_P2P) {
+          const r = t.device.setMigState(uapi.VFIO_DEVICE_STATE_RUNNING);
+          if (r.dataFd >= 0) this.#host.close(r.dataFd);
+        }
       } catch (err) {
-        this.#event(t, tMs, "VFIO_DEVICE_FEATURE(GET|MIG_DEVICE_STATE)", err);
+        // On the way out nothing may throw: whatever failed is said in the event.
+        this.#event(t, tMs, op, err, LEFT_IN_PRECOPY);
       } finally {
         this.#host.close(fd);
       }
@@ -235,24 +238,34 @@ export class DeviceStateReader {
   }
 
   /** Runs `fn`; a VfioError becomes an event and undefined. */
-  #try<T>(t: Tracked, tMs: number, op: string, fn: () => T): T | undefined {
+  #try<T>(t: Tracked, tMs: number, op: string, fn: () => T, outcome = READINGS_STOP): T | undefined {
     try {
       return fn();
     } catch (err) {
       if (!(err instanceof VfioError)) throw err;
-      this.#event(t, tMs, op, err);
+      this.#event(t, tMs, op, err, outcome);
       return undefined;
     }
   }
 
-  #event(t: Tracked, tMs: number, op: string, err: unknown): void {
+  #event(t: Tracked, tMs: number, op: string, err: unknown, outcome = READINGS_STOP): void {
     const errno = (err as { errno?: unknown }).errno;
-    const what =
-      typeof errno === "number" ? errnoName(errno) : err instanceof Error ? err.message : String(err);
+    const what = typeof errno === "number" ? errnoName(errno) : "failed";
+    // The fd and fields, not the adapter's hint: "its dirty log must be treated as lost" is about
+    // the log, which these calls never touch.
+    const e = err as { detail?: unknown; target?: unknown };
+    const detail =
+      typeof e.detail === "string"
+        ? e.detail
+        : typeof e.target === "string"
+          ? e.target
+          : err instanceof Error
+            ? err.message
+            : String(err);
     this.#events.push({
       tMs,
       kind: "device-state",
-      message: `${t.address}: ${op} failed (${what}); its device-state readings stop here, dirty tracking is not affected${err instanceof Error ? ` [${err.message}]` : ""}`,
+      message: `${t.address}: ${op} failed (${what}): ${outcome}; dirty tracking is not affected (${detail})`,
     });
   }
 }
