@@ -236,6 +236,17 @@ describe("device state in a track run", () => {
     expect(on.groundTruth).toEqual(off.groundTruth);
   });
 
+  it("the summary has one line per device: stop-copy size, readings, the last one, REINITs", async () => {
+    const c = captureIo();
+    const args = ["track", "--host", `sim:${profile("summary", "7.3", { reinitAfterMs: [1500] })}`];
+    expect(await run([...args, "--duration", "3s", "--fast"], c.io), c.err()).toBe(0);
+    expect(c.out()).toMatch(
+      new RegExp(
+        `device state ${DEV} +stop-copy 64 MiB; PRE_COPY info v2: 3 readings, last initial 0 B dirty 1 MiB, 1 REINIT\n`,
+      ),
+    );
+  });
+
   it("is on by default on the simulated host, and --phase-switch ends the readings", async () => {
     const c = captureIo();
     const args = [

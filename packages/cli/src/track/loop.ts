@@ -231,12 +231,23 @@ export function summaryLines(r: TrackReport): [string, string][] {
       `written ${g.pagesWritten}, reported ${g.pagesReported}, lost ${g.pagesLost}, over-report ${g.overReportRatio === null ? "n/a" : `${g.overReportRatio.toFixed(2)}x`}`,
     ]);
   }
+  for (const d of r.deviceState?.devices ?? []) lines.push([`device state ${d.device}`, deviceStateLine(d)]);
   const serious = r.events.filter((e) => e.kind !== "start-notes").length;
   if (serious) lines.push(["events", `${serious} (listed above; details in the report)`]);
   return lines;
 }
 
 // --- Internal helpers ---
+
+/** "stop-copy 64 MiB; PRE_COPY info v2: 5 readings, last initial 0 B dirty 1 MiB, 1 REINIT". */
+function deviceStateLine(d: NonNullable<TrackReport["deviceState"]>["devices"][number]): string {
+  const stop = `stop-copy ${d.stopCopyBytes === null ? "unknown (no MIG_DATA_SIZE)" : formatBytes(d.stopCopyBytes)}`;
+  if (d.precopyInfoVersion === null) return `${stop}; no PRE_COPY`;
+  const last = d.precopy.at(-1);
+  const reinits = d.precopyInfoVersion === 2 ? d.precopy.filter((p) => p.reinit).length : 0;
+  const readings = `${d.precopy.length} reading${d.precopy.length === 1 ? "" : "s"}`;
+  return `${stop}; PRE_COPY info v${d.precopyInfoVersion}: ${readings}${last ? `, last initial ${formatBytes(last.initialBytes)} dirty ${formatBytes(last.dirtyBytes)}` : ""}${reinits ? `, ${reinits} REINIT` : ""}`;
+}
 
 function syncCostLine(r: TrackReport): string {
   const c = r.syncCost;
