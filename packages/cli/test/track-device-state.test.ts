@@ -190,6 +190,18 @@ describe("device state in a track run", () => {
     expect(report.deviceState!.devices[0]!.precopy).toHaveLength(5);
   });
 
+  it("MIG_DATA_SIZE failing at the end: an event, and the size it gave at the start", async () => {
+    const path = profile("fault-size", "7.3", {
+      faults: [{ op: "MIG_DATA_SIZE", device: DEV, errno: "EIO", fromMs: 1 }],
+    });
+    const report = await runTrack(await open(path), opts, { signal: never });
+    expect(report.events.filter((e) => e.kind === "device-state").map((e) => e.message)).toEqual([
+      expect.stringMatching(/^0000:3b:00\.1: VFIO_DEVICE_FEATURE\(GET\|MIG_DATA_SIZE\) failed \(EIO/),
+    ]);
+    expect(report.deviceState!.devices[0]).toMatchObject({ stopCopyBytes: 64 * MIB });
+    expect(report.deviceState!.devices[0]!.precopy).toHaveLength(5);
+  });
+
   it("a run that fails mid-way still puts the device back in RUNNING", async () => {
     const backend = await open(profile("error-path", "7.3"));
     const states = statesAfterClose(backend);

@@ -14,7 +14,7 @@
 //   ds.start(0); ds.sample(1000); ...; ds.finish(tMs); report.deviceState = ds.section();
 //   ds.close();                       // on every path (the backend's close runs it)
 
-import { type Device, errnoName, type Fd, type Host, uapi, VfioError } from "@vfio-dirty/vfio-adapter";
+import { type Device, Errno, errnoName, type Fd, type Host, uapi, VfioError } from "@vfio-dirty/vfio-adapter";
 import type { DeviceStateReading, DeviceStateSection } from "../report.ts";
 
 /** One event of the report (kind "device-state"). */
@@ -226,14 +226,25 @@ export class DeviceStateReader {
     return true;
   }
 
-  /** MIG_DATA_SIZE into the reading. "quiet": ENOTTY/EINVAL mean the device cannot say (null). */
+  /** MIG_DATA_SIZE into the reading. "quiet" (at start): ENOTTY/EINVAL mean the device cannot say. */
   #readDataSize(t: Tracked, tMs: number, mode: "quiet" | "event"): void {
     try {
       t.reading.stopCopyBytes = Number(t.device.getMigDataSize());
       t.hasDataSize = true;
     } catch (err) {
       if (!(err instanceof VfioError)) throw err;
-      if (mode === "event") this.#event(t, tMs, "VFIO_DEVICE_FEATURE(GET|MIG_DATA_SIZE)", err);
+      // ENOTTY (a kernel before 6.2) or EINVAL (the driver lacks it) at start: the device cannot
+      // say, null. Any other answer, or a failure after it answered, is news.
+      const errno = (err as { errno?: unknown }).errno;
+      const cannotSay = errno === Errno.ENOTTY || errno === Errno.EINVAL;
+      if (mode === "event" || !cannotSay)
+        this.#event(
+          t,
+          tMs,
+          "VFIO_DEVICE_FEATURE(GET|MIG_DATA_SIZE)",
+          err,
+          "stopCopyBytes is the last answer, or null",
+        );
     }
   }
 
