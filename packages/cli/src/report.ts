@@ -75,8 +75,9 @@ export interface DeviceStateReading {
   /** PCI address. */
   device: string;
   /**
-   * VFIO_DEVICE_FEATURE_MIG_DATA_SIZE (stop_copy_length) at the end of the run: the device state
-   * still to send in STOP_COPY; null when the device cannot say.
+   * VFIO_DEVICE_FEATURE_MIG_DATA_SIZE (stop_copy_length) when pre-copy ended (at the switch to
+   * stop-copy, or after the last sync): the device state still to send in STOP_COPY; null when the
+   * device cannot say.
    */
   stopCopyBytes: number | null;
   /**
@@ -85,7 +86,10 @@ export interface DeviceStateReading {
    * PRE_COPY.
    */
   precopyInfoVersion: 1 | 2 | null;
-  /** One VFIO_MIG_GET_PRECOPY_INFO reading per sync while the device was in PRE_COPY. */
+  /**
+   * One VFIO_MIG_GET_PRECOPY_INFO reading per sync while the device was in PRE_COPY; `track`
+   * drains the data fd after each, so each reading is what became pending since the last.
+   */
   precopy: PrecopyInfoReading[];
 }
 

@@ -39,6 +39,8 @@ interface TrackOptions extends QemuOptionFlags {
   svg?: string;
   fast?: boolean;
   metricsListen?: string;
+  /** --device-state / --no-device-state; undefined: on for the simulated host only. */
+  deviceState?: boolean;
 }
 
 /** The seed simulated workloads use unless --seed is given, so runs repeat. */
@@ -61,6 +63,11 @@ export function trackCommand(makeContext: (cmd: Command) => Context): Command {
     .option("--svg <file.svg>", "write the picture: dirty rate over time and a GPA x time heat map")
     .option("--fast", "sim only: run simulated time as fast as possible instead of at wall-clock pace")
     .option(
+      "--device-state",
+      "read the devices' migration data into the report: MIG_DATA_SIZE, and for PRE_COPY devices RUNNING -> PRE_COPY with one GET_PRECOPY_INFO per sync, the data read and discarded as a VMM would (default: on for --host sim, off on a real host)",
+    )
+    .option("--no-device-state", "leave the devices' migration state alone (no deviceState in the report)")
+    .option(
       "--metrics-listen <addr>",
       "serve Prometheus/OpenMetrics /metrics here during the run (e.g. 127.0.0.1:9464; port 0: a free one)",
     )
@@ -72,6 +79,11 @@ Examples:
   $ vfio-dirty track --host sim:mlx5-vf --duration 20s --phase-switch 15s --report run.json --svg run.svg
   $ vfio-dirty track 0000:00:03.0 --host linux --workload edu --duration 5s
   $ vfio-dirty track --host sim:mlx5-p2p --pre-copy-dirty-page-tracking off=0000:3b:00.2 --phase-switch 5s --duration 8s
+
+--device-state never changes the dirty bitmaps: the readings are advisory (a failed ioctl is an
+event, and that device's readings stop there), and every device moved to PRE_COPY goes back to
+RUNNING at the end, on Ctrl-C, SIGTERM and errors too. 'predict --report' models the devices with
+it. On a real host it starts a pre-copy session on each PRE_COPY device, so it is off unless given.
 
 Exit code 3 when the simulated host's ground truth shows a written page that was never reported.
 `,
@@ -121,6 +133,7 @@ Exit code 3 when the simulated host's ground truth shows a written page that was
           signal: ctx.io.signal,
           fast: opts.fast === true,
           qemu,
+          deviceState: opts.deviceState ?? choice.kind === "sim",
         });
         metrics = new TrackMetrics({
           host: backend.hostName,

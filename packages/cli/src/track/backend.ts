@@ -4,6 +4,7 @@
 
 import type { Bitmap, BitmapCore } from "@vfio-dirty/tracker";
 import type { Host } from "@vfio-dirty/vfio-adapter";
+import type { DeviceStateReader } from "./device-state.ts";
 
 /** The part of the tracker's Tracker the loop uses. */
 export interface TrackerLike {
@@ -49,6 +50,11 @@ export interface TrackBackend {
   advance(ms: number, signal: AbortSignal): Promise<void>;
   /** Milliseconds since the backend was created, on the host's clock. */
   nowMs(): number;
+  /**
+   * The devices' migration data (MIG_DATA_SIZE, GET_PRECOPY_INFO), when asked for; its close()
+   * runs in the backend's close(), on every path.
+   */
+  readonly deviceState?: DeviceStateReader;
   /**
    * Stop-copy: stop the devices' DMA (STOP_COPY, workload plugins stopped). Returns a note for
    * each device that cannot be stopped. Later advance() calls only let time pass.

@@ -92,6 +92,16 @@ export async function runTrack(
     wall0 = wallNow();
     let last = t0;
     let stopCopy = false;
+    // Device state: advisory readings beside tracking, never part of the bitmaps. Its events
+    // are news as they happen, like the tracker's.
+    const ds = backend.deviceState;
+    const dsEvents = () => {
+      const fresh = ds?.takeEvents() ?? [];
+      events.push(...fresh);
+      if (fresh.length > 0) hooks.onEvents?.(fresh);
+    };
+    ds?.start(0);
+    dsEvents();
     for (;;) {
       const elapsed = backend.nowMs() - t0;
       if (elapsed >= opts.durationMs) break;
@@ -106,6 +116,9 @@ export async function runTrack(
       if (hooks.signal.aborted) interrupted = true;
       if (!stopCopy && opts.phaseSwitchMs !== null && backend.nowMs() - t0 >= opts.phaseSwitchMs) {
         const at = backend.nowMs() - t0;
+        // Pre-copy ends here: the stop-copy size while the device is still in PRE_COPY.
+        ds?.finish(at);
+        dsEvents();
         for (const note of backend.quiesce?.() ?? [])
           events.push({ tMs: at, kind: "not-quiesced", message: note });
         tracker.setPhase("stop-copy");
@@ -119,6 +132,8 @@ export async function runTrack(
         memory ??= r.perSection?.map((m) => ({ gpa: hex(m.iova), length: Number(m.length), kind: m.kind }));
       });
       const sample = samples.at(-1)!;
+      ds?.sample(sample.tMs);
+      dsEvents();
       hooks.onSample?.(sample, backend.nowMs() - t0, detail);
       const fresh = tracker.events.slice(seenEvents);
       seenEvents = tracker.events.length;
@@ -133,6 +148,10 @@ export async function runTrack(
       await yieldToEventLoop();
       if (hooks.signal.aborted) interrupted = true;
     }
+    // After the last sync, so the tracker never sees PRE_COPY -> RUNNING (it reads that as a reset).
+    ds?.finish(backend.nowMs() - t0);
+    ds?.close(backend.nowMs() - t0);
+    dsEvents();
     const wallMs = wallNow() - wall0;
     const truth = groundTruth(backend, reported, checkSize);
     // The tracker's own record, start-time degradations included (not only those of syncs).
@@ -176,6 +195,7 @@ export async function runTrack(
         columns,
         rows,
       },
+      ...(ds ? { deviceState: ds.section() } : {}),
     };
   } finally {
     reported?.free();
@@ -211,12 +231,23 @@ export function summaryLines(r: TrackReport): [string, string][] {
       `written ${g.pagesWritten}, reported ${g.pagesReported}, lost ${g.pagesLost}, over-report ${g.overReportRatio === null ? "n/a" : `${g.overReportRatio.toFixed(2)}x`}`,
     ]);
   }
+  for (const d of r.deviceState?.devices ?? []) lines.push([`device state ${d.device}`, deviceStateLine(d)]);
   const serious = r.events.filter((e) => e.kind !== "start-notes").length;
   if (serious) lines.push(["events", `${serious} (listed above; details in the report)`]);
   return lines;
 }
 
 // --- Internal helpers ---
+
+/** "stop-copy 64 MiB; PRE_COPY info v2: 5 readings, last initial 0 B dirty 1 MiB, 1 REINIT". */
+function deviceStateLine(d: NonNullable<TrackReport["deviceState"]>["devices"][number]): string {
+  const stop = `stop-copy ${d.stopCopyBytes === null ? "unknown (no MIG_DATA_SIZE)" : formatBytes(d.stopCopyBytes)}`;
+  if (d.precopyInfoVersion === null) return `${stop}; no PRE_COPY`;
+  const last = d.precopy.at(-1);
+  const reinits = d.precopyInfoVersion === 2 ? d.precopy.filter((p) => p.reinit).length : 0;
+  const readings = `${d.precopy.length} reading${d.precopy.length === 1 ? "" : "s"}`;
+  return `${stop}; PRE_COPY info v${d.precopyInfoVersion}: ${readings}${last ? `, last initial ${formatBytes(last.initialBytes)} dirty ${formatBytes(last.dirtyBytes)}` : ""}${reinits ? `, ${reinits} REINIT` : ""}`;
+}
 
 function syncCostLine(r: TrackReport): string {
   const c = r.syncCost;

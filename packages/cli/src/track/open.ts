@@ -23,6 +23,7 @@ import { loadWorkloadPlugin } from "../workloads/load.ts";
 import type { WorkloadSession, WrittenRange } from "../workloads/plugin.ts";
 import type { TrackBackend } from "./backend.ts";
 import { deviceAccess } from "./device-access.ts";
+import { DeviceStateReader } from "./device-state.ts";
 import { quiesceDevices } from "./quiesce.ts";
 
 export interface OpenTrackOptions {
@@ -35,6 +36,8 @@ export interface OpenTrackOptions {
   fast: boolean;
   /** QEMU's enable-migration, x-device-dirty-page-tracking, x-pre-copy-dirty-page-tracking. */
   qemu?: QemuOptions;
+  /** Read the devices' migration data (the report's deviceState); default false. */
+  deviceState?: boolean;
 }
 
 /** Real host: the DMA buffer the workload plugin's device writes (below edu's 256 MiB DMA mask). */
@@ -135,7 +138,11 @@ export async function openTrackBackend(choice: HostChoice, opts: OpenTrackOption
     let closed = false;
     let stopped: boolean | null = null;
     let quiesced = false;
+    // Pushed last, so it runs first: devices go back to RUNNING before their fds close.
+    const deviceState = opts.deviceState ? new DeviceStateReader(host, vfio.devices) : undefined;
+    if (deviceState) cleanups.push(() => deviceState.close());
     return {
+      ...(deviceState ? { deviceState } : {}),
       host,
       hostName: host.name,
       simulated: host.simulated,
