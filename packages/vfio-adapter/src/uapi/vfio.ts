@@ -33,6 +33,7 @@ import {
   U32_MAX,
 } from "./codec.ts";
 import { _IO } from "./ioctl.ts";
+import * as L from "./vfio-layouts.ts";
 
 // ---------------------------------------------------------------------------------------------
 // Constants
@@ -297,7 +298,7 @@ export function migStatePath(cur: number, target: number, migrationFlags: number
 // ---------------------------------------------------------------------------------------------
 // struct vfio_group_status
 
-export const SIZEOF_VFIO_GROUP_STATUS = 8;
+export const SIZEOF_VFIO_GROUP_STATUS = L.VFIO_GROUP_STATUS.size;
 export interface GroupStatus {
   /** Bytes the caller provides; encoders set it to the struct size. */
   argsz: number;
@@ -305,14 +306,10 @@ export interface GroupStatus {
   flags: number;
 }
 export function encodeGroupStatus(a: Partial<GroupStatus> = {}): Uint8Array {
-  const [b, v] = alloc(SIZEOF_VFIO_GROUP_STATUS);
-  putU32(v, 0, a.argsz ?? b.length, "argsz");
-  putU32(v, 4, a.flags ?? 0, "flags");
-  return b;
+  return L.VFIO_GROUP_STATUS.encode(a);
 }
 export function decodeGroupStatus(bytes: Uint8Array): GroupStatus {
-  const v = reader(bytes, SIZEOF_VFIO_GROUP_STATUS, "vfio_group_status");
-  return { argsz: getU32(v, 0), flags: getU32(v, 4) };
+  return L.VFIO_GROUP_STATUS.decode(bytes);
 }
 
 /** VFIO_GROUP_SET_CONTAINER reads an int (the container fd) through its pointer argument. */
@@ -344,7 +341,7 @@ export function decodeDeviceName(bytes: Uint8Array): string {
 // ---------------------------------------------------------------------------------------------
 // struct vfio_device_info
 
-export const SIZEOF_VFIO_DEVICE_INFO = 24;
+export const SIZEOF_VFIO_DEVICE_INFO = L.VFIO_DEVICE_INFO.size;
 export interface DeviceInfo {
   /** Bytes the caller provides; encoders set it to the struct size. */
   argsz: number;
@@ -358,29 +355,16 @@ export interface DeviceInfo {
   capOffset: number;
 }
 export function encodeDeviceInfo(a: Partial<DeviceInfo> = {}): Uint8Array {
-  const [b, v] = alloc(SIZEOF_VFIO_DEVICE_INFO);
-  putU32(v, 0, a.argsz ?? b.length, "argsz");
-  putU32(v, 4, a.flags ?? 0, "flags");
-  putU32(v, 8, a.numRegions ?? 0, "num_regions");
-  putU32(v, 12, a.numIrqs ?? 0, "num_irqs");
-  putU32(v, 16, a.capOffset ?? 0, "cap_offset"); // 20: pad
-  return b;
+  return L.VFIO_DEVICE_INFO.encode(a);
 }
 export function decodeDeviceInfo(bytes: Uint8Array): DeviceInfo {
-  const v = reader(bytes, SIZEOF_VFIO_DEVICE_INFO, "vfio_device_info");
-  return {
-    argsz: getU32(v, 0),
-    flags: getU32(v, 4),
-    numRegions: getU32(v, 8),
-    numIrqs: getU32(v, 12),
-    capOffset: getU32(v, 16),
-  };
+  return L.VFIO_DEVICE_INFO.decode(bytes);
 }
 
 // ---------------------------------------------------------------------------------------------
 // struct vfio_region_info
 
-export const SIZEOF_VFIO_REGION_INFO = 32;
+export const SIZEOF_VFIO_REGION_INFO = L.VFIO_REGION_INFO.size;
 export interface RegionInfo {
   /** Bytes the caller provides; encoders set it to the struct size. */
   argsz: number;
@@ -396,38 +380,23 @@ export interface RegionInfo {
   offset: bigint;
 }
 export function encodeRegionInfo(a: Partial<RegionInfo> & { index: number }): Uint8Array {
-  const [b, v] = alloc(SIZEOF_VFIO_REGION_INFO);
-  putU32(v, 0, a.argsz ?? b.length, "argsz");
-  putU32(v, 4, a.flags ?? 0, "flags");
-  putU32(v, 8, a.index, "index");
-  putU32(v, 12, a.capOffset ?? 0, "cap_offset");
-  putU64(v, 16, a.length ?? 0n, "size");
-  putU64(v, 24, a.offset ?? 0n, "offset");
-  return b;
+  return L.VFIO_REGION_INFO.encode(a);
 }
 export function decodeRegionInfo(bytes: Uint8Array): RegionInfo {
-  const v = reader(bytes, SIZEOF_VFIO_REGION_INFO, "vfio_region_info");
-  return {
-    argsz: getU32(v, 0),
-    flags: getU32(v, 4),
-    index: getU32(v, 8),
-    capOffset: getU32(v, 12),
-    length: getU64(v, 16),
-    offset: getU64(v, 24),
-  };
+  return L.VFIO_REGION_INFO.decode(bytes);
 }
 
 // ---------------------------------------------------------------------------------------------
 // struct vfio_iommu_type1_info and its capabilities
 
-export const SIZEOF_VFIO_IOMMU_TYPE1_INFO = 24;
+export const SIZEOF_VFIO_IOMMU_TYPE1_INFO = L.VFIO_IOMMU_TYPE1_INFO.size;
 /** Offset of cap_offset in struct vfio_iommu_type1_info (for fitInfoToArgsz). */
-export const VFIO_IOMMU_TYPE1_INFO_CAP_OFFSET_AT = 16;
-export const SIZEOF_VFIO_IOVA_RANGE = 16;
+export const VFIO_IOMMU_TYPE1_INFO_CAP_OFFSET_AT = L.VFIO_IOMMU_TYPE1_INFO.offsetOf("cap_offset");
+export const SIZEOF_VFIO_IOVA_RANGE = L.VFIO_IOVA_RANGE.size;
 /** sizeof(struct vfio_iommu_type1_info_cap_iova_range) without the flexible array. */
-export const SIZEOF_VFIO_IOMMU_TYPE1_INFO_CAP_IOVA_RANGE = 16;
-export const SIZEOF_VFIO_IOMMU_TYPE1_INFO_CAP_MIGRATION = 32;
-export const SIZEOF_VFIO_IOMMU_TYPE1_INFO_DMA_AVAIL = 12;
+export const SIZEOF_VFIO_IOMMU_TYPE1_INFO_CAP_IOVA_RANGE = L.VFIO_IOMMU_TYPE1_INFO_CAP_IOVA_RANGE.size;
+export const SIZEOF_VFIO_IOMMU_TYPE1_INFO_CAP_MIGRATION = L.VFIO_IOMMU_TYPE1_INFO_CAP_MIGRATION.size;
+export const SIZEOF_VFIO_IOMMU_TYPE1_INFO_DMA_AVAIL = L.VFIO_IOMMU_TYPE1_INFO_DMA_AVAIL.size;
 
 export interface IommuType1Info {
   /** Size the kernel filled, or (with VFIO_IOMMU_INFO_CAPS and cap_offset 0) the size it needs. */
@@ -483,8 +452,7 @@ export function encodeIommuType1InfoRequest(argsz: number = SIZEOF_VFIO_IOMMU_TY
 
 /** The fixed part. Accepts longer buffers (the chain follows). */
 export function decodeIommuType1Info(bytes: Uint8Array): IommuType1Info {
-  const v = reader(bytes, SIZEOF_VFIO_IOMMU_TYPE1_INFO, "vfio_iommu_type1_info");
-  return { argsz: getU32(v, 0), flags: getU32(v, 4), iovaPgsizes: getU64(v, 8), capOffset: getU32(v, 16) };
+  return L.VFIO_IOMMU_TYPE1_INFO.decode(bytes);
 }
 
 /**
@@ -518,7 +486,7 @@ export function decodeIommuType1InfoCaps(bytes: Uint8Array): IommuType1Caps {
     if (cap.id === VFIO_IOMMU_TYPE1_INFO_CAP_IOVA_RANGE) {
       const what = "vfio_iommu_type1_info_cap_iova_range";
       const v = capBody(filled, cap, SIZEOF_VFIO_IOMMU_TYPE1_INFO_CAP_IOVA_RANGE, what);
-      const nr = getU32(v, cap.offset + 8);
+      const nr = L.VFIO_IOMMU_TYPE1_INFO_CAP_IOVA_RANGE.decodeAt(v, cap.offset).nrIovas;
       capBody(
         filled,
         cap,
@@ -526,10 +494,9 @@ export function decodeIommuType1InfoCaps(bytes: Uint8Array): IommuType1Caps {
         `${what} (${nr} ranges)`,
       );
       caps.iovaRanges = [];
-      for (let i = 0; i < nr; i++) {
-        const at = cap.offset + SIZEOF_VFIO_IOMMU_TYPE1_INFO_CAP_IOVA_RANGE + i * SIZEOF_VFIO_IOVA_RANGE;
-        caps.iovaRanges.push({ start: getU64(v, at), end: getU64(v, at + 8) });
-      }
+      const first = cap.offset + L.VFIO_IOMMU_TYPE1_INFO_CAP_IOVA_RANGE.offsetOf("iova_ranges");
+      for (let i = 0; i < nr; i++)
+        caps.iovaRanges.push(L.VFIO_IOVA_RANGE.decodeAt(v, first + i * SIZEOF_VFIO_IOVA_RANGE));
     } else if (cap.id === VFIO_IOMMU_TYPE1_INFO_CAP_MIGRATION) {
       const v = capBody(
         filled,
@@ -537,11 +504,7 @@ export function decodeIommuType1InfoCaps(bytes: Uint8Array): IommuType1Caps {
         SIZEOF_VFIO_IOMMU_TYPE1_INFO_CAP_MIGRATION,
         "vfio_iommu_type1_info_cap_migration",
       );
-      caps.migration = {
-        flags: getU32(v, cap.offset + 8),
-        pgsizeBitmap: getU64(v, cap.offset + 16),
-        maxDirtyBitmapSize: getU64(v, cap.offset + 24),
-      };
+      caps.migration = L.VFIO_IOMMU_TYPE1_INFO_CAP_MIGRATION.decodeAt(v, cap.offset);
     } else if (cap.id === VFIO_IOMMU_TYPE1_INFO_DMA_AVAIL) {
       const v = capBody(
         filled,
@@ -549,7 +512,7 @@ export function decodeIommuType1InfoCaps(bytes: Uint8Array): IommuType1Caps {
         SIZEOF_VFIO_IOMMU_TYPE1_INFO_DMA_AVAIL,
         "vfio_iommu_type1_info_dma_avail",
       );
-      caps.dmaAvail = getU32(v, cap.offset + 8);
+      caps.dmaAvail = L.VFIO_IOMMU_TYPE1_INFO_DMA_AVAIL.decodeAt(v, cap.offset).avail;
     } else {
       caps.unknown.push(cap);
     }
@@ -573,35 +536,39 @@ export function encodeIommuType1Info(a: {
 }): Uint8Array {
   const specs: CapSpec[] = [];
   const c = a.caps ?? {};
-  if (c.migration) {
-    const [body, v] = alloc(SIZEOF_VFIO_IOMMU_TYPE1_INFO_CAP_MIGRATION - SIZEOF_VFIO_INFO_CAP_HEADER);
-    putU32(v, 0, c.migration.flags, "flags"); // 4: padding before the u64
-    putU64(v, 8, c.migration.pgsizeBitmap, "pgsize_bitmap");
-    putU64(v, 16, c.migration.maxDirtyBitmapSize, "max_dirty_bitmap_size");
-    specs.push({ id: VFIO_IOMMU_TYPE1_INFO_CAP_MIGRATION, version: 1, body });
-  }
-  if (c.dmaAvail !== undefined) {
-    const [body, v] = alloc(SIZEOF_VFIO_IOMMU_TYPE1_INFO_DMA_AVAIL - SIZEOF_VFIO_INFO_CAP_HEADER);
-    putU32(v, 0, c.dmaAvail, "avail");
-    specs.push({ id: VFIO_IOMMU_TYPE1_INFO_DMA_AVAIL, version: 1, body });
-  }
-  if (c.iovaRanges) {
-    const [body, v] = alloc(8 + c.iovaRanges.length * SIZEOF_VFIO_IOVA_RANGE);
-    putU32(v, 0, c.iovaRanges.length, "nr_iovas"); // 4: reserved
-    c.iovaRanges.forEach((r, i) => {
-      putU64(v, 8 + i * 16, r.start, "start");
-      putU64(v, 16 + i * 16, r.end, "end");
+  // Capability bodies are encoded whole and their header cut off: buildCapChain writes headers.
+  const body = (bytes: Uint8Array) => bytes.subarray(SIZEOF_VFIO_INFO_CAP_HEADER);
+  if (c.migration)
+    specs.push({
+      id: VFIO_IOMMU_TYPE1_INFO_CAP_MIGRATION,
+      version: 1,
+      body: body(L.VFIO_IOMMU_TYPE1_INFO_CAP_MIGRATION.encode(c.migration)),
     });
-    specs.push({ id: VFIO_IOMMU_TYPE1_INFO_CAP_IOVA_RANGE, version: 1, body });
+  if (c.dmaAvail !== undefined)
+    specs.push({
+      id: VFIO_IOMMU_TYPE1_INFO_DMA_AVAIL,
+      version: 1,
+      body: body(L.VFIO_IOMMU_TYPE1_INFO_DMA_AVAIL.encode({ avail: c.dmaAvail })),
+    });
+  if (c.iovaRanges) {
+    const cap = L.VFIO_IOMMU_TYPE1_INFO_CAP_IOVA_RANGE;
+    const [whole, v] = alloc(cap.size + c.iovaRanges.length * SIZEOF_VFIO_IOVA_RANGE);
+    cap.encodeInto(v, 0, { nrIovas: c.iovaRanges.length });
+    const first = cap.offsetOf("iova_ranges");
+    c.iovaRanges.forEach((r, i) => {
+      L.VFIO_IOVA_RANGE.encodeInto(v, first + i * SIZEOF_VFIO_IOVA_RANGE, r);
+    });
+    specs.push({ id: VFIO_IOMMU_TYPE1_INFO_CAP_IOVA_RANGE, version: 1, body: body(whole) });
   }
   specs.push(...(c.extra ?? []));
-  const [fixed, fv] = alloc(SIZEOF_VFIO_IOMMU_TYPE1_INFO);
-  putU64(fv, 8, a.iovaPgsizes, "iova_pgsizes");
+  const fixed = L.VFIO_IOMMU_TYPE1_INFO.encode({ iovaPgsizes: a.iovaPgsizes, argsz: 0 });
   const { bytes, first } = buildCapChain(fixed, specs, a.alignCaps ?? true);
-  const v = new DataView(bytes.buffer);
-  putU32(v, 0, bytes.length, "argsz");
-  putU32(v, 4, (a.flags ?? VFIO_IOMMU_INFO_PGSIZES) | (first ? VFIO_IOMMU_INFO_CAPS : 0), "flags");
-  putU32(v, 16, first, "cap_offset");
+  L.VFIO_IOMMU_TYPE1_INFO.encodeInto(new DataView(bytes.buffer), 0, {
+    argsz: bytes.length,
+    flags: (a.flags ?? VFIO_IOMMU_INFO_PGSIZES) | (first ? VFIO_IOMMU_INFO_CAPS : 0),
+    iovaPgsizes: a.iovaPgsizes,
+    capOffset: first,
+  });
   return bytes;
 }
 
