@@ -721,7 +721,7 @@ export function decodeDirtyBitmap(bytes: Uint8Array): DirtyBitmap {
 // ---------------------------------------------------------------------------------------------
 // struct vfio_device_feature (header) and the feature payloads in its data[]
 
-export const SIZEOF_VFIO_DEVICE_FEATURE = 8;
+export const SIZEOF_VFIO_DEVICE_FEATURE = L.VFIO_DEVICE_FEATURE.size;
 export interface DeviceFeature {
   /** Bytes the caller provides; encoders set it to the struct size. */
   argsz: number;
@@ -732,40 +732,33 @@ export interface DeviceFeature {
 }
 /** Header + payload, argsz = 8 + payload length. The kernel writes GET answers into the payload. */
 export function encodeDeviceFeature(flags: number, data: Uint8Array = new Uint8Array(0)): Uint8Array {
-  const [b, v] = alloc(SIZEOF_VFIO_DEVICE_FEATURE + data.byteLength);
-  putU32(v, 0, b.length, "argsz");
-  putU32(v, 4, flags, "flags");
-  b.set(data, SIZEOF_VFIO_DEVICE_FEATURE);
+  const b = L.VFIO_DEVICE_FEATURE.encode({ flags }, SIZEOF_VFIO_DEVICE_FEATURE + data.byteLength);
+  b.set(data, L.VFIO_DEVICE_FEATURE.offsetOf("data"));
   return b;
 }
 /** The payload is bytes [8, argsz); argsz beyond the buffer is an error. */
 export function decodeDeviceFeature(bytes: Uint8Array): DeviceFeature {
-  const v = reader(bytes, SIZEOF_VFIO_DEVICE_FEATURE, "vfio_device_feature");
-  const argsz = getU32(v, 0);
+  const { argsz, flags } = L.VFIO_DEVICE_FEATURE.decode(bytes);
   if (argsz < SIZEOF_VFIO_DEVICE_FEATURE || argsz > bytes.byteLength)
     throw new CodecError(`vfio_device_feature: argsz ${argsz} outside 8..${bytes.byteLength}`);
-  return { argsz, flags: getU32(v, 4), data: bytes.subarray(SIZEOF_VFIO_DEVICE_FEATURE, argsz) };
+  return { argsz, flags, data: bytes.subarray(L.VFIO_DEVICE_FEATURE.offsetOf("data"), argsz) };
 }
 
 /** struct vfio_device_feature_migration. */
-export const SIZEOF_VFIO_DEVICE_FEATURE_MIGRATION = 8;
+export const SIZEOF_VFIO_DEVICE_FEATURE_MIGRATION = L.VFIO_DEVICE_FEATURE_MIGRATION.size;
 export interface FeatureMigration {
   /** VFIO_MIGRATION_*. A u64 in the uAPI; the defined bits fit in a number. */
   flags: bigint;
 }
 export function encodeFeatureMigration(a: Partial<FeatureMigration> = {}): Uint8Array {
-  const [b, v] = alloc(SIZEOF_VFIO_DEVICE_FEATURE_MIGRATION);
-  putU64(v, 0, a.flags ?? 0n, "flags");
-  return b;
+  return L.VFIO_DEVICE_FEATURE_MIGRATION.encode(a);
 }
 export function decodeFeatureMigration(bytes: Uint8Array): FeatureMigration {
-  return {
-    flags: getU64(reader(bytes, SIZEOF_VFIO_DEVICE_FEATURE_MIGRATION, "vfio_device_feature_migration"), 0),
-  };
+  return L.VFIO_DEVICE_FEATURE_MIGRATION.decode(bytes);
 }
 
 /** struct vfio_device_feature_mig_state. */
-export const SIZEOF_VFIO_DEVICE_FEATURE_MIG_STATE = 8;
+export const SIZEOF_VFIO_DEVICE_FEATURE_MIG_STATE = L.VFIO_DEVICE_FEATURE_MIG_STATE.size;
 export interface FeatureMigState {
   /** enum vfio_device_mig_state. */
   deviceState: number;
@@ -773,18 +766,14 @@ export interface FeatureMigState {
   dataFd: number;
 }
 export function encodeFeatureMigState(a: Partial<FeatureMigState> = {}): Uint8Array {
-  const [b, v] = alloc(SIZEOF_VFIO_DEVICE_FEATURE_MIG_STATE);
-  putU32(v, 0, a.deviceState ?? 0, "device_state");
-  putS32(v, 4, a.dataFd ?? -1, "data_fd");
-  return b;
+  return L.VFIO_DEVICE_FEATURE_MIG_STATE.encode(a);
 }
 export function decodeFeatureMigState(bytes: Uint8Array): FeatureMigState {
-  const v = reader(bytes, SIZEOF_VFIO_DEVICE_FEATURE_MIG_STATE, "vfio_device_feature_mig_state");
-  return { deviceState: getU32(v, 0), dataFd: getS32(v, 4) };
+  return L.VFIO_DEVICE_FEATURE_MIG_STATE.decode(bytes);
 }
 
 /** struct vfio_device_feature_dma_logging_control. */
-export const SIZEOF_VFIO_DEVICE_FEATURE_DMA_LOGGING_CONTROL = 24;
+export const SIZEOF_VFIO_DEVICE_FEATURE_DMA_LOGGING_CONTROL = L.VFIO_DEVICE_FEATURE_DMA_LOGGING_CONTROL.size;
 export interface DmaLoggingControl {
   /** Tracking granularity hint in; the granularity the device chose out (kernel: page_size). */
   pageSize: bigint;
@@ -794,23 +783,14 @@ export interface DmaLoggingControl {
   ranges: bigint;
 }
 export function encodeDmaLoggingControl(a: DmaLoggingControl): Uint8Array {
-  const [b, v] = alloc(SIZEOF_VFIO_DEVICE_FEATURE_DMA_LOGGING_CONTROL);
-  putU64(v, 0, a.pageSize, "page_size");
-  putU32(v, 8, a.numRanges, "num_ranges"); // 12: __reserved
-  putU64(v, 16, a.ranges, "ranges");
-  return b;
+  return L.VFIO_DEVICE_FEATURE_DMA_LOGGING_CONTROL.encode(a);
 }
 export function decodeDmaLoggingControl(bytes: Uint8Array): DmaLoggingControl {
-  const v = reader(
-    bytes,
-    SIZEOF_VFIO_DEVICE_FEATURE_DMA_LOGGING_CONTROL,
-    "vfio_device_feature_dma_logging_control",
-  );
-  return { pageSize: getU64(v, 0), numRanges: getU32(v, 8), ranges: getU64(v, 16) };
+  return L.VFIO_DEVICE_FEATURE_DMA_LOGGING_CONTROL.decode(bytes);
 }
 
 /** struct vfio_device_feature_dma_logging_range. */
-export const SIZEOF_VFIO_DEVICE_FEATURE_DMA_LOGGING_RANGE = 16;
+export const SIZEOF_VFIO_DEVICE_FEATURE_DMA_LOGGING_RANGE = L.VFIO_DEVICE_FEATURE_DMA_LOGGING_RANGE.size;
 export interface DmaLoggingRange {
   /** First IOVA of the range. */
   iova: bigint;
@@ -819,10 +799,10 @@ export interface DmaLoggingRange {
 }
 /** The ranges array the control struct points to. */
 export function encodeDmaLoggingRanges(ranges: readonly DmaLoggingRange[]): Uint8Array {
-  const [b, v] = alloc(ranges.length * SIZEOF_VFIO_DEVICE_FEATURE_DMA_LOGGING_RANGE);
+  const range = L.VFIO_DEVICE_FEATURE_DMA_LOGGING_RANGE;
+  const [b, v] = alloc(ranges.length * range.size);
   ranges.forEach((r, i) => {
-    putU64(v, i * 16, r.iova, `ranges[${i}].iova`);
-    putU64(v, i * 16 + 8, r.length, `ranges[${i}].length`);
+    range.encodeInto(v, i * range.size, r, `ranges[${i}].`);
   });
   return b;
 }
@@ -832,14 +812,12 @@ export function decodeDmaLoggingRanges(bytes: Uint8Array, numRanges: number): Dm
     numRanges * SIZEOF_VFIO_DEVICE_FEATURE_DMA_LOGGING_RANGE,
     "vfio_device_feature_dma_logging_range[]",
   );
-  return Array.from({ length: numRanges }, (_, i) => ({
-    iova: getU64(v, i * 16),
-    length: getU64(v, i * 16 + 8),
-  }));
+  const range = L.VFIO_DEVICE_FEATURE_DMA_LOGGING_RANGE;
+  return Array.from({ length: numRanges }, (_, i) => range.decodeAt(v, i * range.size));
 }
 
 /** struct vfio_device_feature_dma_logging_report. */
-export const SIZEOF_VFIO_DEVICE_FEATURE_DMA_LOGGING_REPORT = 32;
+export const SIZEOF_VFIO_DEVICE_FEATURE_DMA_LOGGING_REPORT = L.VFIO_DEVICE_FEATURE_DMA_LOGGING_REPORT.size;
 export interface DmaLoggingReport {
   /** First IOVA of the range. */
   iova: bigint;
@@ -851,46 +829,29 @@ export interface DmaLoggingReport {
   bitmap: bigint;
 }
 export function encodeDmaLoggingReport(a: DmaLoggingReport): Uint8Array {
-  const [b, v] = alloc(SIZEOF_VFIO_DEVICE_FEATURE_DMA_LOGGING_REPORT);
-  putU64(v, 0, a.iova, "iova");
-  putU64(v, 8, a.length, "length");
-  putU64(v, 16, a.pageSize, "page_size");
-  putU64(v, 24, a.bitmap, "bitmap");
-  return b;
+  return L.VFIO_DEVICE_FEATURE_DMA_LOGGING_REPORT.encode(a);
 }
 export function decodeDmaLoggingReport(bytes: Uint8Array): DmaLoggingReport {
-  const v = reader(
-    bytes,
-    SIZEOF_VFIO_DEVICE_FEATURE_DMA_LOGGING_REPORT,
-    "vfio_device_feature_dma_logging_report",
-  );
-  return { iova: getU64(v, 0), length: getU64(v, 8), pageSize: getU64(v, 16), bitmap: getU64(v, 24) };
+  return L.VFIO_DEVICE_FEATURE_DMA_LOGGING_REPORT.decode(bytes);
 }
 
 /** struct vfio_device_feature_mig_data_size (Linux 6.2+). */
-export const SIZEOF_VFIO_DEVICE_FEATURE_MIG_DATA_SIZE = 8;
+export const SIZEOF_VFIO_DEVICE_FEATURE_MIG_DATA_SIZE = L.VFIO_DEVICE_FEATURE_MIG_DATA_SIZE.size;
 export interface FeatureMigDataSize {
   /** Estimated bytes the STOP_COPY phase will transfer. */
   stopCopyLength: bigint;
 }
 export function encodeFeatureMigDataSize(a: Partial<FeatureMigDataSize> = {}): Uint8Array {
-  const [b, v] = alloc(SIZEOF_VFIO_DEVICE_FEATURE_MIG_DATA_SIZE);
-  putU64(v, 0, a.stopCopyLength ?? 0n, "stop_copy_length");
-  return b;
+  return L.VFIO_DEVICE_FEATURE_MIG_DATA_SIZE.encode(a);
 }
 export function decodeFeatureMigDataSize(bytes: Uint8Array): FeatureMigDataSize {
-  return {
-    stopCopyLength: getU64(
-      reader(bytes, SIZEOF_VFIO_DEVICE_FEATURE_MIG_DATA_SIZE, "vfio_device_feature_mig_data_size"),
-      0,
-    ),
-  };
+  return L.VFIO_DEVICE_FEATURE_MIG_DATA_SIZE.decode(bytes);
 }
 
 // ---------------------------------------------------------------------------------------------
 // struct vfio_precopy_info (VFIO_MIG_GET_PRECOPY_INFO on the migration data fd, Linux 6.2+)
 
-export const SIZEOF_VFIO_PRECOPY_INFO = 24;
+export const SIZEOF_VFIO_PRECOPY_INFO = L.VFIO_PRECOPY_INFO.size;
 /**
  * vfio_precopy_info.flags output, Linux 7.1+, only after the MIG_PRECOPY_INFOv2 opt-in: new
  * initial data is on the stream; `initialBytes` starts over (it may be larger than before) and
@@ -911,16 +872,10 @@ export interface PrecopyInfo {
   dirtyBytes: bigint;
 }
 export function encodePrecopyInfo(a: Partial<PrecopyInfo> = {}): Uint8Array {
-  const [b, v] = alloc(SIZEOF_VFIO_PRECOPY_INFO);
-  putU32(v, 0, a.argsz ?? b.length, "argsz");
-  putU32(v, 4, a.flags ?? 0, "flags");
-  putU64(v, 8, a.initialBytes ?? 0n, "initial_bytes");
-  putU64(v, 16, a.dirtyBytes ?? 0n, "dirty_bytes");
-  return b;
+  return L.VFIO_PRECOPY_INFO.encode(a);
 }
 export function decodePrecopyInfo(bytes: Uint8Array): PrecopyInfo {
-  const v = reader(bytes, SIZEOF_VFIO_PRECOPY_INFO, "vfio_precopy_info");
-  return { argsz: getU32(v, 0), flags: getU32(v, 4), initialBytes: getU64(v, 8), dirtyBytes: getU64(v, 16) };
+  return L.VFIO_PRECOPY_INFO.decode(bytes);
 }
 
 // ---------------------------------------------------------------------------------------------
