@@ -76,7 +76,10 @@ export interface StructLayout<T> {
   sizeAt(v: KernelVersion): number;
   /** The offset of member `c`. */
   offsetOf(c: string): number;
-  /** A new buffer of `size` bytes (or `length`, for a struct with a tail) holding `a`. */
+  /**
+   * A new buffer of `size` bytes holding `a`; a longer `length` leaves room for a tail, a shorter
+   * one gives an older form of the struct without the members that do not fit.
+   */
   encode(a: Partial<T>, length?: number): Uint8Array;
   /** Writes `a` at `at`; `prefix` names the member in errors ("bitmap."). */
   encodeInto(v: DataView, at: number, a: Partial<T>, prefix?: string, length?: number): void;
@@ -147,7 +150,9 @@ export function defineStruct<T extends object>(
       return b;
     },
     encodeInto: (v, at, a, prefix = "", length = size) => {
-      for (const m of members) writeMember(v, at, m, a as Record<string, unknown>, prefix, length);
+      // A shorter length is an older, shorter form of the struct: members past it are not written.
+      for (const m of members)
+        if (m.offset + m.width <= length) writeMember(v, at, m, a as Record<string, unknown>, prefix, length);
     },
     decode: (bytes, what = name) => layout.decodeAt(reader(bytes, size, what), 0),
     decodeAt: (v, at, limit = size) => {

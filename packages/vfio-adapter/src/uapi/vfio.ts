@@ -20,19 +20,9 @@ import {
   SIZEOF_VFIO_INFO_CAP_HEADER,
   walkCapChain,
 } from "./cap-chain.ts";
-import {
-  alloc,
-  CodecError,
-  getS32,
-  getU32,
-  getU64,
-  putS32,
-  putU32,
-  putU64,
-  reader,
-  U32_MAX,
-} from "./codec.ts";
+import { alloc, CodecError, getS32, putS32, putU32, reader, U32_MAX } from "./codec.ts";
 import { _IO } from "./ioctl.ts";
+import type { KernelVersion, StructLayout } from "./struct.ts";
 import * as L from "./vfio-layouts.ts";
 
 // ---------------------------------------------------------------------------------------------
@@ -446,7 +436,7 @@ export interface IommuType1Caps {
 export function encodeIommuType1InfoRequest(argsz: number = SIZEOF_VFIO_IOMMU_TYPE1_INFO): Uint8Array {
   if (argsz < SIZEOF_VFIO_IOMMU_TYPE1_INFO) throw new CodecError(`argsz ${argsz} is below the struct size`);
   const [b, v] = alloc(argsz);
-  putU32(v, 0, argsz, "argsz");
+  putU32(v, L.VFIO_IOMMU_TYPE1_INFO.offsetOf("argsz"), argsz, "argsz");
   return b;
 }
 
@@ -575,7 +565,7 @@ export function encodeIommuType1Info(a: {
 // ---------------------------------------------------------------------------------------------
 // struct vfio_iommu_type1_dma_map
 
-export const SIZEOF_VFIO_IOMMU_TYPE1_DMA_MAP = 32;
+export const SIZEOF_VFIO_IOMMU_TYPE1_DMA_MAP = L.VFIO_IOMMU_TYPE1_DMA_MAP.size;
 export interface DmaMap {
   /** Bytes the caller provides; encoders set it to the struct size. */
   argsz: number;
@@ -589,29 +579,16 @@ export interface DmaMap {
   length: bigint;
 }
 export function encodeDmaMap(a: Omit<DmaMap, "argsz"> & { argsz?: number }): Uint8Array {
-  const [b, v] = alloc(SIZEOF_VFIO_IOMMU_TYPE1_DMA_MAP);
-  putU32(v, 0, a.argsz ?? b.length, "argsz");
-  putU32(v, 4, a.flags, "flags");
-  putU64(v, 8, a.vaddr, "vaddr");
-  putU64(v, 16, a.iova, "iova");
-  putU64(v, 24, a.length, "size");
-  return b;
+  return L.VFIO_IOMMU_TYPE1_DMA_MAP.encode(a);
 }
 export function decodeDmaMap(bytes: Uint8Array): DmaMap {
-  const v = reader(bytes, SIZEOF_VFIO_IOMMU_TYPE1_DMA_MAP, "vfio_iommu_type1_dma_map");
-  return {
-    argsz: getU32(v, 0),
-    flags: getU32(v, 4),
-    vaddr: getU64(v, 8),
-    iova: getU64(v, 16),
-    length: getU64(v, 24),
-  };
+  return L.VFIO_IOMMU_TYPE1_DMA_MAP.decode(bytes);
 }
 
 // ---------------------------------------------------------------------------------------------
 // struct vfio_bitmap (inside dma_unmap and dirty_bitmap_get)
 
-export const SIZEOF_VFIO_BITMAP = 24;
+export const SIZEOF_VFIO_BITMAP = L.VFIO_BITMAP.size;
 export interface VfioBitmap {
   /** Bytes of IOVA per bit (kernel: pgsize). */
   pageSize: bigint;
@@ -620,19 +597,11 @@ export interface VfioBitmap {
   /** Address of the zeroed bitmap memory, u64 words. */
   data: bigint;
 }
-function putBitmap(v: DataView, at: number, bm: VfioBitmap): void {
-  putU64(v, at, bm.pageSize, "bitmap.pgsize");
-  putU64(v, at + 8, bm.bitmapLength, "bitmap.size");
-  putU64(v, at + 16, bm.data, "bitmap.data");
-}
-function getBitmap(v: DataView, at: number): VfioBitmap {
-  return { pageSize: getU64(v, at), bitmapLength: getU64(v, at + 8), data: getU64(v, at + 16) };
-}
 
 // ---------------------------------------------------------------------------------------------
 // struct vfio_iommu_type1_dma_unmap (+ trailing struct vfio_bitmap with GET_DIRTY_BITMAP)
 
-export const SIZEOF_VFIO_IOMMU_TYPE1_DMA_UNMAP = 24;
+export const SIZEOF_VFIO_IOMMU_TYPE1_DMA_UNMAP = L.VFIO_IOMMU_TYPE1_DMA_UNMAP.size;
 /** The unmap struct followed by the vfio_bitmap its data[] carries with GET_DIRTY_BITMAP. */
 export const SIZEOF_VFIO_IOMMU_TYPE1_DMA_UNMAP_WITH_BITMAP =
   SIZEOF_VFIO_IOMMU_TYPE1_DMA_UNMAP + SIZEOF_VFIO_BITMAP;
@@ -651,23 +620,23 @@ export interface DmaUnmap {
 /** argsz is 24, or 48 when a bitmap is given (the bitmap lives in data[]). */
 export function encodeDmaUnmap(a: Omit<DmaUnmap, "argsz"> & { argsz?: number }): Uint8Array {
   const total = a.bitmap ? SIZEOF_VFIO_IOMMU_TYPE1_DMA_UNMAP_WITH_BITMAP : SIZEOF_VFIO_IOMMU_TYPE1_DMA_UNMAP;
-  const [b, v] = alloc(total);
-  putU32(v, 0, a.argsz ?? total, "argsz");
-  putU32(v, 4, a.flags, "flags");
-  putU64(v, 8, a.iova, "iova");
-  putU64(v, 16, a.length, "size");
-  if (a.bitmap) putBitmap(v, 24, a.bitmap);
+  const b = L.VFIO_IOMMU_TYPE1_DMA_UNMAP.encode(a, total);
+  const data = L.VFIO_IOMMU_TYPE1_DMA_UNMAP.offsetOf("data");
+  if (a.bitmap) L.VFIO_BITMAP.encodeInto(new DataView(b.buffer), data, a.bitmap, "bitmap.");
   return b;
 }
 export function decodeDmaUnmap(bytes: Uint8Array): DmaUnmap {
-  const v = reader(bytes, SIZEOF_VFIO_IOMMU_TYPE1_DMA_UNMAP, "vfio_iommu_type1_dma_unmap");
-  const u: DmaUnmap = { argsz: getU32(v, 0), flags: getU32(v, 4), iova: getU64(v, 8), length: getU64(v, 16) };
+  const u = L.VFIO_IOMMU_TYPE1_DMA_UNMAP.decode(bytes);
   if (
     u.flags & VFIO_DMA_UNMAP_FLAG_GET_DIRTY_BITMAP &&
     u.argsz >= SIZEOF_VFIO_IOMMU_TYPE1_DMA_UNMAP_WITH_BITMAP
   ) {
-    reader(bytes, SIZEOF_VFIO_IOMMU_TYPE1_DMA_UNMAP_WITH_BITMAP, "vfio_iommu_type1_dma_unmap + vfio_bitmap");
-    u.bitmap = getBitmap(v, 24);
+    const v = reader(
+      bytes,
+      SIZEOF_VFIO_IOMMU_TYPE1_DMA_UNMAP_WITH_BITMAP,
+      "vfio_iommu_type1_dma_unmap + vfio_bitmap",
+    );
+    u.bitmap = L.VFIO_BITMAP.decodeAt(v, L.VFIO_IOMMU_TYPE1_DMA_UNMAP.offsetOf("data"));
   }
   return u;
 }
@@ -675,8 +644,8 @@ export function decodeDmaUnmap(bytes: Uint8Array): DmaUnmap {
 // ---------------------------------------------------------------------------------------------
 // struct vfio_iommu_type1_dirty_bitmap (+ struct vfio_iommu_type1_dirty_bitmap_get for GET_BITMAP)
 
-export const SIZEOF_VFIO_IOMMU_TYPE1_DIRTY_BITMAP = 8;
-export const SIZEOF_VFIO_IOMMU_TYPE1_DIRTY_BITMAP_GET = 40;
+export const SIZEOF_VFIO_IOMMU_TYPE1_DIRTY_BITMAP = L.VFIO_IOMMU_TYPE1_DIRTY_BITMAP.size;
+export const SIZEOF_VFIO_IOMMU_TYPE1_DIRTY_BITMAP_GET = L.VFIO_IOMMU_TYPE1_DIRTY_BITMAP_GET.size;
 export const SIZEOF_VFIO_IOMMU_TYPE1_DIRTY_BITMAP_WITH_GET =
   SIZEOF_VFIO_IOMMU_TYPE1_DIRTY_BITMAP + SIZEOF_VFIO_IOMMU_TYPE1_DIRTY_BITMAP_GET;
 export interface DirtyBitmapGet {
@@ -698,22 +667,20 @@ export interface DirtyBitmap {
 /** START / STOP: 8 bytes. GET_BITMAP: 48 bytes, argsz covering the get struct but not the bitmap memory. */
 export function encodeDirtyBitmap(a: Omit<DirtyBitmap, "argsz"> & { argsz?: number }): Uint8Array {
   const total = a.get ? SIZEOF_VFIO_IOMMU_TYPE1_DIRTY_BITMAP_WITH_GET : SIZEOF_VFIO_IOMMU_TYPE1_DIRTY_BITMAP;
-  const [b, v] = alloc(total);
-  putU32(v, 0, a.argsz ?? total, "argsz");
-  putU32(v, 4, a.flags, "flags");
-  if (a.get) {
-    putU64(v, 8, a.get.iova, "iova");
-    putU64(v, 16, a.get.length, "size");
-    putBitmap(v, 24, a.get.bitmap);
-  }
+  const b = L.VFIO_IOMMU_TYPE1_DIRTY_BITMAP.encode(a, total);
+  const data = L.VFIO_IOMMU_TYPE1_DIRTY_BITMAP.offsetOf("data");
+  if (a.get) L.VFIO_IOMMU_TYPE1_DIRTY_BITMAP_GET.encodeInto(new DataView(b.buffer), data, a.get);
   return b;
 }
 export function decodeDirtyBitmap(bytes: Uint8Array): DirtyBitmap {
-  const v = reader(bytes, SIZEOF_VFIO_IOMMU_TYPE1_DIRTY_BITMAP, "vfio_iommu_type1_dirty_bitmap");
-  const d: DirtyBitmap = { argsz: getU32(v, 0), flags: getU32(v, 4) };
+  const d = L.VFIO_IOMMU_TYPE1_DIRTY_BITMAP.decode(bytes);
   if (d.flags & VFIO_IOMMU_DIRTY_PAGES_FLAG_GET_BITMAP) {
-    reader(bytes, SIZEOF_VFIO_IOMMU_TYPE1_DIRTY_BITMAP_WITH_GET, "vfio_iommu_type1_dirty_bitmap + _get");
-    d.get = { iova: getU64(v, 8), length: getU64(v, 16), bitmap: getBitmap(v, 24) };
+    const v = reader(
+      bytes,
+      SIZEOF_VFIO_IOMMU_TYPE1_DIRTY_BITMAP_WITH_GET,
+      "vfio_iommu_type1_dirty_bitmap + _get",
+    );
+    d.get = L.VFIO_IOMMU_TYPE1_DIRTY_BITMAP_GET.decodeAt(v, L.VFIO_IOMMU_TYPE1_DIRTY_BITMAP.offsetOf("data"));
   }
   return d;
 }
@@ -882,9 +849,9 @@ export function decodePrecopyInfo(bytes: Uint8Array): PrecopyInfo {
 // struct vfio_device_bind_iommufd (cdev, Linux 6.6+; token_uuid_ptr Linux 6.17+)
 
 /** The 6.6 form: argsz, flags, iommufd, out_devid. */
-export const SIZEOF_VFIO_DEVICE_BIND_IOMMUFD_V1 = 16;
+export const SIZEOF_VFIO_DEVICE_BIND_IOMMUFD_V1 = L.VFIO_DEVICE_BIND_IOMMUFD.sizeAt([6, 6]);
 /** The 6.17 form, adding token_uuid_ptr. Older kernels accept it when flags is 0. */
-export const SIZEOF_VFIO_DEVICE_BIND_IOMMUFD = 24;
+export const SIZEOF_VFIO_DEVICE_BIND_IOMMUFD = L.VFIO_DEVICE_BIND_IOMMUFD.size;
 export interface BindIommufd {
   /** Bytes the caller provides; encoders set it to the struct size. */
   argsz: number;
@@ -904,32 +871,17 @@ export function encodeBindIommufd(
 ): Uint8Array {
   if (form === 16 && (a.tokenUuidPtr !== undefined || (a.flags ?? 0) & VFIO_DEVICE_BIND_FLAG_TOKEN))
     throw new CodecError("the 16-byte vfio_device_bind_iommufd has no token_uuid_ptr");
-  const [b, v] = alloc(form);
-  putU32(v, 0, a.argsz ?? form, "argsz");
-  putU32(v, 4, a.flags ?? 0, "flags");
-  putS32(v, 8, a.iommufd, "iommufd");
-  putU32(v, 12, a.outDevid ?? 0, "out_devid");
-  if (form === 24) putU64(v, 16, a.tokenUuidPtr ?? 0n, "token_uuid_ptr");
-  return b;
+  return L.VFIO_DEVICE_BIND_IOMMUFD.encode(a, form);
 }
 /** Reads token_uuid_ptr only when argsz and the buffer cover it. */
 export function decodeBindIommufd(bytes: Uint8Array): BindIommufd {
-  const v = reader(bytes, SIZEOF_VFIO_DEVICE_BIND_IOMMUFD_V1, "vfio_device_bind_iommufd");
-  const r: BindIommufd = {
-    argsz: getU32(v, 0),
-    flags: getU32(v, 4),
-    iommufd: getS32(v, 8),
-    outDevid: getU32(v, 12),
-  };
-  if (r.argsz >= SIZEOF_VFIO_DEVICE_BIND_IOMMUFD && bytes.byteLength >= SIZEOF_VFIO_DEVICE_BIND_IOMMUFD)
-    r.tokenUuidPtr = getU64(v, 16);
-  return r;
+  return decodeGrown(L.VFIO_DEVICE_BIND_IOMMUFD, bytes, [6, 6], {});
 }
 
 // ---------------------------------------------------------------------------------------------
 // struct vfio_device_attach_iommufd_pt / vfio_device_detach_iommufd_pt (cdev, Linux 6.6+; pasid 6.13+)
 
-export const SIZEOF_VFIO_DEVICE_ATTACH_IOMMUFD_PT = 16;
+export const SIZEOF_VFIO_DEVICE_ATTACH_IOMMUFD_PT = L.VFIO_DEVICE_ATTACH_IOMMUFD_PT.size;
 export interface AttachIommufdPt {
   /** Bytes the caller provides; encoders set it to the struct size. */
   argsz: number;
@@ -950,22 +902,14 @@ export function encodeAttachIommufdPt(a: {
   pasid?: number;
   argsz?: number;
 }): Uint8Array {
-  const [b, v] = alloc(SIZEOF_VFIO_DEVICE_ATTACH_IOMMUFD_PT);
-  putU32(v, 0, a.argsz ?? b.length, "argsz");
-  putU32(v, 4, a.flags ?? 0, "flags");
-  putU32(v, 8, a.ptId, "pt_id");
-  putU32(v, 12, a.pasid ?? 0, "pasid");
-  return b;
+  return L.VFIO_DEVICE_ATTACH_IOMMUFD_PT.encode(a);
 }
 /** The 12-byte pre-6.13 form decodes with pasid 0. */
 export function decodeAttachIommufdPt(bytes: Uint8Array): AttachIommufdPt {
-  const v = reader(bytes, 12, "vfio_device_attach_iommufd_pt");
-  const argsz = getU32(v, 0);
-  const pasid = argsz >= 16 && bytes.byteLength >= 16 ? getU32(v, 12) : 0;
-  return { argsz, flags: getU32(v, 4), ptId: getU32(v, 8), pasid };
+  return decodeGrown(L.VFIO_DEVICE_ATTACH_IOMMUFD_PT, bytes, [6, 6], { pasid: 0 });
 }
 
-export const SIZEOF_VFIO_DEVICE_DETACH_IOMMUFD_PT = 12;
+export const SIZEOF_VFIO_DEVICE_DETACH_IOMMUFD_PT = L.VFIO_DEVICE_DETACH_IOMMUFD_PT.size;
 export interface DetachIommufdPt {
   /** Bytes the caller provides; encoders set it to the struct size. */
   argsz: number;
@@ -977,21 +921,29 @@ export interface DetachIommufdPt {
 export function encodeDetachIommufdPt(
   a: { flags?: number; pasid?: number; argsz?: number } = {},
 ): Uint8Array {
-  const [b, v] = alloc(SIZEOF_VFIO_DEVICE_DETACH_IOMMUFD_PT);
-  putU32(v, 0, a.argsz ?? b.length, "argsz");
-  putU32(v, 4, a.flags ?? 0, "flags");
-  putU32(v, 8, a.pasid ?? 0, "pasid");
-  return b;
+  return L.VFIO_DEVICE_DETACH_IOMMUFD_PT.encode(a);
 }
 /** The 8-byte pre-6.13 form decodes with pasid 0. */
 export function decodeDetachIommufdPt(bytes: Uint8Array): DetachIommufdPt {
-  const v = reader(bytes, 8, "vfio_device_detach_iommufd_pt");
-  const argsz = getU32(v, 0);
-  const pasid = argsz >= 12 && bytes.byteLength >= 12 ? getU32(v, 8) : 0;
-  return { argsz, flags: getU32(v, 4), pasid };
+  return decodeGrown(L.VFIO_DEVICE_DETACH_IOMMUFD_PT, bytes, [6, 6], { pasid: 0 });
 }
 
 // --- Internal helpers ---
+
+/**
+ * A struct that grew since kernel `oldest`: the buffer must hold the oldest form; newer members are
+ * read only when both argsz and the buffer cover them, else they take `absent`.
+ */
+function decodeGrown<T extends { argsz: number }>(
+  layout: StructLayout<T>,
+  bytes: Uint8Array,
+  oldest: KernelVersion,
+  absent: Partial<T>,
+): T {
+  const v = reader(bytes, layout.sizeAt(oldest), layout.name);
+  const covered = Math.min(layout.decodeAt(v, 0, 4).argsz, bytes.byteLength);
+  return { ...absent, ...layout.decodeAt(v, 0, Math.max(layout.sizeAt(oldest), covered)) };
+}
 
 function buildFsmTable(): number[][] {
   const [E, S, R, SC, RS, RP, PC, PCP] = [0, 1, 2, 3, 4, 5, 6, 7] as const;
