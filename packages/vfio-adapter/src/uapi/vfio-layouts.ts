@@ -93,7 +93,8 @@ export const VFIO_IOMMU_TYPE1_INFO = defineStruct<IommuType1Info>("vfio_iommu_ty
   u32("flags", "flags", zero),
   u64("iova_pgsizes", "iovaPgsizes"),
   u32("cap_offset", "capOffset", zero),
-  reserved("pad", "u32"),
+  // Implicit padding in 6.1's header; a named member later. sizeof is 24 either way.
+  reserved("pad", "u32", { since: V6_12 }),
 ]);
 
 export const VFIO_IOVA_RANGE = defineStruct<VfioIovaRange>("vfio_iova_range", "vfio", 16, [
