@@ -12,10 +12,11 @@
 //   const caps = walkCapChain(bytes.subarray(0, info.argsz), info.capOffset, SIZEOF_VFIO_IOMMU_TYPE1_INFO, "vfio_iommu_type1_info");
 //   for (const c of caps) if (c.id === VFIO_IOMMU_TYPE1_INFO_CAP_MIGRATION) decode(bytes, c.offset);
 
-import { alloc, CodecError, getU16, getU32, putU16, putU32, reader } from "./codec.ts";
+import { alloc, CodecError, getU32, putU32, reader } from "./codec.ts";
+import { VFIO_INFO_CAP_HEADER } from "./vfio-layouts.ts";
 
 /** sizeof(struct vfio_info_cap_header). */
-export const SIZEOF_VFIO_INFO_CAP_HEADER = 8;
+export const SIZEOF_VFIO_INFO_CAP_HEADER = VFIO_INFO_CAP_HEADER.size;
 
 /** One capability found in a chain. */
 export interface CapHeader {
@@ -55,12 +56,8 @@ export function walkCapChain(
         `${struct}: capability at offset ${offset} runs past the ${bytes.byteLength}-byte buffer`,
       );
     seen.add(offset);
-    const cap = {
-      id: getU16(v, offset),
-      version: getU16(v, offset + 2),
-      offset,
-      next: getU32(v, offset + 4),
-    };
+    const { id, version, next } = VFIO_INFO_CAP_HEADER.decodeAt(v, offset);
+    const cap = { id, version, offset, next };
     caps.push(cap);
     offset = cap.next;
   }
@@ -112,9 +109,12 @@ export function buildCapChain(
   b.set(fixed, 0);
   caps.forEach((c, i) => {
     const at = offsets[i]!;
-    putU16(v, at, c.id, "cap id");
-    putU16(v, at + 2, c.version, "cap version");
-    putU32(v, at + 4, offsets[i + 1] ?? 0, "cap next");
+    VFIO_INFO_CAP_HEADER.encodeInto(
+      v,
+      at,
+      { id: c.id, version: c.version, next: offsets[i + 1] ?? 0 },
+      "cap ",
+    );
     b.set(c.body, at + SIZEOF_VFIO_INFO_CAP_HEADER);
   });
   return { bytes: b, first: offsets[0] ?? 0 };

@@ -10,8 +10,9 @@
 //
 // Field names: kernel names in camelCase; `page_size` is `pageSize`.
 
-import { alloc, CodecError, getU32, getU64, putU32, putU64, reader } from "./codec.ts";
+import { alloc, reader } from "./codec.ts";
 import { _IO } from "./ioctl.ts";
+import * as L from "./iommufd-layouts.ts";
 
 /** ioctl type byte ';' (shared with VFIO) and the first iommufd nr. */
 export const IOMMUFD_TYPE = 0x3b;
@@ -76,7 +77,7 @@ export const IOMMU_HWPT_GET_DIRTY_BITMAP_NO_CLEAR = 1;
 // ---------------------------------------------------------------------------------------------
 // struct iommu_destroy
 
-export const SIZEOF_IOMMU_DESTROY = 8;
+export const SIZEOF_IOMMU_DESTROY = L.IOMMU_DESTROY.size;
 export interface IommuDestroy {
   /** sizeof the struct as the caller sends it; encoders set it to the struct size. */
   size: number;
@@ -84,20 +85,16 @@ export interface IommuDestroy {
   id: number;
 }
 export function encodeIommuDestroy(a: { id: number; size?: number }): Uint8Array {
-  const [b, v] = alloc(SIZEOF_IOMMU_DESTROY);
-  putU32(v, 0, a.size ?? b.length, "size");
-  putU32(v, 4, a.id, "id");
-  return b;
+  return L.IOMMU_DESTROY.encode(a);
 }
 export function decodeIommuDestroy(bytes: Uint8Array): IommuDestroy {
-  const v = reader(bytes, SIZEOF_IOMMU_DESTROY, "iommu_destroy");
-  return { size: getU32(v, 0), id: getU32(v, 4) };
+  return L.IOMMU_DESTROY.decode(bytes);
 }
 
 // ---------------------------------------------------------------------------------------------
 // struct iommu_ioas_alloc
 
-export const SIZEOF_IOMMU_IOAS_ALLOC = 12;
+export const SIZEOF_IOMMU_IOAS_ALLOC = L.IOMMU_IOAS_ALLOC.size;
 export interface IoasAlloc {
   /** sizeof the struct as the caller sends it; encoders set it to the struct size. */
   size: number;
@@ -107,21 +104,16 @@ export interface IoasAlloc {
   outIoasId: number;
 }
 export function encodeIoasAlloc(a: Partial<IoasAlloc> = {}): Uint8Array {
-  const [b, v] = alloc(SIZEOF_IOMMU_IOAS_ALLOC);
-  putU32(v, 0, a.size ?? b.length, "size");
-  putU32(v, 4, a.flags ?? 0, "flags");
-  putU32(v, 8, a.outIoasId ?? 0, "out_ioas_id");
-  return b;
+  return L.IOMMU_IOAS_ALLOC.encode(a);
 }
 export function decodeIoasAlloc(bytes: Uint8Array): IoasAlloc {
-  const v = reader(bytes, SIZEOF_IOMMU_IOAS_ALLOC, "iommu_ioas_alloc");
-  return { size: getU32(v, 0), flags: getU32(v, 4), outIoasId: getU32(v, 8) };
+  return L.IOMMU_IOAS_ALLOC.decode(bytes);
 }
 
 // ---------------------------------------------------------------------------------------------
 // struct iommu_iova_range and struct iommu_ioas_iova_ranges
 
-export const SIZEOF_IOMMU_IOVA_RANGE = 16;
+export const SIZEOF_IOMMU_IOVA_RANGE = L.IOMMU_IOVA_RANGE.size;
 export interface IommuIovaRange {
   /** First IOVA of the window. */
   start: bigint;
@@ -131,20 +123,18 @@ export interface IommuIovaRange {
 export function encodeIommuIovaRanges(ranges: readonly IommuIovaRange[]): Uint8Array {
   const [b, v] = alloc(ranges.length * SIZEOF_IOMMU_IOVA_RANGE);
   ranges.forEach((r, i) => {
-    putU64(v, i * 16, r.start, `ranges[${i}].start`);
-    putU64(v, i * 16 + 8, r.last, `ranges[${i}].last`);
+    L.IOMMU_IOVA_RANGE.encodeInto(v, i * SIZEOF_IOMMU_IOVA_RANGE, r, `ranges[${i}].`);
   });
   return b;
 }
 export function decodeIommuIovaRanges(bytes: Uint8Array, numIovas: number): IommuIovaRange[] {
   const v = reader(bytes, numIovas * SIZEOF_IOMMU_IOVA_RANGE, "iommu_iova_range[]");
-  return Array.from({ length: numIovas }, (_, i) => ({
-    start: getU64(v, i * 16),
-    last: getU64(v, i * 16 + 8),
-  }));
+  return Array.from({ length: numIovas }, (_, i) =>
+    L.IOMMU_IOVA_RANGE.decodeAt(v, i * SIZEOF_IOMMU_IOVA_RANGE),
+  );
 }
 
-export const SIZEOF_IOMMU_IOAS_IOVA_RANGES = 32;
+export const SIZEOF_IOMMU_IOAS_IOVA_RANGES = L.IOMMU_IOAS_IOVA_RANGES.size;
 export interface IoasIovaRanges {
   /** sizeof the struct as the caller sends it; encoders set it to the struct size. */
   size: number;
@@ -160,29 +150,16 @@ export interface IoasIovaRanges {
 export function encodeIoasIovaRanges(
   a: Omit<IoasIovaRanges, "size" | "outIovaAlignment"> & { size?: number; outIovaAlignment?: bigint },
 ): Uint8Array {
-  const [b, v] = alloc(SIZEOF_IOMMU_IOAS_IOVA_RANGES);
-  putU32(v, 0, a.size ?? b.length, "size");
-  putU32(v, 4, a.ioasId, "ioas_id");
-  putU32(v, 8, a.numIovas, "num_iovas"); // 12: __reserved
-  putU64(v, 16, a.allowedIovas, "allowed_iovas");
-  putU64(v, 24, a.outIovaAlignment ?? 0n, "out_iova_alignment");
-  return b;
+  return L.IOMMU_IOAS_IOVA_RANGES.encode(a);
 }
 export function decodeIoasIovaRanges(bytes: Uint8Array): IoasIovaRanges {
-  const v = reader(bytes, SIZEOF_IOMMU_IOAS_IOVA_RANGES, "iommu_ioas_iova_ranges");
-  return {
-    size: getU32(v, 0),
-    ioasId: getU32(v, 4),
-    numIovas: getU32(v, 8),
-    allowedIovas: getU64(v, 16),
-    outIovaAlignment: getU64(v, 24),
-  };
+  return L.IOMMU_IOAS_IOVA_RANGES.decode(bytes);
 }
 
 // ---------------------------------------------------------------------------------------------
 // struct iommu_ioas_map
 
-export const SIZEOF_IOMMU_IOAS_MAP = 40;
+export const SIZEOF_IOMMU_IOAS_MAP = L.IOMMU_IOAS_MAP.size;
 export interface IoasMap {
   /** sizeof the struct as the caller sends it; encoders set it to the struct size. */
   size: number;
@@ -198,31 +175,16 @@ export interface IoasMap {
   iova: bigint;
 }
 export function encodeIoasMap(a: Omit<IoasMap, "size"> & { size?: number }): Uint8Array {
-  const [b, v] = alloc(SIZEOF_IOMMU_IOAS_MAP);
-  putU32(v, 0, a.size ?? b.length, "size");
-  putU32(v, 4, a.flags, "flags");
-  putU32(v, 8, a.ioasId, "ioas_id"); // 12: __reserved
-  putU64(v, 16, a.userVa, "user_va");
-  putU64(v, 24, a.length, "length");
-  putU64(v, 32, a.iova, "iova");
-  return b;
+  return L.IOMMU_IOAS_MAP.encode(a);
 }
 export function decodeIoasMap(bytes: Uint8Array): IoasMap {
-  const v = reader(bytes, SIZEOF_IOMMU_IOAS_MAP, "iommu_ioas_map");
-  return {
-    size: getU32(v, 0),
-    flags: getU32(v, 4),
-    ioasId: getU32(v, 8),
-    userVa: getU64(v, 16),
-    length: getU64(v, 24),
-    iova: getU64(v, 32),
-  };
+  return L.IOMMU_IOAS_MAP.decode(bytes);
 }
 
 // ---------------------------------------------------------------------------------------------
 // struct iommu_ioas_unmap
 
-export const SIZEOF_IOMMU_IOAS_UNMAP = 24;
+export const SIZEOF_IOMMU_IOAS_UNMAP = L.IOMMU_IOAS_UNMAP.size;
 export interface IoasUnmap {
   /** sizeof the struct as the caller sends it; encoders set it to the struct size. */
   size: number;
@@ -234,22 +196,16 @@ export interface IoasUnmap {
   length: bigint;
 }
 export function encodeIoasUnmap(a: Omit<IoasUnmap, "size"> & { size?: number }): Uint8Array {
-  const [b, v] = alloc(SIZEOF_IOMMU_IOAS_UNMAP);
-  putU32(v, 0, a.size ?? b.length, "size");
-  putU32(v, 4, a.ioasId, "ioas_id");
-  putU64(v, 8, a.iova, "iova");
-  putU64(v, 16, a.length, "length");
-  return b;
+  return L.IOMMU_IOAS_UNMAP.encode(a);
 }
 export function decodeIoasUnmap(bytes: Uint8Array): IoasUnmap {
-  const v = reader(bytes, SIZEOF_IOMMU_IOAS_UNMAP, "iommu_ioas_unmap");
-  return { size: getU32(v, 0), ioasId: getU32(v, 4), iova: getU64(v, 8), length: getU64(v, 16) };
+  return L.IOMMU_IOAS_UNMAP.decode(bytes);
 }
 
 // ---------------------------------------------------------------------------------------------
 // struct iommu_hw_info
 
-export const SIZEOF_IOMMU_HW_INFO = 40;
+export const SIZEOF_IOMMU_HW_INFO = L.IOMMU_HW_INFO.size;
 export interface HwInfo {
   /** sizeof the struct as the caller sends it; encoders set it to the struct size. */
   size: number;
@@ -269,38 +225,16 @@ export interface HwInfo {
   outCapabilities: bigint;
 }
 export function encodeHwInfo(a: Partial<HwInfo> & { devId: number }): Uint8Array {
-  const [b, v] = alloc(SIZEOF_IOMMU_HW_INFO);
-  putU32(v, 0, a.size ?? b.length, "size");
-  putU32(v, 4, a.flags ?? 0, "flags");
-  putU32(v, 8, a.devId, "dev_id");
-  putU32(v, 12, a.dataLen ?? 0, "data_len");
-  putU64(v, 16, a.dataUptr ?? 0n, "data_uptr");
-  putU32(v, 24, a.outDataType ?? 0, "out_data_type");
-  const pasid = a.outMaxPasidLog2 ?? 0;
-  if (!Number.isInteger(pasid) || pasid < 0 || pasid > 0xff)
-    throw new CodecError(`out_max_pasid_log2: ${pasid} is not a u8`);
-  v.setUint8(28, pasid); // 29..31: __reserved
-  putU64(v, 32, a.outCapabilities ?? 0n, "out_capabilities");
-  return b;
+  return L.IOMMU_HW_INFO.encode(a);
 }
 export function decodeHwInfo(bytes: Uint8Array): HwInfo {
-  const v = reader(bytes, SIZEOF_IOMMU_HW_INFO, "iommu_hw_info");
-  return {
-    size: getU32(v, 0),
-    flags: getU32(v, 4),
-    devId: getU32(v, 8),
-    dataLen: getU32(v, 12),
-    dataUptr: getU64(v, 16),
-    outDataType: getU32(v, 24),
-    outMaxPasidLog2: v.getUint8(28),
-    outCapabilities: getU64(v, 32),
-  };
+  return L.IOMMU_HW_INFO.decode(bytes);
 }
 
 // ---------------------------------------------------------------------------------------------
 // struct iommu_hwpt_alloc
 
-export const SIZEOF_IOMMU_HWPT_ALLOC = 48;
+export const SIZEOF_IOMMU_HWPT_ALLOC = L.IOMMU_HWPT_ALLOC.size;
 export interface HwptAlloc {
   /** sizeof the struct as the caller sends it; encoders set it to the struct size. */
   size: number;
@@ -323,37 +257,16 @@ export interface HwptAlloc {
 }
 /** 48 bytes; kernels before 6.11 know 40 and accept the zero tail. */
 export function encodeHwptAlloc(a: Partial<HwptAlloc> & { devId: number; ptId: number }): Uint8Array {
-  const [b, v] = alloc(SIZEOF_IOMMU_HWPT_ALLOC);
-  putU32(v, 0, a.size ?? b.length, "size");
-  putU32(v, 4, a.flags ?? 0, "flags");
-  putU32(v, 8, a.devId, "dev_id");
-  putU32(v, 12, a.ptId, "pt_id");
-  putU32(v, 16, a.outHwptId ?? 0, "out_hwpt_id"); // 20: __reserved
-  putU32(v, 24, a.dataType ?? IOMMU_HWPT_DATA_NONE, "data_type");
-  putU32(v, 28, a.dataLen ?? 0, "data_len");
-  putU64(v, 32, a.dataUptr ?? 0n, "data_uptr");
-  putU32(v, 40, a.faultId ?? 0, "fault_id"); // 44: __reserved2
-  return b;
+  return L.IOMMU_HWPT_ALLOC.encode(a);
 }
 export function decodeHwptAlloc(bytes: Uint8Array): HwptAlloc {
-  const v = reader(bytes, SIZEOF_IOMMU_HWPT_ALLOC, "iommu_hwpt_alloc");
-  return {
-    size: getU32(v, 0),
-    flags: getU32(v, 4),
-    devId: getU32(v, 8),
-    ptId: getU32(v, 12),
-    outHwptId: getU32(v, 16),
-    dataType: getU32(v, 24),
-    dataLen: getU32(v, 28),
-    dataUptr: getU64(v, 32),
-    faultId: getU32(v, 40),
-  };
+  return L.IOMMU_HWPT_ALLOC.decode(bytes);
 }
 
 // ---------------------------------------------------------------------------------------------
 // struct iommu_hwpt_set_dirty_tracking
 
-export const SIZEOF_IOMMU_HWPT_SET_DIRTY_TRACKING = 16;
+export const SIZEOF_IOMMU_HWPT_SET_DIRTY_TRACKING = L.IOMMU_HWPT_SET_DIRTY_TRACKING.size;
 export interface HwptSetDirtyTracking {
   /** sizeof the struct as the caller sends it; encoders set it to the struct size. */
   size: number;
@@ -363,21 +276,16 @@ export interface HwptSetDirtyTracking {
   hwptId: number;
 }
 export function encodeHwptSetDirtyTracking(a: { hwptId: number; flags: number; size?: number }): Uint8Array {
-  const [b, v] = alloc(SIZEOF_IOMMU_HWPT_SET_DIRTY_TRACKING);
-  putU32(v, 0, a.size ?? b.length, "size");
-  putU32(v, 4, a.flags, "flags");
-  putU32(v, 8, a.hwptId, "hwpt_id"); // 12: __reserved
-  return b;
+  return L.IOMMU_HWPT_SET_DIRTY_TRACKING.encode(a);
 }
 export function decodeHwptSetDirtyTracking(bytes: Uint8Array): HwptSetDirtyTracking {
-  const v = reader(bytes, SIZEOF_IOMMU_HWPT_SET_DIRTY_TRACKING, "iommu_hwpt_set_dirty_tracking");
-  return { size: getU32(v, 0), flags: getU32(v, 4), hwptId: getU32(v, 8) };
+  return L.IOMMU_HWPT_SET_DIRTY_TRACKING.decode(bytes);
 }
 
 // ---------------------------------------------------------------------------------------------
 // struct iommu_hwpt_get_dirty_bitmap
 
-export const SIZEOF_IOMMU_HWPT_GET_DIRTY_BITMAP = 48;
+export const SIZEOF_IOMMU_HWPT_GET_DIRTY_BITMAP = L.IOMMU_HWPT_GET_DIRTY_BITMAP.size;
 export interface HwptGetDirtyBitmap {
   /** sizeof the struct as the caller sends it; encoders set it to the struct size. */
   size: number;
@@ -397,25 +305,8 @@ export interface HwptGetDirtyBitmap {
 export function encodeHwptGetDirtyBitmap(
   a: Omit<HwptGetDirtyBitmap, "size"> & { size?: number },
 ): Uint8Array {
-  const [b, v] = alloc(SIZEOF_IOMMU_HWPT_GET_DIRTY_BITMAP);
-  putU32(v, 0, a.size ?? b.length, "size");
-  putU32(v, 4, a.hwptId, "hwpt_id");
-  putU32(v, 8, a.flags, "flags"); // 12: __reserved
-  putU64(v, 16, a.iova, "iova");
-  putU64(v, 24, a.length, "length");
-  putU64(v, 32, a.pageSize, "page_size");
-  putU64(v, 40, a.data, "data");
-  return b;
+  return L.IOMMU_HWPT_GET_DIRTY_BITMAP.encode(a);
 }
 export function decodeHwptGetDirtyBitmap(bytes: Uint8Array): HwptGetDirtyBitmap {
-  const v = reader(bytes, SIZEOF_IOMMU_HWPT_GET_DIRTY_BITMAP, "iommu_hwpt_get_dirty_bitmap");
-  return {
-    size: getU32(v, 0),
-    hwptId: getU32(v, 4),
-    flags: getU32(v, 8),
-    iova: getU64(v, 16),
-    length: getU64(v, 24),
-    pageSize: getU64(v, 32),
-    data: getU64(v, 40),
-  };
+  return L.IOMMU_HWPT_GET_DIRTY_BITMAP.decode(bytes);
 }

@@ -20,19 +20,10 @@ import {
   SIZEOF_VFIO_INFO_CAP_HEADER,
   walkCapChain,
 } from "./cap-chain.ts";
-import {
-  alloc,
-  CodecError,
-  getS32,
-  getU32,
-  getU64,
-  putS32,
-  putU32,
-  putU64,
-  reader,
-  U32_MAX,
-} from "./codec.ts";
+import { alloc, CodecError, getS32, putS32, putU32, reader, U32_MAX } from "./codec.ts";
 import { _IO } from "./ioctl.ts";
+import type { KernelVersion, StructLayout } from "./struct.ts";
+import * as L from "./vfio-layouts.ts";
 
 // ---------------------------------------------------------------------------------------------
 // Constants
@@ -297,7 +288,7 @@ export function migStatePath(cur: number, target: number, migrationFlags: number
 // ---------------------------------------------------------------------------------------------
 // struct vfio_group_status
 
-export const SIZEOF_VFIO_GROUP_STATUS = 8;
+export const SIZEOF_VFIO_GROUP_STATUS = L.VFIO_GROUP_STATUS.size;
 export interface GroupStatus {
   /** Bytes the caller provides; encoders set it to the struct size. */
   argsz: number;
@@ -305,14 +296,10 @@ export interface GroupStatus {
   flags: number;
 }
 export function encodeGroupStatus(a: Partial<GroupStatus> = {}): Uint8Array {
-  const [b, v] = alloc(SIZEOF_VFIO_GROUP_STATUS);
-  putU32(v, 0, a.argsz ?? b.length, "argsz");
-  putU32(v, 4, a.flags ?? 0, "flags");
-  return b;
+  return L.VFIO_GROUP_STATUS.encode(a);
 }
 export function decodeGroupStatus(bytes: Uint8Array): GroupStatus {
-  const v = reader(bytes, SIZEOF_VFIO_GROUP_STATUS, "vfio_group_status");
-  return { argsz: getU32(v, 0), flags: getU32(v, 4) };
+  return L.VFIO_GROUP_STATUS.decode(bytes);
 }
 
 /** VFIO_GROUP_SET_CONTAINER reads an int (the container fd) through its pointer argument. */
@@ -344,7 +331,7 @@ export function decodeDeviceName(bytes: Uint8Array): string {
 // ---------------------------------------------------------------------------------------------
 // struct vfio_device_info
 
-export const SIZEOF_VFIO_DEVICE_INFO = 24;
+export const SIZEOF_VFIO_DEVICE_INFO = L.VFIO_DEVICE_INFO.size;
 export interface DeviceInfo {
   /** Bytes the caller provides; encoders set it to the struct size. */
   argsz: number;
@@ -358,29 +345,16 @@ export interface DeviceInfo {
   capOffset: number;
 }
 export function encodeDeviceInfo(a: Partial<DeviceInfo> = {}): Uint8Array {
-  const [b, v] = alloc(SIZEOF_VFIO_DEVICE_INFO);
-  putU32(v, 0, a.argsz ?? b.length, "argsz");
-  putU32(v, 4, a.flags ?? 0, "flags");
-  putU32(v, 8, a.numRegions ?? 0, "num_regions");
-  putU32(v, 12, a.numIrqs ?? 0, "num_irqs");
-  putU32(v, 16, a.capOffset ?? 0, "cap_offset"); // 20: pad
-  return b;
+  return L.VFIO_DEVICE_INFO.encode(a);
 }
 export function decodeDeviceInfo(bytes: Uint8Array): DeviceInfo {
-  const v = reader(bytes, SIZEOF_VFIO_DEVICE_INFO, "vfio_device_info");
-  return {
-    argsz: getU32(v, 0),
-    flags: getU32(v, 4),
-    numRegions: getU32(v, 8),
-    numIrqs: getU32(v, 12),
-    capOffset: getU32(v, 16),
-  };
+  return L.VFIO_DEVICE_INFO.decode(bytes);
 }
 
 // ---------------------------------------------------------------------------------------------
 // struct vfio_region_info
 
-export const SIZEOF_VFIO_REGION_INFO = 32;
+export const SIZEOF_VFIO_REGION_INFO = L.VFIO_REGION_INFO.size;
 export interface RegionInfo {
   /** Bytes the caller provides; encoders set it to the struct size. */
   argsz: number;
@@ -396,38 +370,23 @@ export interface RegionInfo {
   offset: bigint;
 }
 export function encodeRegionInfo(a: Partial<RegionInfo> & { index: number }): Uint8Array {
-  const [b, v] = alloc(SIZEOF_VFIO_REGION_INFO);
-  putU32(v, 0, a.argsz ?? b.length, "argsz");
-  putU32(v, 4, a.flags ?? 0, "flags");
-  putU32(v, 8, a.index, "index");
-  putU32(v, 12, a.capOffset ?? 0, "cap_offset");
-  putU64(v, 16, a.length ?? 0n, "size");
-  putU64(v, 24, a.offset ?? 0n, "offset");
-  return b;
+  return L.VFIO_REGION_INFO.encode(a);
 }
 export function decodeRegionInfo(bytes: Uint8Array): RegionInfo {
-  const v = reader(bytes, SIZEOF_VFIO_REGION_INFO, "vfio_region_info");
-  return {
-    argsz: getU32(v, 0),
-    flags: getU32(v, 4),
-    index: getU32(v, 8),
-    capOffset: getU32(v, 12),
-    length: getU64(v, 16),
-    offset: getU64(v, 24),
-  };
+  return L.VFIO_REGION_INFO.decode(bytes);
 }
 
 // ---------------------------------------------------------------------------------------------
 // struct vfio_iommu_type1_info and its capabilities
 
-export const SIZEOF_VFIO_IOMMU_TYPE1_INFO = 24;
+export const SIZEOF_VFIO_IOMMU_TYPE1_INFO = L.VFIO_IOMMU_TYPE1_INFO.size;
 /** Offset of cap_offset in struct vfio_iommu_type1_info (for fitInfoToArgsz). */
-export const VFIO_IOMMU_TYPE1_INFO_CAP_OFFSET_AT = 16;
-export const SIZEOF_VFIO_IOVA_RANGE = 16;
+export const VFIO_IOMMU_TYPE1_INFO_CAP_OFFSET_AT = L.VFIO_IOMMU_TYPE1_INFO.offsetOf("cap_offset");
+export const SIZEOF_VFIO_IOVA_RANGE = L.VFIO_IOVA_RANGE.size;
 /** sizeof(struct vfio_iommu_type1_info_cap_iova_range) without the flexible array. */
-export const SIZEOF_VFIO_IOMMU_TYPE1_INFO_CAP_IOVA_RANGE = 16;
-export const SIZEOF_VFIO_IOMMU_TYPE1_INFO_CAP_MIGRATION = 32;
-export const SIZEOF_VFIO_IOMMU_TYPE1_INFO_DMA_AVAIL = 12;
+export const SIZEOF_VFIO_IOMMU_TYPE1_INFO_CAP_IOVA_RANGE = L.VFIO_IOMMU_TYPE1_INFO_CAP_IOVA_RANGE.size;
+export const SIZEOF_VFIO_IOMMU_TYPE1_INFO_CAP_MIGRATION = L.VFIO_IOMMU_TYPE1_INFO_CAP_MIGRATION.size;
+export const SIZEOF_VFIO_IOMMU_TYPE1_INFO_DMA_AVAIL = L.VFIO_IOMMU_TYPE1_INFO_DMA_AVAIL.size;
 
 export interface IommuType1Info {
   /** Size the kernel filled, or (with VFIO_IOMMU_INFO_CAPS and cap_offset 0) the size it needs. */
@@ -477,14 +436,13 @@ export interface IommuType1Caps {
 export function encodeIommuType1InfoRequest(argsz: number = SIZEOF_VFIO_IOMMU_TYPE1_INFO): Uint8Array {
   if (argsz < SIZEOF_VFIO_IOMMU_TYPE1_INFO) throw new CodecError(`argsz ${argsz} is below the struct size`);
   const [b, v] = alloc(argsz);
-  putU32(v, 0, argsz, "argsz");
+  putU32(v, L.VFIO_IOMMU_TYPE1_INFO.offsetOf("argsz"), argsz, "argsz");
   return b;
 }
 
 /** The fixed part. Accepts longer buffers (the chain follows). */
 export function decodeIommuType1Info(bytes: Uint8Array): IommuType1Info {
-  const v = reader(bytes, SIZEOF_VFIO_IOMMU_TYPE1_INFO, "vfio_iommu_type1_info");
-  return { argsz: getU32(v, 0), flags: getU32(v, 4), iovaPgsizes: getU64(v, 8), capOffset: getU32(v, 16) };
+  return L.VFIO_IOMMU_TYPE1_INFO.decode(bytes);
 }
 
 /**
@@ -518,7 +476,7 @@ export function decodeIommuType1InfoCaps(bytes: Uint8Array): IommuType1Caps {
     if (cap.id === VFIO_IOMMU_TYPE1_INFO_CAP_IOVA_RANGE) {
       const what = "vfio_iommu_type1_info_cap_iova_range";
       const v = capBody(filled, cap, SIZEOF_VFIO_IOMMU_TYPE1_INFO_CAP_IOVA_RANGE, what);
-      const nr = getU32(v, cap.offset + 8);
+      const nr = L.VFIO_IOMMU_TYPE1_INFO_CAP_IOVA_RANGE.decodeAt(v, cap.offset).nrIovas;
       capBody(
         filled,
         cap,
@@ -526,10 +484,9 @@ export function decodeIommuType1InfoCaps(bytes: Uint8Array): IommuType1Caps {
         `${what} (${nr} ranges)`,
       );
       caps.iovaRanges = [];
-      for (let i = 0; i < nr; i++) {
-        const at = cap.offset + SIZEOF_VFIO_IOMMU_TYPE1_INFO_CAP_IOVA_RANGE + i * SIZEOF_VFIO_IOVA_RANGE;
-        caps.iovaRanges.push({ start: getU64(v, at), end: getU64(v, at + 8) });
-      }
+      const first = cap.offset + L.VFIO_IOMMU_TYPE1_INFO_CAP_IOVA_RANGE.offsetOf("iova_ranges");
+      for (let i = 0; i < nr; i++)
+        caps.iovaRanges.push(L.VFIO_IOVA_RANGE.decodeAt(v, first + i * SIZEOF_VFIO_IOVA_RANGE));
     } else if (cap.id === VFIO_IOMMU_TYPE1_INFO_CAP_MIGRATION) {
       const v = capBody(
         filled,
@@ -537,11 +494,7 @@ export function decodeIommuType1InfoCaps(bytes: Uint8Array): IommuType1Caps {
         SIZEOF_VFIO_IOMMU_TYPE1_INFO_CAP_MIGRATION,
         "vfio_iommu_type1_info_cap_migration",
       );
-      caps.migration = {
-        flags: getU32(v, cap.offset + 8),
-        pgsizeBitmap: getU64(v, cap.offset + 16),
-        maxDirtyBitmapSize: getU64(v, cap.offset + 24),
-      };
+      caps.migration = L.VFIO_IOMMU_TYPE1_INFO_CAP_MIGRATION.decodeAt(v, cap.offset);
     } else if (cap.id === VFIO_IOMMU_TYPE1_INFO_DMA_AVAIL) {
       const v = capBody(
         filled,
@@ -549,7 +502,7 @@ export function decodeIommuType1InfoCaps(bytes: Uint8Array): IommuType1Caps {
         SIZEOF_VFIO_IOMMU_TYPE1_INFO_DMA_AVAIL,
         "vfio_iommu_type1_info_dma_avail",
       );
-      caps.dmaAvail = getU32(v, cap.offset + 8);
+      caps.dmaAvail = L.VFIO_IOMMU_TYPE1_INFO_DMA_AVAIL.decodeAt(v, cap.offset).avail;
     } else {
       caps.unknown.push(cap);
     }
@@ -573,42 +526,46 @@ export function encodeIommuType1Info(a: {
 }): Uint8Array {
   const specs: CapSpec[] = [];
   const c = a.caps ?? {};
-  if (c.migration) {
-    const [body, v] = alloc(SIZEOF_VFIO_IOMMU_TYPE1_INFO_CAP_MIGRATION - SIZEOF_VFIO_INFO_CAP_HEADER);
-    putU32(v, 0, c.migration.flags, "flags"); // 4: padding before the u64
-    putU64(v, 8, c.migration.pgsizeBitmap, "pgsize_bitmap");
-    putU64(v, 16, c.migration.maxDirtyBitmapSize, "max_dirty_bitmap_size");
-    specs.push({ id: VFIO_IOMMU_TYPE1_INFO_CAP_MIGRATION, version: 1, body });
-  }
-  if (c.dmaAvail !== undefined) {
-    const [body, v] = alloc(SIZEOF_VFIO_IOMMU_TYPE1_INFO_DMA_AVAIL - SIZEOF_VFIO_INFO_CAP_HEADER);
-    putU32(v, 0, c.dmaAvail, "avail");
-    specs.push({ id: VFIO_IOMMU_TYPE1_INFO_DMA_AVAIL, version: 1, body });
-  }
-  if (c.iovaRanges) {
-    const [body, v] = alloc(8 + c.iovaRanges.length * SIZEOF_VFIO_IOVA_RANGE);
-    putU32(v, 0, c.iovaRanges.length, "nr_iovas"); // 4: reserved
-    c.iovaRanges.forEach((r, i) => {
-      putU64(v, 8 + i * 16, r.start, "start");
-      putU64(v, 16 + i * 16, r.end, "end");
+  // Capability bodies are encoded whole and their header cut off: buildCapChain writes headers.
+  const body = (bytes: Uint8Array) => bytes.subarray(SIZEOF_VFIO_INFO_CAP_HEADER);
+  if (c.migration)
+    specs.push({
+      id: VFIO_IOMMU_TYPE1_INFO_CAP_MIGRATION,
+      version: 1,
+      body: body(L.VFIO_IOMMU_TYPE1_INFO_CAP_MIGRATION.encode(c.migration)),
     });
-    specs.push({ id: VFIO_IOMMU_TYPE1_INFO_CAP_IOVA_RANGE, version: 1, body });
+  if (c.dmaAvail !== undefined)
+    specs.push({
+      id: VFIO_IOMMU_TYPE1_INFO_DMA_AVAIL,
+      version: 1,
+      body: body(L.VFIO_IOMMU_TYPE1_INFO_DMA_AVAIL.encode({ avail: c.dmaAvail })),
+    });
+  if (c.iovaRanges) {
+    const cap = L.VFIO_IOMMU_TYPE1_INFO_CAP_IOVA_RANGE;
+    const [whole, v] = alloc(cap.size + c.iovaRanges.length * SIZEOF_VFIO_IOVA_RANGE);
+    cap.encodeInto(v, 0, { nrIovas: c.iovaRanges.length });
+    const first = cap.offsetOf("iova_ranges");
+    c.iovaRanges.forEach((r, i) => {
+      L.VFIO_IOVA_RANGE.encodeInto(v, first + i * SIZEOF_VFIO_IOVA_RANGE, r);
+    });
+    specs.push({ id: VFIO_IOMMU_TYPE1_INFO_CAP_IOVA_RANGE, version: 1, body: body(whole) });
   }
   specs.push(...(c.extra ?? []));
-  const [fixed, fv] = alloc(SIZEOF_VFIO_IOMMU_TYPE1_INFO);
-  putU64(fv, 8, a.iovaPgsizes, "iova_pgsizes");
+  const fixed = L.VFIO_IOMMU_TYPE1_INFO.encode({ iovaPgsizes: a.iovaPgsizes, argsz: 0 });
   const { bytes, first } = buildCapChain(fixed, specs, a.alignCaps ?? true);
-  const v = new DataView(bytes.buffer);
-  putU32(v, 0, bytes.length, "argsz");
-  putU32(v, 4, (a.flags ?? VFIO_IOMMU_INFO_PGSIZES) | (first ? VFIO_IOMMU_INFO_CAPS : 0), "flags");
-  putU32(v, 16, first, "cap_offset");
+  L.VFIO_IOMMU_TYPE1_INFO.encodeInto(new DataView(bytes.buffer), 0, {
+    argsz: bytes.length,
+    flags: (a.flags ?? VFIO_IOMMU_INFO_PGSIZES) | (first ? VFIO_IOMMU_INFO_CAPS : 0),
+    iovaPgsizes: a.iovaPgsizes,
+    capOffset: first,
+  });
   return bytes;
 }
 
 // ---------------------------------------------------------------------------------------------
 // struct vfio_iommu_type1_dma_map
 
-export const SIZEOF_VFIO_IOMMU_TYPE1_DMA_MAP = 32;
+export const SIZEOF_VFIO_IOMMU_TYPE1_DMA_MAP = L.VFIO_IOMMU_TYPE1_DMA_MAP.size;
 export interface DmaMap {
   /** Bytes the caller provides; encoders set it to the struct size. */
   argsz: number;
@@ -622,29 +579,16 @@ export interface DmaMap {
   length: bigint;
 }
 export function encodeDmaMap(a: Omit<DmaMap, "argsz"> & { argsz?: number }): Uint8Array {
-  const [b, v] = alloc(SIZEOF_VFIO_IOMMU_TYPE1_DMA_MAP);
-  putU32(v, 0, a.argsz ?? b.length, "argsz");
-  putU32(v, 4, a.flags, "flags");
-  putU64(v, 8, a.vaddr, "vaddr");
-  putU64(v, 16, a.iova, "iova");
-  putU64(v, 24, a.length, "size");
-  return b;
+  return L.VFIO_IOMMU_TYPE1_DMA_MAP.encode(a);
 }
 export function decodeDmaMap(bytes: Uint8Array): DmaMap {
-  const v = reader(bytes, SIZEOF_VFIO_IOMMU_TYPE1_DMA_MAP, "vfio_iommu_type1_dma_map");
-  return {
-    argsz: getU32(v, 0),
-    flags: getU32(v, 4),
-    vaddr: getU64(v, 8),
-    iova: getU64(v, 16),
-    length: getU64(v, 24),
-  };
+  return L.VFIO_IOMMU_TYPE1_DMA_MAP.decode(bytes);
 }
 
 // ---------------------------------------------------------------------------------------------
 // struct vfio_bitmap (inside dma_unmap and dirty_bitmap_get)
 
-export const SIZEOF_VFIO_BITMAP = 24;
+export const SIZEOF_VFIO_BITMAP = L.VFIO_BITMAP.size;
 export interface VfioBitmap {
   /** Bytes of IOVA per bit (kernel: pgsize). */
   pageSize: bigint;
@@ -653,19 +597,11 @@ export interface VfioBitmap {
   /** Address of the zeroed bitmap memory, u64 words. */
   data: bigint;
 }
-function putBitmap(v: DataView, at: number, bm: VfioBitmap): void {
-  putU64(v, at, bm.pageSize, "bitmap.pgsize");
-  putU64(v, at + 8, bm.bitmapLength, "bitmap.size");
-  putU64(v, at + 16, bm.data, "bitmap.data");
-}
-function getBitmap(v: DataView, at: number): VfioBitmap {
-  return { pageSize: getU64(v, at), bitmapLength: getU64(v, at + 8), data: getU64(v, at + 16) };
-}
 
 // ---------------------------------------------------------------------------------------------
 // struct vfio_iommu_type1_dma_unmap (+ trailing struct vfio_bitmap with GET_DIRTY_BITMAP)
 
-export const SIZEOF_VFIO_IOMMU_TYPE1_DMA_UNMAP = 24;
+export const SIZEOF_VFIO_IOMMU_TYPE1_DMA_UNMAP = L.VFIO_IOMMU_TYPE1_DMA_UNMAP.size;
 /** The unmap struct followed by the vfio_bitmap its data[] carries with GET_DIRTY_BITMAP. */
 export const SIZEOF_VFIO_IOMMU_TYPE1_DMA_UNMAP_WITH_BITMAP =
   SIZEOF_VFIO_IOMMU_TYPE1_DMA_UNMAP + SIZEOF_VFIO_BITMAP;
@@ -684,23 +620,23 @@ export interface DmaUnmap {
 /** argsz is 24, or 48 when a bitmap is given (the bitmap lives in data[]). */
 export function encodeDmaUnmap(a: Omit<DmaUnmap, "argsz"> & { argsz?: number }): Uint8Array {
   const total = a.bitmap ? SIZEOF_VFIO_IOMMU_TYPE1_DMA_UNMAP_WITH_BITMAP : SIZEOF_VFIO_IOMMU_TYPE1_DMA_UNMAP;
-  const [b, v] = alloc(total);
-  putU32(v, 0, a.argsz ?? total, "argsz");
-  putU32(v, 4, a.flags, "flags");
-  putU64(v, 8, a.iova, "iova");
-  putU64(v, 16, a.length, "size");
-  if (a.bitmap) putBitmap(v, 24, a.bitmap);
+  const b = L.VFIO_IOMMU_TYPE1_DMA_UNMAP.encode(a, total);
+  const data = L.VFIO_IOMMU_TYPE1_DMA_UNMAP.offsetOf("data");
+  if (a.bitmap) L.VFIO_BITMAP.encodeInto(new DataView(b.buffer), data, a.bitmap, "bitmap.");
   return b;
 }
 export function decodeDmaUnmap(bytes: Uint8Array): DmaUnmap {
-  const v = reader(bytes, SIZEOF_VFIO_IOMMU_TYPE1_DMA_UNMAP, "vfio_iommu_type1_dma_unmap");
-  const u: DmaUnmap = { argsz: getU32(v, 0), flags: getU32(v, 4), iova: getU64(v, 8), length: getU64(v, 16) };
+  const u = L.VFIO_IOMMU_TYPE1_DMA_UNMAP.decode(bytes);
   if (
     u.flags & VFIO_DMA_UNMAP_FLAG_GET_DIRTY_BITMAP &&
     u.argsz >= SIZEOF_VFIO_IOMMU_TYPE1_DMA_UNMAP_WITH_BITMAP
   ) {
-    reader(bytes, SIZEOF_VFIO_IOMMU_TYPE1_DMA_UNMAP_WITH_BITMAP, "vfio_iommu_type1_dma_unmap + vfio_bitmap");
-    u.bitmap = getBitmap(v, 24);
+    const v = reader(
+      bytes,
+      SIZEOF_VFIO_IOMMU_TYPE1_DMA_UNMAP_WITH_BITMAP,
+      "vfio_iommu_type1_dma_unmap + vfio_bitmap",
+    );
+    u.bitmap = L.VFIO_BITMAP.decodeAt(v, L.VFIO_IOMMU_TYPE1_DMA_UNMAP.offsetOf("data"));
   }
   return u;
 }
@@ -708,8 +644,8 @@ export function decodeDmaUnmap(bytes: Uint8Array): DmaUnmap {
 // ---------------------------------------------------------------------------------------------
 // struct vfio_iommu_type1_dirty_bitmap (+ struct vfio_iommu_type1_dirty_bitmap_get for GET_BITMAP)
 
-export const SIZEOF_VFIO_IOMMU_TYPE1_DIRTY_BITMAP = 8;
-export const SIZEOF_VFIO_IOMMU_TYPE1_DIRTY_BITMAP_GET = 40;
+export const SIZEOF_VFIO_IOMMU_TYPE1_DIRTY_BITMAP = L.VFIO_IOMMU_TYPE1_DIRTY_BITMAP.size;
+export const SIZEOF_VFIO_IOMMU_TYPE1_DIRTY_BITMAP_GET = L.VFIO_IOMMU_TYPE1_DIRTY_BITMAP_GET.size;
 export const SIZEOF_VFIO_IOMMU_TYPE1_DIRTY_BITMAP_WITH_GET =
   SIZEOF_VFIO_IOMMU_TYPE1_DIRTY_BITMAP + SIZEOF_VFIO_IOMMU_TYPE1_DIRTY_BITMAP_GET;
 export interface DirtyBitmapGet {
@@ -731,22 +667,20 @@ export interface DirtyBitmap {
 /** START / STOP: 8 bytes. GET_BITMAP: 48 bytes, argsz covering the get struct but not the bitmap memory. */
 export function encodeDirtyBitmap(a: Omit<DirtyBitmap, "argsz"> & { argsz?: number }): Uint8Array {
   const total = a.get ? SIZEOF_VFIO_IOMMU_TYPE1_DIRTY_BITMAP_WITH_GET : SIZEOF_VFIO_IOMMU_TYPE1_DIRTY_BITMAP;
-  const [b, v] = alloc(total);
-  putU32(v, 0, a.argsz ?? total, "argsz");
-  putU32(v, 4, a.flags, "flags");
-  if (a.get) {
-    putU64(v, 8, a.get.iova, "iova");
-    putU64(v, 16, a.get.length, "size");
-    putBitmap(v, 24, a.get.bitmap);
-  }
+  const b = L.VFIO_IOMMU_TYPE1_DIRTY_BITMAP.encode(a, total);
+  const data = L.VFIO_IOMMU_TYPE1_DIRTY_BITMAP.offsetOf("data");
+  if (a.get) L.VFIO_IOMMU_TYPE1_DIRTY_BITMAP_GET.encodeInto(new DataView(b.buffer), data, a.get);
   return b;
 }
 export function decodeDirtyBitmap(bytes: Uint8Array): DirtyBitmap {
-  const v = reader(bytes, SIZEOF_VFIO_IOMMU_TYPE1_DIRTY_BITMAP, "vfio_iommu_type1_dirty_bitmap");
-  const d: DirtyBitmap = { argsz: getU32(v, 0), flags: getU32(v, 4) };
+  const d = L.VFIO_IOMMU_TYPE1_DIRTY_BITMAP.decode(bytes);
   if (d.flags & VFIO_IOMMU_DIRTY_PAGES_FLAG_GET_BITMAP) {
-    reader(bytes, SIZEOF_VFIO_IOMMU_TYPE1_DIRTY_BITMAP_WITH_GET, "vfio_iommu_type1_dirty_bitmap + _get");
-    d.get = { iova: getU64(v, 8), length: getU64(v, 16), bitmap: getBitmap(v, 24) };
+    const v = reader(
+      bytes,
+      SIZEOF_VFIO_IOMMU_TYPE1_DIRTY_BITMAP_WITH_GET,
+      "vfio_iommu_type1_dirty_bitmap + _get",
+    );
+    d.get = L.VFIO_IOMMU_TYPE1_DIRTY_BITMAP_GET.decodeAt(v, L.VFIO_IOMMU_TYPE1_DIRTY_BITMAP.offsetOf("data"));
   }
   return d;
 }
@@ -754,7 +688,7 @@ export function decodeDirtyBitmap(bytes: Uint8Array): DirtyBitmap {
 // ---------------------------------------------------------------------------------------------
 // struct vfio_device_feature (header) and the feature payloads in its data[]
 
-export const SIZEOF_VFIO_DEVICE_FEATURE = 8;
+export const SIZEOF_VFIO_DEVICE_FEATURE = L.VFIO_DEVICE_FEATURE.size;
 export interface DeviceFeature {
   /** Bytes the caller provides; encoders set it to the struct size. */
   argsz: number;
@@ -765,40 +699,33 @@ export interface DeviceFeature {
 }
 /** Header + payload, argsz = 8 + payload length. The kernel writes GET answers into the payload. */
 export function encodeDeviceFeature(flags: number, data: Uint8Array = new Uint8Array(0)): Uint8Array {
-  const [b, v] = alloc(SIZEOF_VFIO_DEVICE_FEATURE + data.byteLength);
-  putU32(v, 0, b.length, "argsz");
-  putU32(v, 4, flags, "flags");
-  b.set(data, SIZEOF_VFIO_DEVICE_FEATURE);
+  const b = L.VFIO_DEVICE_FEATURE.encode({ flags }, SIZEOF_VFIO_DEVICE_FEATURE + data.byteLength);
+  b.set(data, L.VFIO_DEVICE_FEATURE.offsetOf("data"));
   return b;
 }
 /** The payload is bytes [8, argsz); argsz beyond the buffer is an error. */
 export function decodeDeviceFeature(bytes: Uint8Array): DeviceFeature {
-  const v = reader(bytes, SIZEOF_VFIO_DEVICE_FEATURE, "vfio_device_feature");
-  const argsz = getU32(v, 0);
+  const { argsz, flags } = L.VFIO_DEVICE_FEATURE.decode(bytes);
   if (argsz < SIZEOF_VFIO_DEVICE_FEATURE || argsz > bytes.byteLength)
     throw new CodecError(`vfio_device_feature: argsz ${argsz} outside 8..${bytes.byteLength}`);
-  return { argsz, flags: getU32(v, 4), data: bytes.subarray(SIZEOF_VFIO_DEVICE_FEATURE, argsz) };
+  return { argsz, flags, data: bytes.subarray(L.VFIO_DEVICE_FEATURE.offsetOf("data"), argsz) };
 }
 
 /** struct vfio_device_feature_migration. */
-export const SIZEOF_VFIO_DEVICE_FEATURE_MIGRATION = 8;
+export const SIZEOF_VFIO_DEVICE_FEATURE_MIGRATION = L.VFIO_DEVICE_FEATURE_MIGRATION.size;
 export interface FeatureMigration {
   /** VFIO_MIGRATION_*. A u64 in the uAPI; the defined bits fit in a number. */
   flags: bigint;
 }
 export function encodeFeatureMigration(a: Partial<FeatureMigration> = {}): Uint8Array {
-  const [b, v] = alloc(SIZEOF_VFIO_DEVICE_FEATURE_MIGRATION);
-  putU64(v, 0, a.flags ?? 0n, "flags");
-  return b;
+  return L.VFIO_DEVICE_FEATURE_MIGRATION.encode(a);
 }
 export function decodeFeatureMigration(bytes: Uint8Array): FeatureMigration {
-  return {
-    flags: getU64(reader(bytes, SIZEOF_VFIO_DEVICE_FEATURE_MIGRATION, "vfio_device_feature_migration"), 0),
-  };
+  return L.VFIO_DEVICE_FEATURE_MIGRATION.decode(bytes);
 }
 
 /** struct vfio_device_feature_mig_state. */
-export const SIZEOF_VFIO_DEVICE_FEATURE_MIG_STATE = 8;
+export const SIZEOF_VFIO_DEVICE_FEATURE_MIG_STATE = L.VFIO_DEVICE_FEATURE_MIG_STATE.size;
 export interface FeatureMigState {
   /** enum vfio_device_mig_state. */
   deviceState: number;
@@ -806,18 +733,14 @@ export interface FeatureMigState {
   dataFd: number;
 }
 export function encodeFeatureMigState(a: Partial<FeatureMigState> = {}): Uint8Array {
-  const [b, v] = alloc(SIZEOF_VFIO_DEVICE_FEATURE_MIG_STATE);
-  putU32(v, 0, a.deviceState ?? 0, "device_state");
-  putS32(v, 4, a.dataFd ?? -1, "data_fd");
-  return b;
+  return L.VFIO_DEVICE_FEATURE_MIG_STATE.encode(a);
 }
 export function decodeFeatureMigState(bytes: Uint8Array): FeatureMigState {
-  const v = reader(bytes, SIZEOF_VFIO_DEVICE_FEATURE_MIG_STATE, "vfio_device_feature_mig_state");
-  return { deviceState: getU32(v, 0), dataFd: getS32(v, 4) };
+  return L.VFIO_DEVICE_FEATURE_MIG_STATE.decode(bytes);
 }
 
 /** struct vfio_device_feature_dma_logging_control. */
-export const SIZEOF_VFIO_DEVICE_FEATURE_DMA_LOGGING_CONTROL = 24;
+export const SIZEOF_VFIO_DEVICE_FEATURE_DMA_LOGGING_CONTROL = L.VFIO_DEVICE_FEATURE_DMA_LOGGING_CONTROL.size;
 export interface DmaLoggingControl {
   /** Tracking granularity hint in; the granularity the device chose out (kernel: page_size). */
   pageSize: bigint;
@@ -827,23 +750,14 @@ export interface DmaLoggingControl {
   ranges: bigint;
 }
 export function encodeDmaLoggingControl(a: DmaLoggingControl): Uint8Array {
-  const [b, v] = alloc(SIZEOF_VFIO_DEVICE_FEATURE_DMA_LOGGING_CONTROL);
-  putU64(v, 0, a.pageSize, "page_size");
-  putU32(v, 8, a.numRanges, "num_ranges"); // 12: __reserved
-  putU64(v, 16, a.ranges, "ranges");
-  return b;
+  return L.VFIO_DEVICE_FEATURE_DMA_LOGGING_CONTROL.encode(a);
 }
 export function decodeDmaLoggingControl(bytes: Uint8Array): DmaLoggingControl {
-  const v = reader(
-    bytes,
-    SIZEOF_VFIO_DEVICE_FEATURE_DMA_LOGGING_CONTROL,
-    "vfio_device_feature_dma_logging_control",
-  );
-  return { pageSize: getU64(v, 0), numRanges: getU32(v, 8), ranges: getU64(v, 16) };
+  return L.VFIO_DEVICE_FEATURE_DMA_LOGGING_CONTROL.decode(bytes);
 }
 
 /** struct vfio_device_feature_dma_logging_range. */
-export const SIZEOF_VFIO_DEVICE_FEATURE_DMA_LOGGING_RANGE = 16;
+export const SIZEOF_VFIO_DEVICE_FEATURE_DMA_LOGGING_RANGE = L.VFIO_DEVICE_FEATURE_DMA_LOGGING_RANGE.size;
 export interface DmaLoggingRange {
   /** First IOVA of the range. */
   iova: bigint;
@@ -852,10 +766,10 @@ export interface DmaLoggingRange {
 }
 /** The ranges array the control struct points to. */
 export function encodeDmaLoggingRanges(ranges: readonly DmaLoggingRange[]): Uint8Array {
-  const [b, v] = alloc(ranges.length * SIZEOF_VFIO_DEVICE_FEATURE_DMA_LOGGING_RANGE);
+  const range = L.VFIO_DEVICE_FEATURE_DMA_LOGGING_RANGE;
+  const [b, v] = alloc(ranges.length * range.size);
   ranges.forEach((r, i) => {
-    putU64(v, i * 16, r.iova, `ranges[${i}].iova`);
-    putU64(v, i * 16 + 8, r.length, `ranges[${i}].length`);
+    range.encodeInto(v, i * range.size, r, `ranges[${i}].`);
   });
   return b;
 }
@@ -865,14 +779,12 @@ export function decodeDmaLoggingRanges(bytes: Uint8Array, numRanges: number): Dm
     numRanges * SIZEOF_VFIO_DEVICE_FEATURE_DMA_LOGGING_RANGE,
     "vfio_device_feature_dma_logging_range[]",
   );
-  return Array.from({ length: numRanges }, (_, i) => ({
-    iova: getU64(v, i * 16),
-    length: getU64(v, i * 16 + 8),
-  }));
+  const range = L.VFIO_DEVICE_FEATURE_DMA_LOGGING_RANGE;
+  return Array.from({ length: numRanges }, (_, i) => range.decodeAt(v, i * range.size));
 }
 
 /** struct vfio_device_feature_dma_logging_report. */
-export const SIZEOF_VFIO_DEVICE_FEATURE_DMA_LOGGING_REPORT = 32;
+export const SIZEOF_VFIO_DEVICE_FEATURE_DMA_LOGGING_REPORT = L.VFIO_DEVICE_FEATURE_DMA_LOGGING_REPORT.size;
 export interface DmaLoggingReport {
   /** First IOVA of the range. */
   iova: bigint;
@@ -884,46 +796,29 @@ export interface DmaLoggingReport {
   bitmap: bigint;
 }
 export function encodeDmaLoggingReport(a: DmaLoggingReport): Uint8Array {
-  const [b, v] = alloc(SIZEOF_VFIO_DEVICE_FEATURE_DMA_LOGGING_REPORT);
-  putU64(v, 0, a.iova, "iova");
-  putU64(v, 8, a.length, "length");
-  putU64(v, 16, a.pageSize, "page_size");
-  putU64(v, 24, a.bitmap, "bitmap");
-  return b;
+  return L.VFIO_DEVICE_FEATURE_DMA_LOGGING_REPORT.encode(a);
 }
 export function decodeDmaLoggingReport(bytes: Uint8Array): DmaLoggingReport {
-  const v = reader(
-    bytes,
-    SIZEOF_VFIO_DEVICE_FEATURE_DMA_LOGGING_REPORT,
-    "vfio_device_feature_dma_logging_report",
-  );
-  return { iova: getU64(v, 0), length: getU64(v, 8), pageSize: getU64(v, 16), bitmap: getU64(v, 24) };
+  return L.VFIO_DEVICE_FEATURE_DMA_LOGGING_REPORT.decode(bytes);
 }
 
 /** struct vfio_device_feature_mig_data_size (Linux 6.2+). */
-export const SIZEOF_VFIO_DEVICE_FEATURE_MIG_DATA_SIZE = 8;
+export const SIZEOF_VFIO_DEVICE_FEATURE_MIG_DATA_SIZE = L.VFIO_DEVICE_FEATURE_MIG_DATA_SIZE.size;
 export interface FeatureMigDataSize {
   /** Estimated bytes the STOP_COPY phase will transfer. */
   stopCopyLength: bigint;
 }
 export function encodeFeatureMigDataSize(a: Partial<FeatureMigDataSize> = {}): Uint8Array {
-  const [b, v] = alloc(SIZEOF_VFIO_DEVICE_FEATURE_MIG_DATA_SIZE);
-  putU64(v, 0, a.stopCopyLength ?? 0n, "stop_copy_length");
-  return b;
+  return L.VFIO_DEVICE_FEATURE_MIG_DATA_SIZE.encode(a);
 }
 export function decodeFeatureMigDataSize(bytes: Uint8Array): FeatureMigDataSize {
-  return {
-    stopCopyLength: getU64(
-      reader(bytes, SIZEOF_VFIO_DEVICE_FEATURE_MIG_DATA_SIZE, "vfio_device_feature_mig_data_size"),
-      0,
-    ),
-  };
+  return L.VFIO_DEVICE_FEATURE_MIG_DATA_SIZE.decode(bytes);
 }
 
 // ---------------------------------------------------------------------------------------------
 // struct vfio_precopy_info (VFIO_MIG_GET_PRECOPY_INFO on the migration data fd, Linux 6.2+)
 
-export const SIZEOF_VFIO_PRECOPY_INFO = 24;
+export const SIZEOF_VFIO_PRECOPY_INFO = L.VFIO_PRECOPY_INFO.size;
 /**
  * vfio_precopy_info.flags output, Linux 7.1+, only after the MIG_PRECOPY_INFOv2 opt-in: new
  * initial data is on the stream; `initialBytes` starts over (it may be larger than before) and
@@ -944,25 +839,19 @@ export interface PrecopyInfo {
   dirtyBytes: bigint;
 }
 export function encodePrecopyInfo(a: Partial<PrecopyInfo> = {}): Uint8Array {
-  const [b, v] = alloc(SIZEOF_VFIO_PRECOPY_INFO);
-  putU32(v, 0, a.argsz ?? b.length, "argsz");
-  putU32(v, 4, a.flags ?? 0, "flags");
-  putU64(v, 8, a.initialBytes ?? 0n, "initial_bytes");
-  putU64(v, 16, a.dirtyBytes ?? 0n, "dirty_bytes");
-  return b;
+  return L.VFIO_PRECOPY_INFO.encode(a);
 }
 export function decodePrecopyInfo(bytes: Uint8Array): PrecopyInfo {
-  const v = reader(bytes, SIZEOF_VFIO_PRECOPY_INFO, "vfio_precopy_info");
-  return { argsz: getU32(v, 0), flags: getU32(v, 4), initialBytes: getU64(v, 8), dirtyBytes: getU64(v, 16) };
+  return L.VFIO_PRECOPY_INFO.decode(bytes);
 }
 
 // ---------------------------------------------------------------------------------------------
 // struct vfio_device_bind_iommufd (cdev, Linux 6.6+; token_uuid_ptr Linux 6.17+)
 
 /** The 6.6 form: argsz, flags, iommufd, out_devid. */
-export const SIZEOF_VFIO_DEVICE_BIND_IOMMUFD_V1 = 16;
+export const SIZEOF_VFIO_DEVICE_BIND_IOMMUFD_V1 = L.VFIO_DEVICE_BIND_IOMMUFD.sizeAt([6, 6]);
 /** The 6.17 form, adding token_uuid_ptr. Older kernels accept it when flags is 0. */
-export const SIZEOF_VFIO_DEVICE_BIND_IOMMUFD = 24;
+export const SIZEOF_VFIO_DEVICE_BIND_IOMMUFD = L.VFIO_DEVICE_BIND_IOMMUFD.size;
 export interface BindIommufd {
   /** Bytes the caller provides; encoders set it to the struct size. */
   argsz: number;
@@ -982,32 +871,17 @@ export function encodeBindIommufd(
 ): Uint8Array {
   if (form === 16 && (a.tokenUuidPtr !== undefined || (a.flags ?? 0) & VFIO_DEVICE_BIND_FLAG_TOKEN))
     throw new CodecError("the 16-byte vfio_device_bind_iommufd has no token_uuid_ptr");
-  const [b, v] = alloc(form);
-  putU32(v, 0, a.argsz ?? form, "argsz");
-  putU32(v, 4, a.flags ?? 0, "flags");
-  putS32(v, 8, a.iommufd, "iommufd");
-  putU32(v, 12, a.outDevid ?? 0, "out_devid");
-  if (form === 24) putU64(v, 16, a.tokenUuidPtr ?? 0n, "token_uuid_ptr");
-  return b;
+  return L.VFIO_DEVICE_BIND_IOMMUFD.encode(a, form);
 }
 /** Reads token_uuid_ptr only when argsz and the buffer cover it. */
 export function decodeBindIommufd(bytes: Uint8Array): BindIommufd {
-  const v = reader(bytes, SIZEOF_VFIO_DEVICE_BIND_IOMMUFD_V1, "vfio_device_bind_iommufd");
-  const r: BindIommufd = {
-    argsz: getU32(v, 0),
-    flags: getU32(v, 4),
-    iommufd: getS32(v, 8),
-    outDevid: getU32(v, 12),
-  };
-  if (r.argsz >= SIZEOF_VFIO_DEVICE_BIND_IOMMUFD && bytes.byteLength >= SIZEOF_VFIO_DEVICE_BIND_IOMMUFD)
-    r.tokenUuidPtr = getU64(v, 16);
-  return r;
+  return decodeGrown(L.VFIO_DEVICE_BIND_IOMMUFD, bytes, [6, 6], {});
 }
 
 // ---------------------------------------------------------------------------------------------
 // struct vfio_device_attach_iommufd_pt / vfio_device_detach_iommufd_pt (cdev, Linux 6.6+; pasid 6.13+)
 
-export const SIZEOF_VFIO_DEVICE_ATTACH_IOMMUFD_PT = 16;
+export const SIZEOF_VFIO_DEVICE_ATTACH_IOMMUFD_PT = L.VFIO_DEVICE_ATTACH_IOMMUFD_PT.size;
 export interface AttachIommufdPt {
   /** Bytes the caller provides; encoders set it to the struct size. */
   argsz: number;
@@ -1028,22 +902,14 @@ export function encodeAttachIommufdPt(a: {
   pasid?: number;
   argsz?: number;
 }): Uint8Array {
-  const [b, v] = alloc(SIZEOF_VFIO_DEVICE_ATTACH_IOMMUFD_PT);
-  putU32(v, 0, a.argsz ?? b.length, "argsz");
-  putU32(v, 4, a.flags ?? 0, "flags");
-  putU32(v, 8, a.ptId, "pt_id");
-  putU32(v, 12, a.pasid ?? 0, "pasid");
-  return b;
+  return L.VFIO_DEVICE_ATTACH_IOMMUFD_PT.encode(a);
 }
 /** The 12-byte pre-6.13 form decodes with pasid 0. */
 export function decodeAttachIommufdPt(bytes: Uint8Array): AttachIommufdPt {
-  const v = reader(bytes, 12, "vfio_device_attach_iommufd_pt");
-  const argsz = getU32(v, 0);
-  const pasid = argsz >= 16 && bytes.byteLength >= 16 ? getU32(v, 12) : 0;
-  return { argsz, flags: getU32(v, 4), ptId: getU32(v, 8), pasid };
+  return decodeGrown(L.VFIO_DEVICE_ATTACH_IOMMUFD_PT, bytes, [6, 6], { pasid: 0 });
 }
 
-export const SIZEOF_VFIO_DEVICE_DETACH_IOMMUFD_PT = 12;
+export const SIZEOF_VFIO_DEVICE_DETACH_IOMMUFD_PT = L.VFIO_DEVICE_DETACH_IOMMUFD_PT.size;
 export interface DetachIommufdPt {
   /** Bytes the caller provides; encoders set it to the struct size. */
   argsz: number;
@@ -1055,21 +921,29 @@ export interface DetachIommufdPt {
 export function encodeDetachIommufdPt(
   a: { flags?: number; pasid?: number; argsz?: number } = {},
 ): Uint8Array {
-  const [b, v] = alloc(SIZEOF_VFIO_DEVICE_DETACH_IOMMUFD_PT);
-  putU32(v, 0, a.argsz ?? b.length, "argsz");
-  putU32(v, 4, a.flags ?? 0, "flags");
-  putU32(v, 8, a.pasid ?? 0, "pasid");
-  return b;
+  return L.VFIO_DEVICE_DETACH_IOMMUFD_PT.encode(a);
 }
 /** The 8-byte pre-6.13 form decodes with pasid 0. */
 export function decodeDetachIommufdPt(bytes: Uint8Array): DetachIommufdPt {
-  const v = reader(bytes, 8, "vfio_device_detach_iommufd_pt");
-  const argsz = getU32(v, 0);
-  const pasid = argsz >= 12 && bytes.byteLength >= 12 ? getU32(v, 8) : 0;
-  return { argsz, flags: getU32(v, 4), pasid };
+  return decodeGrown(L.VFIO_DEVICE_DETACH_IOMMUFD_PT, bytes, [6, 6], { pasid: 0 });
 }
 
 // --- Internal helpers ---
+
+/**
+ * A struct that grew since kernel `oldest`: the buffer must hold the oldest form; newer members are
+ * read only when both argsz and the buffer cover them, else they take `absent`.
+ */
+function decodeGrown<T extends { argsz: number }>(
+  layout: StructLayout<T>,
+  bytes: Uint8Array,
+  oldest: KernelVersion,
+  absent: Partial<T>,
+): T {
+  const v = reader(bytes, layout.sizeAt(oldest), layout.name);
+  const covered = Math.min(layout.decodeAt(v, 0, 4).argsz, bytes.byteLength);
+  return { ...absent, ...layout.decodeAt(v, 0, Math.max(layout.sizeAt(oldest), covered)) };
+}
 
 function buildFsmTable(): number[][] {
   const [E, S, R, SC, RS, RP, PC, PCP] = [0, 1, 2, 3, 4, 5, 6, 7] as const;

@@ -1,9 +1,11 @@
 // The TypeScript uAPI definitions against real kernel headers, compiled with cc.
 //
-// For each header set (Debian bookworm 6.1, trixie 6.12, sid) a C program generated from
-// table.ts prints sizeof, offsetof and member sizes of every struct and field, and the value of
-// every constant and ioctl number the TypeScript side defines; each is compared with the codecs.
-// Items newer than a header set are checked only against the sets that have them.
+// For each header set (Debian bookworm 6.1, trixie 6.12, sid) a C program generated from the
+// struct descriptions the codecs are derived from (src/uapi/*-layouts.ts) prints sizeof, offsetof
+// and member sizes of every struct and member, and the value of every constant and ioctl number
+// the TypeScript side defines; each is compared with the description. Items newer than a header
+// set are checked only against the sets that have them. A deliberately wrong description must
+// fail the same check: that is how we know the check can fail.
 //
 // A missing header set fails the test under CI=true. Elsewhere (an offline laptop) it is skipped
 // with the reason printed, so the gap is visible rather than silent.
@@ -12,15 +14,17 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { defineStruct, type Member, u32, u64 } from "../../src/uapi/struct.ts";
 import { compileAndRun, type HeaderSet, locateHeaderSet } from "./header-sets.ts";
 import {
   collectConstants,
-  EXTRA_OFFSETS,
   IOCTL_MACROS,
+  LAYOUTS,
+  type Layout,
+  OLDER_FORMS,
   SIZE_EXPRESSIONS,
-  STRUCTS,
-  type StructSpec,
   sizeofExports,
+  sizeofName,
   type Version,
 } from "./table.ts";
 
@@ -28,6 +32,30 @@ const SET_NAMES = ["bookworm", "trixie", "sid"] as const;
 const IN_CI = process.env.CI === "true" || process.env.CI === "1";
 const CONSTANTS = collectConstants();
 const SIZEOFS = sizeofExports();
+
+// Wrong on purpose, each in one way a reviewer could miss: a u64 written as u32, two members
+// swapped, a member's C name pointing at another member. The check must reject every one.
+const WRONG: readonly Layout[] = [
+  defineStruct("vfio_region_info", "vfio", 32, [
+    u32("argsz", "argsz"),
+    u32("flags", "flags"),
+    u32("index", "index"),
+    u32("cap_offset", "capOffset"),
+    u32("size", "length"),
+    u64("offset", "offset"),
+  ]),
+  defineStruct("vfio_iommu_type1_dma_map", "vfio", 32, [
+    u32("argsz", "argsz"),
+    u32("flags", "flags"),
+    u64("iova", "iova"),
+    u64("vaddr", "vaddr"),
+    u64("size", "length"),
+  ]),
+  defineStruct("vfio_device_feature_dma_logging_control", "vfio", 16, [
+    u64("page_size", "pageSize"),
+    u64("ranges", "ranges"),
+  ]),
+];
 
 type Loaded = { set: HeaderSet; values: Map<string, bigint[]> } | { error: string };
 const loaded = new Map<string, Loaded>();
@@ -42,7 +70,7 @@ beforeAll(() => {
       continue;
     }
     try {
-      const out = compileAndRun(r.set, cProgram(r.set), workDir);
+      const out = compileAndRun(r.set, cProgram(r.set, [...LAYOUTS, ...WRONG]), workDir);
       loaded.set(name, { set: r.set, values: parseOutput(out) });
     } catch (e) {
       const err = e as { stderr?: Buffer; message: string };
@@ -68,26 +96,32 @@ for (const name of SET_NAMES) {
       }
     });
 
-    for (const s of STRUCTS) {
-      const label = `struct ${s.c}${s.sizeofName ? ` (${s.sizeofName})` : ""}`;
-      it(label, (ctx) => {
+    for (const s of LAYOUTS) {
+      it(`struct ${s.name}`, (ctx) => {
         const l = usable(name, ctx.skip);
         if (!applies(l.set, s.since, s.header))
           return ctx.skip(`not in ${name}'s ${l.set.version.join(".")} headers; checked against newer ones`);
-        checkStruct(s, l.set, l.values);
+        expect(layoutMismatches(s, l.set, l.values)).toEqual([]);
+        expect(codecMismatches(s)).toEqual([]);
       });
     }
 
-    it("flexible arrays, nested structs and computed fields", (ctx) => {
+    it("rejects deliberately wrong descriptions", (ctx) => {
       const l = usable(name, ctx.skip);
-      for (const x of EXTRA_OFFSETS) {
-        if (!applies(l.set, x.since, x.header)) continue;
-        expect(num(l.values, `off0 ${x.c}.${x.field}`, 0), `${x.c}.${x.field}`).toBe(x.ts);
-      }
+      for (const w of WRONG) expect(layoutMismatches(w, l.set, l.values), w.name).not.toEqual([]);
+      // The wrong region_info says exactly what is wrong: size is 4 bytes here, 8 in C.
+      expect(layoutMismatches(WRONG[0]!, l.set, l.values)).toContain(`vfio_region_info.size: sizeof 4, C 8`);
+    });
+
+    it("sums of structs and older forms", (ctx) => {
+      const l = usable(name, ctx.skip);
       for (const x of SIZE_EXPRESSIONS) {
         if (!applies(l.set, x.since, "vfio")) continue;
         expect(num(l.values, `expr ${x.ts}`, 0), x.ts).toBe(SIZEOFS.get(x.ts));
       }
+      for (const x of OLDER_FORMS)
+        if (applies(l.set, x.since, "vfio") && !atLeast(l.set.version, x.until))
+          expect(num(l.values, `sizeof ${x.c}`, 0), x.ts).toBe(SIZEOFS.get(x.ts));
     });
 
     it("constants and ioctl numbers", (ctx) => {
@@ -112,9 +146,21 @@ for (const name of SET_NAMES) {
 }
 
 describe("coverage of the header check", () => {
-  it("every SIZEOF_* export is compared with a C sizeof", () => {
-    const covered = new Set([...STRUCTS.map((s) => s.sizeofName), ...SIZE_EXPRESSIONS.map((x) => x.ts)]);
+  it("every SIZEOF_* export is a described struct's size, or compared with a C expression", () => {
+    const byName = new Map(LAYOUTS.map((l) => [sizeofName(l), l]));
+    const covered = new Set([
+      ...byName.keys(),
+      ...SIZE_EXPRESSIONS.map((x) => x.ts),
+      ...OLDER_FORMS.map((x) => x.ts),
+    ]);
     expect([...SIZEOFS.keys()].filter((n) => !covered.has(n))).toEqual([]);
+    for (const [n, v] of SIZEOFS) if (byName.has(n)) expect(v, n).toBe(byName.get(n)!.size);
+    for (const x of OLDER_FORMS)
+      expect(SIZEOFS.get(x.ts), x.ts).toBe(LAYOUTS.find((l) => l.name === x.c)!.sizeAt([6, 6]));
+  });
+
+  it("the deliberately wrong descriptions are compiled against at least one header set", () => {
+    expect(WRONG.every((w) => LAYOUTS.some((l) => l.name === w.name))).toBe(true);
   });
 
   it("every struct, field and constant is checked against at least one header set", (ctx) => {
@@ -126,9 +172,9 @@ describe("coverage of the header check", () => {
     const unchecked: string[] = [];
     const any = (since: Version | undefined, header: "vfio" | "iommufd" | "ioctl") =>
       sets.some((l) => applies(l.set, since, header));
-    for (const s of STRUCTS) {
-      if (!any(s.since, s.header)) unchecked.push(`struct ${s.c}`);
-      for (const f of s.fields) if (!any(f.since ?? s.since, s.header)) unchecked.push(`${s.c}.${f.c}`);
+    for (const s of LAYOUTS) {
+      if (!any(s.since, s.header)) unchecked.push(`struct ${s.name}`);
+      for (const m of s.members) if (!any(m.since ?? s.since, s.header)) unchecked.push(`${s.name}.${m.c}`);
     }
     for (const k of CONSTANTS) if (!any(k.since, k.header)) unchecked.push(k.ts);
     expect(unchecked).toEqual([]);
@@ -139,46 +185,65 @@ describe("coverage of the header check", () => {
 
 const MARKERS: Record<number, bigint> = { 1: 0xa5n, 2: 0xb2a1n, 4: 0x7d4c3b2an, 8: 0x0f1e2d3c4b5a6978n };
 
-function checkStruct(s: StructSpec, set: HeaderSet, values: Map<string, bigint[]>): void {
-  const cSize = num(values, `sizeof ${s.c}`, 0);
-  if (
-    s.sizeofName &&
-    !(s.until && atLeast(set.version, s.until)) &&
-    (!s.sizeSince || atLeast(set.version, s.sizeSince))
-  )
-    expect(SIZEOFS.get(s.sizeofName), `${s.sizeofName} vs sizeof(struct ${s.c})`).toBe(cSize);
-  for (const f of s.fields) {
-    if (!applies(set, f.since, s.header)) continue;
-    const key = `off ${s.c}.${f.c}`;
+/** Where a description disagrees with the C compiler on this header set; empty when it agrees. */
+function layoutMismatches(s: Layout, set: HeaderSet, values: Map<string, bigint[]>): string[] {
+  const out: string[] = [];
+  const cSize = num(values, `sizeof ${s.name}`, 0);
+  const size = s.sizeAt(set.version);
+  if (size !== cSize) out.push(`sizeof ${s.name}: ${size}, C ${cSize}`);
+  for (const m of present(s, set)) {
+    const key = m.flexible ? `off0 ${s.name}.${m.c}` : `off ${s.name}.${m.c}`;
     const cOffset = num(values, key, 0);
-    expect(num(values, key, 1), `sizeof ${s.c}.${f.c}`).toBe(f.width);
-    const marker = MARKERS[f.width]!;
-    const tsValue = f.width === 8 ? marker : Number(marker);
-    if (!f.decodeOnly) {
-      const args = structuredClone(s.base);
-      setPath(args, f.ts, tsValue);
-      const bytes = s.encode(args);
-      expect(findAll(bytes, le(marker, f.width)), `encoder offset of ${s.c}.${f.c} (${f.ts})`).toEqual([
-        cOffset,
-      ]);
-    }
-    const base = s.encode(s.base);
-    const buf = new Uint8Array(Math.max(cSize, base.length));
-    buf.set(base);
-    buf.set(le(marker, f.width), cOffset);
-    expect(getPath(s.decode(buf), f.ts), `decoder reads ${s.c}.${f.c} (${f.ts}) at ${cOffset}`).toBe(tsValue);
+    if (m.offset !== cOffset) out.push(`${s.name}.${m.c}: offset ${m.offset}, C ${cOffset}`);
+    if (!m.flexible && m.width !== num(values, key, 1))
+      out.push(`${s.name}.${m.c}: sizeof ${m.width}, C ${num(values, key, 1)}`);
   }
+  return out;
 }
 
-function cProgram(set: HeaderSet): string {
-  const lines: string[] = [];
-  for (const s of STRUCTS) {
-    if (!applies(set, s.since, s.header)) continue;
-    lines.push(`  SZ(${s.c});`);
-    for (const f of s.fields) if (applies(set, f.since, s.header)) lines.push(`  OFF(${s.c}, ${f.c});`);
+/**
+ * The derived encoder and decoder put each scalar member where the description says: a marker
+ * encoded into one member lands at its offset only, and decodes back from there.
+ */
+function codecMismatches(s: Layout): string[] {
+  const out: string[] = [];
+  const base: Record<string, unknown> = {};
+  for (const m of s.members)
+    if (m.ts && !m.flexible)
+      base[m.ts] = typeof m.type !== "string" ? zeroOf(m.type) : m.type === "u64" ? 0n : 0;
+  for (const m of s.members) {
+    if (!m.ts || m.flexible || typeof m.type !== "string") continue;
+    const marker = MARKERS[m.width]!;
+    const value = m.type === "u64" ? marker : Number(marker);
+    const bytes = s.encode({ ...base, [m.ts]: value });
+    const hits = findAll(bytes, le(marker, m.width));
+    if (hits.join() !== String(m.offset))
+      out.push(`encoder puts ${s.name}.${m.c} at [${hits}], not ${m.offset}`);
+    const decoded = s.decode(bytes) as Record<string, unknown>;
+    if (decoded[m.ts] !== value) out.push(`decoder reads ${s.name}.${m.c} as ${decoded[m.ts]}`);
   }
-  for (const x of EXTRA_OFFSETS)
-    if (applies(set, x.since, x.header)) lines.push(`  OFF0(${x.c}, ${x.field});`);
+  return out;
+}
+
+function zeroOf(l: Layout): Record<string, unknown> {
+  const o: Record<string, unknown> = {};
+  for (const m of l.members)
+    if (m.ts && !m.flexible)
+      o[m.ts] = typeof m.type !== "string" ? zeroOf(m.type) : m.type === "u64" ? 0n : 0;
+  return o;
+}
+
+function present(s: Layout, set: HeaderSet): Member[] {
+  return s.members.filter((m) => !m.since || atLeast(set.version, m.since));
+}
+
+function cProgram(set: HeaderSet, layouts: readonly Layout[]): string {
+  const lines: string[] = [];
+  for (const s of layouts) {
+    if (!applies(set, s.since, s.header)) continue;
+    lines.push(`  SZ(${s.name});`);
+    for (const m of present(s, set)) lines.push(`  ${m.flexible ? "OFF0" : "OFF"}(${s.name}, ${m.c});`);
+  }
   for (const x of SIZE_EXPRESSIONS)
     if (applies(set, x.since, "vfio")) lines.push(`  VAL("expr ${x.ts}", ${x.c});`);
   for (const k of CONSTANTS)
@@ -255,15 +320,4 @@ function findAll(hay: Uint8Array, needle: Uint8Array): number[] {
   for (let i = 0; i + needle.length <= hay.length; i++)
     if (needle.every((b, j) => hay[i + j] === b)) hits.push(i);
   return hits;
-}
-
-function setPath(o: Record<string, unknown>, path: string, value: unknown): void {
-  const keys = path.split(".");
-  let at = o;
-  for (const k of keys.slice(0, -1)) at = at[k] as Record<string, unknown>;
-  at[keys.at(-1)!] = value;
-}
-
-function getPath(o: unknown, path: string): unknown {
-  return path.split(".").reduce<unknown>((at, k) => (at as Record<string, unknown> | undefined)?.[k], o);
 }
