@@ -100,6 +100,11 @@ export interface PrecopyInfoReading {
   dirtyBytes: number;
   /** VFIO_PRECOPY_INFO_REINIT was set (meaningful with precopyInfoVersion 2 only). */
   reinit: boolean;
+  /**
+   * Bytes read from the data fd right after this reading (absent: nothing was read, so the next
+   * reading still counts them). predict needs it to tell new data from data not yet sent.
+   */
+  drainedBytes?: number;
 }
 
 export interface TrackReport {
@@ -218,6 +223,8 @@ function checkDeviceState(path: string, section: unknown): void {
     for (const p of d.precopy) {
       if (!count(p?.tMs) || !count(p.initialBytes) || !count(p.dirtyBytes) || typeof p.reinit !== "boolean")
         throw bad(`of ${d.device}: a precopy reading needs tMs, initialBytes, dirtyBytes and reinit`);
+      if (p.drainedBytes !== undefined && !count(p.drainedBytes))
+        throw bad(`of ${d.device}: a precopy reading's drainedBytes is not a size`);
       if (p.tMs < last) throw bad(`of ${d.device}: precopy readings are not in time order`);
       last = p.tMs;
     }

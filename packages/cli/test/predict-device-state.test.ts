@@ -47,6 +47,24 @@ describe("devicesFromReport: the track report's deviceState section", () => {
     expect(d!.precopy).toMatchObject({ infoVersion: 1, dirtyRate: 1 * MB, reinit: [] });
   });
 
+  it("a drained trace (as track writes it): each reading is new data, less what was left unread", () => {
+    const [d] = devicesFromReport([
+      {
+        device: "c",
+        stopCopyBytes: 0,
+        precopyInfoVersion: 2,
+        precopy: [
+          { tMs: 0, initialBytes: 50 * MB, dirtyBytes: 0, reinit: false, drainedBytes: 50 * MB },
+          { tMs: 1000, initialBytes: 0, dirtyBytes: 3 * MB, reinit: false, drainedBytes: 1 * MB },
+          // 2 MB were still pending: only 1 MB is new.
+          { tMs: 2000, initialBytes: 0, dirtyBytes: 3 * MB, reinit: false, drainedBytes: 3 * MB },
+          { tMs: 3000, initialBytes: 0, dirtyBytes: 2 * MB, reinit: false, drainedBytes: 2 * MB },
+        ],
+      },
+    ]);
+    expect(d!.precopy!.dirtyRate).toBe(2 * MB); // 3 + 1 + 2 MB over 3 s
+  });
+
   it("a device without PRE_COPY has its stop-copy bytes only", () => {
     expect(
       devicesFromReport([{ device: "b", stopCopyBytes: 5, precopyInfoVersion: null, precopy: [] }]),

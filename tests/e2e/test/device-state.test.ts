@@ -19,7 +19,13 @@ interface Report {
       device: string;
       stopCopyBytes: number | null;
       precopyInfoVersion: 1 | 2 | null;
-      precopy: { tMs: number; initialBytes: number; dirtyBytes: number; reinit: boolean }[];
+      precopy: {
+        tMs: number;
+        initialBytes: number;
+        dirtyBytes: number;
+        reinit: boolean;
+        drainedBytes?: number;
+      }[];
     }[];
   };
 }
@@ -49,12 +55,23 @@ describe("track --report -> predict --report with device state", () => {
         stopCopyBytes: 64 * MIB,
         precopyInfoVersion: 1,
         precopy: [
-          { tMs: 1000, initialBytes: 16 * MIB, dirtyBytes: 0, reinit: false },
-          { tMs: 2000, initialBytes: 0, dirtyBytes: MIB, reinit: false },
-          { tMs: 3000, initialBytes: 0, dirtyBytes: MIB, reinit: false },
+          { tMs: 1000, initialBytes: 16 * MIB, dirtyBytes: 0, reinit: false, drainedBytes: 16 * MIB },
+          { tMs: 2000, initialBytes: 0, dirtyBytes: MIB, reinit: false, drainedBytes: MIB },
+          { tMs: 3000, initialBytes: 0, dirtyBytes: MIB, reinit: false, drainedBytes: MIB },
         ],
       },
     ]);
+    // track drains the data fd after each reading, so each reading is new data: 2 MiB in 2 s.
+    // (Counting dirty_bytes' growth instead, as for a reader that never drains, would say 0.5.)
+    const j = await cliJson<{ dirtyRate: { deviceState: number } }>([
+      "predict",
+      "--report",
+      report,
+      "--bandwidth",
+      "10Gbit/s",
+    ]);
+    expect(j.code, j.stderr).toBe(0);
+    expect(j.doc.dirtyRate.deviceState).toBe(MIB);
     const p = await cli(["predict", "--report", report, "--bandwidth", "10Gbit/s"]);
     expect(p.code, p.stderr).toBe(0);
     expect(p.stdout).toMatch(

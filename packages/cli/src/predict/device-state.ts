@@ -6,10 +6,13 @@ import type { DeviceMigrationData } from "@vfio-dirty/tracker";
 import type { DeviceStateReading } from "../report.ts";
 
 /**
- * One device per reading. The dirty rate is dirty_bytes' growth between readings (REINIT readings
- * excluded: dirty_bytes restarts there); a v1 device's REINIT flag is the kernel echoing what user
- * space passed in, so it is ignored. MIG_DATA_SIZE is counted in full besides the pre-copy data,
- * which may count some bytes twice: the prediction errs high, never low.
+ * One device per reading. The dirty rate is the data that arrived between readings: what a
+ * reading announces (initial_bytes + dirty_bytes) less what was still pending from the one before
+ * after its drain (`drainedBytes`; a reader that never drains sees dirty_bytes grow, one that
+ * drains as a VMM does sees only the new data). Intervals ending in a v2 REINIT are left out: the
+ * data restarts there; a v1 device's REINIT flag is the kernel echoing what user space passed in,
+ * so it is ignored. MIG_DATA_SIZE is counted in full besides the pre-copy data, which may count
+ * some bytes twice: the prediction errs high, never low.
  */
 export function devicesFromReport(readings: readonly DeviceStateReading[]): DeviceMigrationData[] {
   return readings.map((d) => {
@@ -22,7 +25,8 @@ export function devicesFromReport(readings: readonly DeviceStateReading[]): Devi
       const a = d.precopy[i - 1]!;
       const b = d.precopy[i]!;
       if (b.reinit && d.precopyInfoVersion === 2) continue;
-      grown += Math.max(0, b.dirtyBytes - a.dirtyBytes);
+      const leftOver = Math.max(0, a.initialBytes + a.dirtyBytes - (a.drainedBytes ?? 0));
+      grown += Math.max(0, b.initialBytes + b.dirtyBytes - leftOver);
       seconds += (b.tMs - a.tMs) / 1000;
     }
     const reinit =

@@ -15,7 +15,7 @@
 //   ds.close();                       // on every path (the backend's close runs it)
 
 import { type Device, Errno, errnoName, type Fd, type Host, uapi, VfioError } from "@vfio-dirty/vfio-adapter";
-import type { DeviceStateReading, DeviceStateSection } from "../report.ts";
+import type { DeviceStateReading, DeviceStateSection, PrecopyInfoReading } from "../report.ts";
 
 /** One event of the report (kind "device-state"). */
 export interface DeviceStateEvent {
@@ -114,14 +114,20 @@ export class DeviceStateReader {
         t.sampling = false;
         continue;
       }
-      t.reading.precopy.push({
+      const reading: PrecopyInfoReading = {
         tMs,
         initialBytes: Number(info.initialBytes),
         dirtyBytes: Number(info.dirtyBytes),
         reinit: info.reinit,
-      });
-      if (!this.#try(t, tMs, "read", () => this.#drain(t, fd, info.initialBytes + info.dirtyBytes)))
-        t.sampling = false;
+      };
+      t.reading.precopy.push(reading);
+      const before = t.bytesDrained;
+      const drained = this.#try(t, tMs, "read", () =>
+        this.#drain(t, fd, info.initialBytes + info.dirtyBytes),
+      );
+      // What was read before a failure counts too: predict must not see it again as new data.
+      reading.drainedBytes = t.bytesDrained - before;
+      if (!drained) t.sampling = false;
     }
   }
 
