@@ -3,10 +3,9 @@
 // expanding marks every small page of a dirty big page. A dirty page is never lost, so the output
 // always covers the input's whole span.
 
+import { alignDown, alignUp } from "@vfio-dirty/vfio-adapter/util";
 import { Command } from "commander";
 import {
-  alignDown,
-  alignUp,
   assertNothingOutside,
   bitmapCore,
   parseInputSpec,

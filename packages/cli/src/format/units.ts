@@ -30,9 +30,7 @@ export function formatMs(ms: number): string {
 }
 
 /** "0x1000" for addresses in human output and JSON (exact for the whole u64 range). */
-export function hex(value: bigint): string {
-  return `0x${value.toString(16)}`;
-}
+export { hex } from "@vfio-dirty/vfio-adapter/util";
 
 /** "12.5%" */
 export function formatPercent(fraction: number): string {
