@@ -17,8 +17,7 @@ import type { Context } from "../context.ts";
 import { UsageError } from "../errors.ts";
 import { formatBytes, hex } from "../format/units.ts";
 import { parseAddress, parsePageSize } from "../parse/size.ts";
-import type { BitmapSummary } from "./bitmap.ts";
-import { summary } from "./bitmap-convert.ts";
+import { type BitmapSummary, summary } from "./bitmap-tool.ts";
 
 export interface MergeDocument {
   command: "bitmap merge";

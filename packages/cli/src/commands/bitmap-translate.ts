@@ -18,8 +18,7 @@ import type { Context } from "../context.ts";
 import { CheckFailedError, UsageError } from "../errors.ts";
 import { formatBytes, hex } from "../format/units.ts";
 import { parseAddress, parsePageSize, parseSize, U64_MAX } from "../parse/size.ts";
-import { type BitmapSummary, withInputOptions } from "./bitmap.ts";
-import { summary } from "./bitmap-convert.ts";
+import { type BitmapSummary, summary, withInputOptions } from "./bitmap-tool.ts";
 
 export interface Mapping {
   iova: bigint;
