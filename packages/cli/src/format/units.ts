@@ -32,6 +32,11 @@ export function formatMs(ms: number): string {
 /** "0x1000" for addresses in human output and JSON (exact for the whole u64 range). */
 export { hex } from "@vfio-dirty/vfio-adapter/util";
 
+/** "0x10de": a PCI vendor or device ID as lspci -n prints it, four hex digits. */
+export function hex4(v: number): string {
+  return `0x${v.toString(16).padStart(4, "0")}`;
+}
+
 /** "12.5%" */
 export function formatPercent(fraction: number): string {
   return `${(fraction * 100).toFixed(fraction < 0.001 && fraction > 0 ? 3 : 1)}%`;
