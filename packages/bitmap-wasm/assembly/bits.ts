@@ -138,34 +138,21 @@ export const OP_ANDNOT: i32 = 1;
 export const OP_COPY: i32 = 2;
 
 /**
- * Set bits written by OP_COPY merges since resetCopiedBits. Counted as the copy goes (summed in
- * locals, added here once per loop): the popcounts hide behind the stores' cache misses, where a
- * count pass afterwards would read everything again. Translation reports it, so a tracker needs
- * no count of its own.
- */
-let copiedBits: u64 = 0;
-
-/** Start counting the bits OP_COPY merges write. */
-export function resetCopiedBits(): void {
-  copiedBits = 0;
-}
-
-/** The bits OP_COPY merges wrote since resetCopiedBits. */
-export function copiedBitsSoFar(): u64 {
-  return copiedBits;
-}
-
-/**
  * dst[dstStart + i] (op)= src[srcStart + i] for i < n: OR, AND-NOT or copy at any two bit offsets.
  * Both must be bitmaps from bitmap_new (header before, slack word after: see windowSlack).
  * Walks destination words; each gets the 64 source bits aligned to it (two overlapping loads and
  * a shift when the offsets differ mod 64), so the inner loop is word-wise and vectorised.
+ *
+ * Returns the set bits an OP_COPY wrote (0 for the other ops). They are counted as the copy goes,
+ * summed in locals: the popcounts hide behind the stores' cache misses, where a count pass
+ * afterwards would read everything again. Translation reports the sum, so a tracker needs no
+ * count of its own.
  */
-export function mergeRange(dst: usize, dstStart: u64, src: usize, srcStart: u64, n: u64, op: i32): void {
-  if (n == 0) return;
-  if (op == OP_OR) mergeImpl(dst, dstStart, src, srcStart, n, OP_OR);
-  else if (op == OP_COPY) mergeImpl(dst, dstStart, src, srcStart, n, OP_COPY);
-  else mergeImpl(dst, dstStart, src, srcStart, n, OP_ANDNOT);
+export function mergeRange(dst: usize, dstStart: u64, src: usize, srcStart: u64, n: u64, op: i32): u64 {
+  if (n == 0) return 0;
+  if (op == OP_OR) return mergeImpl(dst, dstStart, src, srcStart, n, OP_OR);
+  if (op == OP_COPY) return mergeImpl(dst, dstStart, src, srcStart, n, OP_COPY);
+  return mergeImpl(dst, dstStart, src, srcStart, n, OP_ANDNOT);
 }
 
 /** Copy bits [start, start + n) of src to the same bits of dst and zero them in src, one pass. */
@@ -350,17 +337,20 @@ export function anyInRange(w: usize, a: u64, b: u64): bool {
   return op == OP_OR ? d | s : op == OP_COPY ? s : d & ~s;
 }
 
-/** Word `i` of dst (op)= s, where only the bits in mask m take part (a head or tail word). */
+/**
+ * Word `i` of dst (op)= s, where only the bits in mask m take part (a head or tail word). Returns
+ * the bits a copy wrote, 0 for other ops.
+ */
 // @ts-ignore: decorator
-@inline function applyMasked(dst: usize, i: u64, s: u64, m: u64, op: i32): void {
+@inline export function applyMasked(dst: usize, i: u64, s: u64, m: u64, op: i32): u64 {
   // A copy over the whole word stores without loading: for a translation the destination line is
   // usually not in cache, and a load would wait for it where a store does not.
-  if (op == OP_COPY) copiedBits += popcnt(s & m);
   if (op == OP_COPY && m == ONES) setWordAt(dst, i, s);
   else {
     const d = wordAt(dst, i);
     setWordAt(dst, i, op == OP_COPY ? (d & ~m) | (s & m) : applyOp(d, s & m, op));
   }
+  return op == OP_COPY ? popcnt(s & m) : 0;
 }
 
 /** The word at d (op)= s, as applyOpAt. */
@@ -376,7 +366,7 @@ export function anyInRange(w: usize, a: u64, b: u64): bool {
 
 /**
  * The vector at d + off (op)= s. A copy never loads d (translation's destination is write-only)
- * and returns the bits it wrote, for the caller to sum in a local (see copiedBits); other ops 0.
+ * and returns the bits it wrote, for the caller to sum in a local (see mergeRange); other ops 0.
  */
 // @ts-ignore: decorator
 @inline function applyOpAt(d: usize, off: usize, s: v128, op: i32): u64 {
@@ -390,7 +380,7 @@ export function anyInRange(w: usize, a: u64, b: u64): bool {
 }
 
 // @ts-ignore: decorator
-@inline function mergeImpl(dst: usize, dstStart: u64, src: usize, srcStart: u64, n: u64, op: i32): void {
+@inline function mergeImpl(dst: usize, dstStart: u64, src: usize, srcStart: u64, n: u64, op: i32): u64 {
   const dEnd = dstStart + n;
   const first = dstStart >> 6;
   const last = (dEnd - 1) >> 6;
@@ -398,23 +388,22 @@ export function anyInRange(w: usize, a: u64, b: u64): bool {
   const delta = <i64>srcStart - <i64>dstStart;
   if (first == last) {
     const m = bitsMask(dstStart & 63, dEnd - (first << 6));
-    applyMasked(dst, first, windowSlack(src, delta + <i64>(first << 6)), m, op);
-    return;
+    return applyMasked(dst, first, windowSlack(src, delta + <i64>(first << 6)), m, op);
   }
   // Head and tail words may need the source word before or after the range (slack reads, masked).
-  applyMasked(dst, first, windowSlack(src, delta + <i64>(first << 6)), ~lowMask(dstStart & 63), op);
+  let copied = applyMasked(dst, first, windowSlack(src, delta + <i64>(first << 6)), ~lowMask(dstStart & 63), op);
   // Middle words: every source bit they need is inside the range. The tail word is written after
   // them, as C does: writing it first measurably slowed short merges (translation's thousands of
   // mappings), presumably by disturbing the stream the middle loop starts.
-  mergeMiddle(dst, src, delta, first + 1, last, op);
-  applyMasked(dst, last, windowSlack(src, delta + <i64>(last << 6)), lowMask(dEnd - (last << 6)), op);
+  copied += mergeMiddle(dst, src, delta, first + 1, last, op);
+  return copied + applyMasked(dst, last, windowSlack(src, delta + <i64>(last << 6)), lowMask(dEnd - (last << 6)), op);
 }
 
-/** Whole destination words [k0, last) of a merge; see mergeImpl. */
+/** Whole destination words [k0, last) of a merge; see mergeImpl. Returns the bits a copy wrote. */
 // @ts-ignore: decorator
-@inline function mergeMiddle(dst: usize, src: usize, delta: i64, k0: u64, last: u64, op: i32): void {
+@inline export function mergeMiddle(dst: usize, src: usize, delta: i64, k0: u64, last: u64, op: i32): u64 {
   const nmid = <usize>(last - k0);
-  if (nmid == 0) return;
+  if (nmid == 0) return 0;
   let d = dst + (<usize>k0 << 3);
   const dend = d + (nmid << 3);
   const p0 = <u64>(delta + <i64>(k0 << 6));
@@ -432,8 +421,7 @@ export function anyInRange(w: usize, a: u64, b: u64): bool {
       d += 8;
       s += 8;
     }
-    if (op == OP_COPY) copiedBits += copied;
-    return;
+    return copied;
   }
   const back = 64 - shift;
   while (d + 64 <= dend) {
@@ -459,90 +447,12 @@ export function anyInRange(w: usize, a: u64, b: u64): bool {
     d += 8;
     s += 8;
   }
-  if (op == OP_COPY) copiedBits += copied;
-}
-
-/** Most merges lockstepMerge takes at once (its callers queue up to this many). */
-export const LOCKSTEP_MAX: u32 = 8;
-/** Merges shorter than this many destination words gain nothing from a lockstep. */
-export const LOCKSTEP_MIN_WORDS: u64 = 16;
-
-/**
- * Up to LOCKSTEP_MAX long merges of the same src into the same dst at once (translation: one per
- * mapping), so the cache misses at every destination are in flight together instead of one
- * mapping's at a time. `m` holds `count` records {u64 dstStart, u64 srcStart, u64 n}, each at
- * least LOCKSTEP_MIN_WORDS words long. Measured on 10,000 mappings sent to shuffled guest
- * addresses: unshifted copies (same bit offset in src and dst) run at about 1.2x a memcpy eight
- * at a time, 1.4x four at a time, 1.7x one at a time; shifted ones, whose blocks cost more
- * work, do best four at a time (translation queues them so).
- *
- * Each merge: its head word (masked), then 64-byte blocks in lockstep with the others for as
- * many blocks as every merge still has, then its own leftover words and its tail word (masked).
- * Destinations may share a head or tail word (each is a masked read-modify-write, one after the
- * other); for op == OP_COPY they must share no bit. src is never written. (Peeling words up to a
- * 64-byte boundary of dst first, so no block straddles two cache lines, measured slower.)
- */
-export function lockstepMerge(dst: usize, src: usize, m: usize, count: u32, op: i32): void {
-  if (op == OP_COPY) lockstepImpl(dst, src, m, count, OP_COPY);
-  else lockstepImpl(dst, src, m, count, OP_OR);
-}
-
-// Per merge while in lockstep: {u64 d, u64 s, u64 shift, u64 last word}.
-const LOCK_STATE: usize = memory.data(<i32>LOCKSTEP_MAX * 32, 16);
-
-// @ts-ignore: decorator
-@inline function lockstepImpl(dst: usize, src: usize, m: usize, count: u32, op: i32): void {
-  let steps: usize = <usize>-1;
-  for (let q: u32 = 0; q < count; q++) {
-    const r = m + <usize>q * 24;
-    const d0 = load<u64>(r);
-    const n = load<u64>(r, 16);
-    const delta = <i64>load<u64>(r, 8) - <i64>d0;
-    const first = d0 >> 6;
-    const last = (d0 + n - 1) >> 6;
-    applyMasked(dst, first, windowSlack(src, delta + <i64>(first << 6)), ~lowMask(d0 & 63), op);
-    const kA = first + 1;
-    const p = <u64>(delta + <i64>(kA << 6));
-    const st = LOCK_STATE + <usize>q * 32;
-    store<u64>(st, dst + (<usize>kA << 3), 0);
-    store<u64>(st, src + (<usize>(p >> 6) << 3), 8);
-    store<u64>(st, p & 63, 16);
-    store<u64>(st, last, 24);
-    steps = min<usize>(steps, <usize>(last - kA) >> 3);
-  }
-  let copied: u64 = 0;
-  for (let i: usize = 0; i < steps; i++) {
-    for (let q: u32 = 0; q < count; q++) {
-      const st = LOCK_STATE + <usize>q * 32;
-      const d = <usize>load<u64>(st, 0);
-      const s = <usize>load<u64>(st, 8);
-      copied += shifted64(d, s, <i32>load<u64>(st, 16), op);
-      store<u64>(st, d + 64, 0);
-      store<u64>(st, s + 64, 8);
-    }
-  }
-  if (op == OP_COPY) copiedBits += copied;
-  for (let q: u32 = 0; q < count; q++) {
-    const r = m + <usize>q * 24;
-    const d0 = load<u64>(r);
-    const n = load<u64>(r, 16);
-    const delta = <i64>load<u64>(r, 8) - <i64>d0;
-    const st = LOCK_STATE + <usize>q * 32;
-    const last = load<u64>(st, 24);
-    mergeMiddle(dst, src, delta, <u64>((<usize>load<u64>(st, 0) - dst) >> 3), last, op);
-    applyMasked(dst, last, windowSlack(src, delta + <i64>(last << 6)), lowMask(d0 + n - (last << 6)), op);
-  }
-}
-
-/** One 64-byte step of a lockstep merge: block64 or shiftedBlock64 by the merge's shift. */
-// @ts-ignore: decorator
-@inline function shifted64(d: usize, s: usize, shift: i32, op: i32): u64 {
-  return shift == 0 ? block64(d, s, op) : shiftedBlock64(d, s, shift, op);
+  return copied;
 }
 
 /** 64 bytes at the same bit offset in src and dst; reads s .. s + 64. */
 // @ts-ignore: decorator
-@inline function block64(d: usize, s: usize, op: i32): u64 {
+@inline export function block64(d: usize, s: usize, op: i32): u64 {
   return (
     applyOpAt(d, 0, v128.load(s, 0), op) +
     applyOpAt(d, 16, v128.load(s, 16), op) +
@@ -559,7 +469,7 @@ const LOCK_STATE: usize = memory.data(<i32>LOCKSTEP_MAX * 32, 16);
  * reads s[j + 1], which still holds bits of the range because shift != 0).
  */
 // @ts-ignore: decorator
-@inline function shiftedBlock64(d: usize, s: usize, shift: i32, op: i32): u64 {
+@inline export function shiftedBlock64(d: usize, s: usize, shift: i32, op: i32): u64 {
   const back = 64 - shift;
   const a0 = v128.load(s, 0);
   const a1 = v128.load(s, 16);

@@ -20,11 +20,11 @@
 // from which xlatClearUnmappedGpa clears what no mapping covers.
 
 import {
-  copiedBitsSoFar, countRange, listRuns, LOCKSTEP_MAX, LOCKSTEP_MIN_WORDS, lockstepMerge, mergeRange, OP_COPY, OP_OR,
-  resetCopiedBits, writeRange,
+  countRange, listRuns, OP_COPY, OP_OR, writeRange,
 } from "./bits";
 import { ERR_NOMEM, ERR_OVERLAP, OK } from "./errors";
 import { memAlloc, memFree, OWNER_MODULE } from "./mem";
+import { flushQueue, PLAIN, queueMerge, SHIFTED } from "./xlat-lockstep";
 
 // @ts-ignore: decorator
 @inline export const XLAT_MAGIC: u32 = 0x54414c58;
@@ -284,7 +284,8 @@ export function xlatClearUnmappedGpa(t: usize, dst: usize, dBase: u64, dBits: u6
   let candDst: u64 = 0;
   let candSrc: u64 = 0;
   let candN: u64 = 0;
-  if (op == OP_COPY) resetCopiedBits();
+  // Set bits the copies wrote, as the merges return them (0 for OP_OR).
+  let copied: u64 = 0;
   // Entries are in iova order: start at the first that can reach sBase, stop at sEnd. A window of
   // a large IOVA space then costs its own mappings, not a pass over the whole table.
   for (let i = firstReaching(t, sBase); i < n; i++) {
@@ -310,7 +311,7 @@ export function xlatClearUnmappedGpa(t: usize, dst: usize, dBase: u64, dBits: u6
     const dStart = (gx - dBase) >> log;
     if (candN != 0 && candDst + candN == dStart && candSrc + candN == s0 + skip) candN += inner;
     else {
-      if (candN != 0) queueMerge(dst, src, candDst, candSrc, candN, op);
+      if (candN != 0) copied += queueMerge(dst, src, candDst, candSrc, candN, op);
       candDst = dStart;
       candSrc = s0 + skip;
       candN = inner;
@@ -320,13 +321,13 @@ export function xlatClearUnmappedGpa(t: usize, dst: usize, dBase: u64, dBits: u6
       outside += countRange(src, s0 + skip + inner, np - skip - inner);
     }
   }
-  if (candN != 0) queueMerge(dst, src, candDst, candSrc, candN, op);
-  flushQueue(dst, src, PLAIN, op);
-  flushQueue(dst, src, SHIFTED, op);
+  if (candN != 0) copied += queueMerge(dst, src, candDst, candSrc, candN, op);
+  copied += flushQueue(dst, src, PLAIN, op);
+  copied += flushQueue(dst, src, SHIFTED, op);
   if (stats != 0) {
     store<u64>(stats, countUnmapped(t, src, sBase, sBits), 0);
     store<u64>(stats, outside, 8);
-    if (op == OP_COPY) store<u64>(stats, copiedBitsSoFar(), 16);
+    if (op == OP_COPY) store<u64>(stats, copied, 16);
   }
 }
 
@@ -502,34 +503,4 @@ function siftDown(p: usize, i: u32, n: u32): void {
   v128.store(a, v128.load(b, 16), 16);
   v128.store(b, v0, 0);
   v128.store(b, v1, 16);
-}
-
-// The two queues of long merges waiting for a lockstep: unshifted ones go eight at a time,
-// shifted ones (more work per block) four at a time; see lockstepMerge. Each is a count (u32)
-// followed by records {u64 dstStart, u64 srcStart, u64 n}.
-const PLAIN: usize = memory.data(16 + <i32>LOCKSTEP_MAX * 24, 16);
-const SHIFTED: usize = memory.data(16 + 4 * 24, 16);
-
-/** A merge for translation: short ones now, long ones into their queue (run when it is full). */
-function queueMerge(dst: usize, src: usize, dStart: u64, sStart: u64, n: u64, op: i32): void {
-  if (n < LOCKSTEP_MIN_WORDS << 6) {
-    mergeRange(dst, dStart, src, sStart, n, op);
-    return;
-  }
-  const q = ((sStart - dStart) & 63) == 0 ? PLAIN : SHIFTED;
-  const count = load<u32>(q);
-  const r = q + 16 + <usize>count * 24;
-  store<u64>(r, dStart, 0);
-  store<u64>(r, sStart, 8);
-  store<u64>(r, n, 16);
-  store<u32>(q, count + 1);
-  if (count + 1 == (q == PLAIN ? LOCKSTEP_MAX : 4)) flushQueue(dst, src, q, op);
-}
-
-/** Run and empty a queue. */
-function flushQueue(dst: usize, src: usize, q: usize, op: i32): void {
-  const count = load<u32>(q);
-  if (count == 0) return;
-  lockstepMerge(dst, src, q + 16, count, op);
-  store<u32>(q, 0);
 }

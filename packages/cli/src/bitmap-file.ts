@@ -131,33 +131,9 @@ const MAX_READ_BYTES = 2 ** 31 - 8;
 /** Largest bitmap bitmap-wasm holds: its own limit, so the two can never disagree. */
 export const MAX_FILE_NBITS = BITMAP_MAX_NBITS;
 
-/** base aligned down to `pageSize`. */
-export function alignDown(value: bigint, pageSize: bigint): bigint {
-  return value - (value % pageSize);
-}
-
-/** value aligned up to `pageSize` (callers check the result stays within u64). */
-export function alignUp(value: bigint, pageSize: bigint): bigint {
-  return ((value + pageSize - 1n) / pageSize) * pageSize;
-}
-
 /** End address (exclusive) of a bitmap's span. */
 export function spanEnd(bm: { nbits: number; pageSize: bigint; base: bigint }): bigint {
   return bm.base + BigInt(bm.nbits) * bm.pageSize;
-}
-
-/** Smallest of bigints (Math.min does not take bigint). */
-export function minBigint(values: readonly bigint[]): bigint {
-  let m = values[0]!;
-  for (const v of values) if (v < m) m = v;
-  return m;
-}
-
-/** Largest of bigints. */
-export function maxBigint(values: readonly bigint[]): bigint {
-  let m = values[0]!;
-  for (const v of values) if (v > m) m = v;
-  return m;
 }
 
 /**

@@ -25,6 +25,7 @@ import {
   SyscallError,
 } from "@vfio-dirty/vfio-adapter";
 import { UsageError } from "./errors.ts";
+import { hex4 } from "./format/units.ts";
 import {
   DEFAULT_QEMU_OPTIONS,
   describeQemuOptions,
@@ -301,10 +302,6 @@ function reasonLine(r: SelectionReason): string {
   const where = r.device ? `${r.device}: ` : "";
   const errno = r.errno !== undefined ? ` (${errnoName(r.errno)})` : "";
   return `${where}not ${r.strategy}: ${r.message}${r.call ? ` [${r.call}${errno}]` : ""}`;
-}
-
-function hex4(v: number): string {
-  return `0x${v.toString(16).padStart(4, "0")}`;
 }
 
 /** The v2 PROBE's answer: 0, or the errno that said no (any kernel failure counts as a no). */

@@ -25,6 +25,7 @@ import {
   SyscallError,
   uapi,
 } from "@vfio-dirty/vfio-adapter";
+import { CleanupStack } from "@vfio-dirty/vfio-adapter/util";
 import { UsageError } from "./errors.ts";
 
 /** Guest memory as a VMM holds it: GPA, length, and the user address backing it. */
@@ -61,16 +62,9 @@ export function openVfio(
   devices: readonly PciDevice[],
   opts: { memory: readonly GuestMemory[]; viommu?: readonly VfioMapping[]; prefer?: "type1" | "iommufd" },
 ): OpenedVfio {
-  const closers: (() => void)[] = [];
-  const closeAll = () => {
-    for (const c of closers.splice(0).reverse()) {
-      try {
-        c();
-      } catch {
-        // Best effort: the kernel releases whatever is left when the process exits.
-      }
-    }
-  };
+  const closers = new CleanupStack();
+  // Best effort: the kernel releases whatever is left when the process exits.
+  const closeAll = () => void closers.run();
   try {
     const useIommufd =
       opts.prefer !== "type1" &&
@@ -121,7 +115,7 @@ function openType1(
   host: Host,
   devices: readonly PciDevice[],
   opts: { memory: readonly GuestMemory[]; viommu?: readonly VfioMapping[] },
-  closers: (() => void)[],
+  closers: CleanupStack,
   closeAll: () => void,
 ): OpenedVfio {
   const container = Container.open(host);
@@ -166,7 +160,7 @@ function openIommufd(
   host: Host,
   devices: readonly PciDevice[],
   opts: { memory: readonly GuestMemory[]; viommu?: readonly VfioMapping[] },
-  closers: (() => void)[],
+  closers: CleanupStack,
   closeAll: () => void,
 ): OpenedVfio {
   const iommufd = IommuFd.open(host);

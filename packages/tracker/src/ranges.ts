@@ -17,6 +17,7 @@
 // Pure: the start call is a callback returning 0 or an errno.
 
 import { Errno } from "@vfio-dirty/vfio-adapter";
+import { alignDown, alignUp, bigMax, bigMin, isPowerOfTwoIn } from "@vfio-dirty/vfio-adapter/util";
 
 /** A range of IOVA (or GPA) space in bytes. */
 export interface IovaRange {
@@ -59,7 +60,7 @@ const FOUR_GIB = 1n << 32n;
 
 /** QEMU's split plus the exact sections. Throws RangeError on a section of length 0 or a bad page size. */
 export function planLogging(sections: readonly MemorySection[], pageSize: bigint): LoggingPlan {
-  if (pageSize <= 0n || (pageSize & (pageSize - 1n)) !== 0n)
+  if (!isPowerOfTwoIn(pageSize))
     throw new RangeError(`planLogging: pageSize ${pageSize} is not a power of two`);
   const slots: (IovaRange | undefined)[] = [undefined, undefined, undefined];
   for (const s of sections) {
@@ -69,7 +70,10 @@ export function planLogging(sections: readonly MemorySection[], pageSize: bigint
     const slot = s.kind === "pci-bar" && s.iova >= FOUR_GIB ? 2 : end <= FOUR_GIB ? 0 : 1;
     const cur = slots[slot];
     slots[slot] = cur
-      ? { iova: min(cur.iova, s.iova), length: max(cur.iova + cur.length, end) - min(cur.iova, s.iova) }
+      ? {
+          iova: bigMin(cur.iova, s.iova),
+          length: bigMax(cur.iova + cur.length, end) - bigMin(cur.iova, s.iova),
+        }
       : { iova: s.iova, length: s.length };
   }
   const coarse = mergeOverlapping(
@@ -144,8 +148,8 @@ export function startWithRetry(
 // --- Internal helpers ---
 
 function align(r: IovaRange, pageSize: bigint): IovaRange {
-  const start = (r.iova / pageSize) * pageSize;
-  const end = ((r.iova + r.length + pageSize - 1n) / pageSize) * pageSize;
+  const start = alignDown(r.iova, pageSize);
+  const end = alignUp(r.iova + r.length, pageSize);
   return { iova: start, length: end - start };
 }
 
@@ -158,7 +162,7 @@ export function mergeOverlapping(ranges: readonly IovaRange[]): IovaRange[] {
   for (const r of sorted) {
     const last = out[out.length - 1];
     if (last && r.iova <= last.iova + last.length) {
-      const end = max(last.iova + last.length, r.iova + r.length);
+      const end = bigMax(last.iova + last.length, r.iova + r.length);
       last.length = end - last.iova;
     } else {
       out.push({ iova: r.iova, length: r.length });
@@ -169,12 +173,4 @@ export function mergeOverlapping(ranges: readonly IovaRange[]): IovaRange[] {
 
 function sameRanges(a: readonly IovaRange[], b: readonly IovaRange[]): boolean {
   return a.length === b.length && a.every((r, i) => r.iova === b[i]!.iova && r.length === b[i]!.length);
-}
-
-function min(a: bigint, b: bigint): bigint {
-  return a < b ? a : b;
-}
-
-function max(a: bigint, b: bigint): bigint {
-  return a > b ? a : b;
 }

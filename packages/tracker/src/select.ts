@@ -11,6 +11,7 @@
 //   choice.reasons;    // [{ device: "0000:3b:00.1", strategy: "device", call: "...", errno: 25, ... }]
 //   choice.blockers;   // [] when migration may proceed
 
+import { hex } from "@vfio-dirty/vfio-adapter/util";
 import type { IovaRange } from "./ranges.ts";
 
 export type StrategyName = "device" | "iommufd" | "type1" | "all-dirty";
@@ -315,8 +316,4 @@ function covered(r: IovaRange, within: readonly IovaRange[]): boolean {
     if (at >= end) return true;
   }
   return at >= end;
-}
-
-function hex(v: bigint): string {
-  return `0x${v.toString(16)}`;
 }

@@ -3,6 +3,7 @@
 
 import type { Host, PciDevice } from "@vfio-dirty/vfio-adapter";
 import { UsageError } from "../errors.ts";
+import { hex4 } from "../format/units.ts";
 import { loadWorkloadPlugin } from "../workloads/load.ts";
 import type { DmaSource } from "./target.ts";
 
@@ -51,8 +52,4 @@ export async function dmaSources(
       label: `DMA driven by --workload ${plugin.name}`,
     };
   });
-}
-
-function hex4(v: number): string {
-  return `0x${v.toString(16).padStart(4, "0")}`;
 }

@@ -3,10 +3,9 @@
 // expanding marks every small page of a dirty big page. A dirty page is never lost, so the output
 // always covers the input's whole span.
 
+import { alignDown, alignUp } from "@vfio-dirty/vfio-adapter/util";
 import { Command } from "commander";
 import {
-  alignDown,
-  alignUp,
   assertNothingOutside,
   bitmapCore,
   parseInputSpec,
@@ -19,7 +18,7 @@ import type { Context } from "../context.ts";
 import { UsageError } from "../errors.ts";
 import { formatBytes, hex } from "../format/units.ts";
 import { parseAddress, parsePageSize } from "../parse/size.ts";
-import { type BitmapSummary, withInputOptions } from "./bitmap.ts";
+import { type BitmapSummary, summary, withInputOptions } from "./bitmap-tool.ts";
 
 export interface ConvertDocument {
   command: "bitmap convert";
@@ -99,12 +98,4 @@ export async function bitmapConvert(
   } finally {
     src.free();
   }
-}
-
-/** A bitmap's --json description. */
-export function summary(
-  file: string,
-  bm: { nbits: number; pageSize: bigint; base: bigint; count(): number },
-): BitmapSummary {
-  return { file, pageSize: Number(bm.pageSize), base: hex(bm.base), pages: bm.nbits, dirtyPages: bm.count() };
 }

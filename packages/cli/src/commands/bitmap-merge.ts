@@ -2,14 +2,11 @@
 // page size (devices report at different page sizes and from different address ranges). The
 // output covers every input's span, at the first input's page size unless --page-size is given.
 
+import { alignDown, alignUp, bigMax, bigMin } from "@vfio-dirty/vfio-adapter/util";
 import { Command } from "commander";
 import {
-  alignDown,
-  alignUp,
   assertNothingOutside,
   bitmapCore,
-  maxBigint,
-  minBigint,
   parseInputSpec,
   readBitmapFile,
   spanEnd,
@@ -20,8 +17,7 @@ import type { Context } from "../context.ts";
 import { UsageError } from "../errors.ts";
 import { formatBytes, hex } from "../format/units.ts";
 import { parseAddress, parsePageSize } from "../parse/size.ts";
-import type { BitmapSummary } from "./bitmap.ts";
-import { summary } from "./bitmap-convert.ts";
+import { type BitmapSummary, summary } from "./bitmap-tool.ts";
 
 export interface MergeDocument {
   command: "bitmap merge";
@@ -86,7 +82,7 @@ export async function bitmapMerge(
     for (const input of inputs) srcs.push(readBitmapFile(core, input));
     const pageSize =
       opts.pageSize !== undefined ? parsePageSize(opts.pageSize, "--page-size") : inputs[0]!.pageSize;
-    const lowest = minBigint(inputs.map((i) => i.base));
+    const lowest = bigMin(...inputs.map((i) => i.base));
     const base = opts.base !== undefined ? parseAddress(opts.base, "--base") : alignDown(lowest, pageSize);
     if (base % pageSize !== 0n)
       throw new UsageError(`--base ${hex(base)} is not a multiple of the output page size; align it`);
@@ -94,7 +90,7 @@ export async function bitmapMerge(
       throw new UsageError(
         `--base ${hex(base)} is above an input's base ${hex(lowest)}: its pages would be lost; use a lower --base`,
       );
-    const end = maxBigint(srcs.map(spanEnd));
+    const end = bigMax(...srcs.map(spanEnd));
     const dst = core.bitmap({
       nbits: wholeWords((alignUp(end, pageSize) - base) / pageSize),
       pageSize,

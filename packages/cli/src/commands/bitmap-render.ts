@@ -10,8 +10,7 @@ import { formatBytes } from "../format/units.ts";
 import { parseAddress, parseCount, parsePageSize } from "../parse/size.ts";
 import { maxOf } from "../report.ts";
 import { densitySvg } from "../svg/pictures.ts";
-import { type BitmapSummary, withInputOptions } from "./bitmap.ts";
-import { summary } from "./bitmap-convert.ts";
+import { type BitmapSummary, summary, withInputOptions } from "./bitmap-tool.ts";
 
 export interface RenderDocument {
   command: "bitmap render";

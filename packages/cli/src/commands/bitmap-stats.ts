@@ -6,7 +6,7 @@ import type { Context } from "../context.ts";
 import { keyValueTable } from "../format/table.ts";
 import { formatBytes, formatPercent, hex } from "../format/units.ts";
 import { parseAddress, parsePageSize } from "../parse/size.ts";
-import { withInputOptions } from "./bitmap.ts";
+import { withInputOptions } from "./bitmap-tool.ts";
 
 /** The --json document of `bitmap stats`. */
 export interface StatsDocument {

@@ -3,14 +3,11 @@
 // by bitmap-wasm's translation table. A dirty IOVA page on no mapping cannot be placed: it is
 // counted, named, and the command exits 3, because a dirty page must never vanish silently.
 
+import { alignDown, alignUp, bigMax, bigMin } from "@vfio-dirty/vfio-adapter/util";
 import { Command } from "commander";
 import {
-  alignDown,
-  alignUp,
   assertNothingOutside,
   bitmapCore,
-  maxBigint,
-  minBigint,
   parseInputSpec,
   readBitmapFile,
   readInputFile,
@@ -21,8 +18,7 @@ import type { Context } from "../context.ts";
 import { CheckFailedError, UsageError } from "../errors.ts";
 import { formatBytes, hex } from "../format/units.ts";
 import { parseAddress, parsePageSize, parseSize, U64_MAX } from "../parse/size.ts";
-import { type BitmapSummary, withInputOptions } from "./bitmap.ts";
-import { summary } from "./bitmap-convert.ts";
+import { type BitmapSummary, summary, withInputOptions } from "./bitmap-tool.ts";
 
 export interface Mapping {
   iova: bigint;
@@ -98,8 +94,8 @@ export async function bitmapTranslate(
   const src = readBitmapFile(core, input);
   const table = core.xlatTable(input.pageSize);
   try {
-    const lowest = minBigint(mappings.map((m) => m.gpa));
-    const end = maxBigint(mappings.map((m) => m.gpa + m.length));
+    const lowest = bigMin(...mappings.map((m) => m.gpa));
+    const end = bigMax(...mappings.map((m) => m.gpa + m.length));
     const base =
       opts.toBase !== undefined ? parseAddress(opts.toBase, "--to-base") : alignDown(lowest, input.pageSize);
     if (base % input.pageSize !== 0n || base > lowest)

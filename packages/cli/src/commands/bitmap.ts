@@ -42,19 +42,3 @@ Examples:
   }
   return group;
 }
-
-/** Adds the input placement options every bitmap tool takes. */
-export function withInputOptions(cmd: Command): Command {
-  return cmd
-    .option("--page-size <size>", "page size of the input (bytes per bit)", "4K")
-    .option("--base <addr>", "address of the input's bit 0", "0");
-}
-
-/** A bitmap's description in --json output. */
-export interface BitmapSummary {
-  file: string;
-  pageSize: number;
-  base: string;
-  pages: number;
-  dirtyPages: number;
-}

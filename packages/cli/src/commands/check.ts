@@ -28,6 +28,7 @@ import { checkTarget, summarize } from "../check/run.ts";
 import { checkTargetFor, type DmaSource } from "../check/target.ts";
 import type { Context } from "../context.ts";
 import { CheckFailedError, ExitError, UsageError } from "../errors.ts";
+import { hex4 } from "../format/units.ts";
 import { chooseHost, hostLine } from "../host.ts";
 import { openHost } from "../host-open.ts";
 import { parsePciAddress } from "../parse/pci.ts";
@@ -212,8 +213,4 @@ function finish(ctx: Context, doc: CheckDocument): void {
     ),
   );
   if (devices > 1) ctx.out.info(`all devices: ${summaryLine({ summary: s })}`);
-}
-
-function hex4(v: number): string {
-  return `0x${v.toString(16).padStart(4, "0")}`;
 }

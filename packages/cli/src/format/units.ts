@@ -30,8 +30,11 @@ export function formatMs(ms: number): string {
 }
 
 /** "0x1000" for addresses in human output and JSON (exact for the whole u64 range). */
-export function hex(value: bigint): string {
-  return `0x${value.toString(16)}`;
+export { hex } from "@vfio-dirty/vfio-adapter/util";
+
+/** "0x10de": a PCI vendor or device ID as lspci -n prints it, four hex digits. */
+export function hex4(v: number): string {
+  return `0x${v.toString(16).padStart(4, "0")}`;
 }
 
 /** "12.5%" */

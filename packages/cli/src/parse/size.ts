@@ -4,6 +4,7 @@
 // RAM size, and nobody means 4000 bytes by "4K". "KiB"/"KB"/"k" are accepted as the same thing.
 // Results are bigint: addresses go up to 2^64 - 1 and lose precision as numbers.
 
+import { isPowerOfTwoIn } from "@vfio-dirty/vfio-adapter/util";
 import { UsageError } from "../errors.ts";
 
 export const U64_MAX = (1n << 64n) - 1n;
@@ -35,7 +36,7 @@ export function parseSize(text: string, what: string): bigint {
 /** Like parseSize, and also a power of two within [min, max] (page sizes). */
 export function parsePageSize(text: string, what: string, min = 512n, max = 1n << 30n): bigint {
   const value = parseSize(text, what);
-  if (value === 0n || (value & (value - 1n)) !== 0n || value < min || value > max)
+  if (!isPowerOfTwoIn(value, min, max))
     throw new UsageError(
       `${what} '${text}': a page size must be a power of two from ${formatSizeShort(min)} to ${formatSizeShort(max)}; use e.g. 4K or 2M`,
     );

@@ -12,7 +12,8 @@ import {
   listVfioDevices,
   type PciDevice,
 } from "@vfio-dirty/vfio-adapter";
-import { bitmapCore, maxBigint } from "../bitmap-file.ts";
+import { bigMax, CleanupStack } from "@vfio-dirty/vfio-adapter/util";
+import { bitmapCore } from "../bitmap-file.ts";
 import { UsageError } from "../errors.ts";
 import type { HostChoice } from "../host.ts";
 import { openHost, sleep } from "../host-open.ts";
@@ -46,16 +47,10 @@ const LINUX_BUFFER_LENGTH = 16n << 20n;
 
 export async function openTrackBackend(choice: HostChoice, opts: OpenTrackOptions): Promise<TrackBackend> {
   const opened = await openHost(choice, { seed: opts.seed, workload: opts.workload });
-  const cleanups: (() => void)[] = [() => void opened[Symbol.asyncDispose]()];
-  const cleanup = () => {
-    for (const c of cleanups.splice(0).reverse()) {
-      try {
-        c();
-      } catch {
-        // best effort on the way out
-      }
-    }
-  };
+  const cleanups = new CleanupStack();
+  cleanups.push(() => void opened[Symbol.asyncDispose]());
+  // Best effort on the way out: a step that throws does not keep the older ones from running.
+  const cleanup = () => void cleanups.run();
   try {
     const { host, sim } = opened;
     const devices = pickDevices(host, opts.addresses);
@@ -131,7 +126,7 @@ export async function openTrackBackend(choice: HostChoice, opts: OpenTrackOption
         );
     }
 
-    const gpaEnd = maxBigint(vfio.sections.map((s) => s.iova + s.length));
+    const gpaEnd = bigMax(...vfio.sections.map((s) => s.iova + s.length));
     const ramBytes = vfio.sections.reduce((a, s) => a + s.length, 0n);
     const startMs = sim ? sim.nowMs() : performance.now();
     let trackStartNs = 0;

@@ -6,6 +6,7 @@
 // device's buffer is at 0x40000. Limits found on QEMU 7.2: a transfer of 4096 bytes aborts the
 // VM, so transfers are at most 4095 bytes; the DMA mask is 28 bits, so IOVAs stay below 256 MiB.
 
+import { mulberry32 } from "@vfio-dirty/vfio-adapter/util";
 import type { DeviceAccess, DmaBuffer, WorkloadPlugin, WorkloadSession, WrittenRange } from "./plugin.ts";
 
 const EDU_VENDOR = 0x1234;
@@ -106,15 +107,4 @@ async function waitIdle(device: DeviceAccess): Promise<void> {
       throw new Error("edu: DMA did not complete within 5 s; the device hangs");
     await new Promise((r) => setTimeout(r, 5));
   }
-}
-
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }

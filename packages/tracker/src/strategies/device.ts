@@ -22,7 +22,7 @@ import {
   startWithRetry,
 } from "../ranges.ts";
 import type { DirtyStrategy } from "../strategy.ts";
-import { orPlaced } from "./place.ts";
+import { viaScratch, wordView } from "./place.ts";
 import { StopFailedError, stopWithRetry } from "./stopping.ts";
 
 /** The part of the adapter's Device this strategy uses. */
@@ -204,40 +204,25 @@ export class DeviceLoggingStrategy implements DirtyStrategy {
     }
     const lo = (iova / D) * D;
     const hi = ((iova + length + D - 1n) / D) * D;
-    const scratch = this.core.bitmap({ nbits: Number((hi - lo) / D), pageSize: D, base: lo });
-    try {
+    viaScratch(this.core, { nbits: Number((hi - lo) / D), pageSize: D, base: lo }, into, (scratch) => {
       this.device.dmaLoggingReport({ iova: lo, length: hi - lo, pageSize: D, bitmap: scratch.bytes });
       this.kernelBytes += scratch.byteLength;
-      orPlaced(this.core, scratch, into);
-    } finally {
-      scratch.free();
-    }
+    });
   }
 
   /** REPORT [iova, iova + length) at `pageSize` (that of `into`) into `into`. */
   #report(iova: bigint, length: bigint, pageSize: bigint, into: Bitmap): void {
-    const offset = iova - into.base;
-    const direct =
-      offset >= 0n &&
-      offset % (64n * pageSize) === 0n &&
-      iova + length <= into.base + BigInt(into.nbits) * pageSize;
-    if (direct) {
+    const words = wordView(into, iova, length);
+    if (words) {
       // Zero copy: the kernel ORs straight into the caller's words in wasm memory.
-      const firstByte = Number(offset / pageSize / 8n);
-      const nbytes = Number(((length / pageSize + 63n) / 64n) * 8n);
-      const bytes = into.bytes.subarray(firstByte, firstByte + nbytes); // fresh view: memory may have grown
-      this.device.dmaLoggingReport({ iova, length, pageSize, bitmap: bytes });
-      this.kernelBytes += nbytes;
+      this.device.dmaLoggingReport({ iova, length, pageSize, bitmap: words });
+      this.kernelBytes += words.byteLength;
       return;
     }
-    const scratch = this.core.bitmap({ nbits: Number(length / pageSize), pageSize, base: iova });
-    try {
+    viaScratch(this.core, { nbits: Number(length / pageSize), pageSize, base: iova }, into, (scratch) => {
       this.device.dmaLoggingReport({ iova, length, pageSize, bitmap: scratch.bytes });
       this.kernelBytes += scratch.byteLength;
-      orPlaced(this.core, scratch, into);
-    } finally {
-      scratch.free();
-    }
+    });
   }
 
   #readMigState(): number | undefined {

@@ -9,7 +9,7 @@
 import type { Bitmap, BitmapCore } from "../bitmap.ts";
 import { type IovaRange, mergeOverlapping } from "../ranges.ts";
 import type { DirtyStrategy } from "../strategy.ts";
-import { orPlaced } from "./place.ts";
+import { viaScratch, wordView } from "./place.ts";
 import { stillTracking, stopWithRetry } from "./stopping.ts";
 
 /** The part of the adapter's IommuFd this strategy uses. */
@@ -133,26 +133,20 @@ export class IommufdStrategy implements DirtyStrategy {
 
   #read(iova: bigint, length: bigint, into: Bitmap, noClear: boolean): void {
     const P = into.pageSize;
-    const offset = iova - into.base;
-    if (offset >= 0n && offset % (64n * P) === 0n && iova + length <= into.base + BigInt(into.nbits) * P) {
-      const firstByte = Number(offset / P / 8n);
-      const nbytes = Number(((length / P + 63n) / 64n) * 8n);
-      const bytes = into.bytes.subarray(firstByte, firstByte + nbytes);
+    const words = wordView(into, iova, length);
+    if (words) {
+      // Zero copy: each HWPT's GET_DIRTY_BITMAP ORs straight into the caller's words.
       for (const hwptId of this.hwptIds) {
-        this.iommufd.getDirtyBitmap({ hwptId, iova, length, pageSize: P, bitmap: bytes, noClear });
-        this.kernelBytes += nbytes;
+        this.iommufd.getDirtyBitmap({ hwptId, iova, length, pageSize: P, bitmap: words, noClear });
+        this.kernelBytes += words.byteLength;
       }
       return;
     }
-    const scratch = this.core.bitmap({ nbits: Number(length / P), pageSize: P, base: iova });
-    try {
+    viaScratch(this.core, { nbits: Number(length / P), pageSize: P, base: iova }, into, (scratch) => {
       for (const hwptId of this.hwptIds) {
         this.iommufd.getDirtyBitmap({ hwptId, iova, length, pageSize: P, bitmap: scratch.bytes, noClear });
         this.kernelBytes += scratch.byteLength;
       }
-      orPlaced(this.core, scratch, into);
-    } finally {
-      scratch.free();
-    }
+    });
   }
 }

@@ -10,7 +10,7 @@
 import type { Bitmap, BitmapCore } from "../bitmap.ts";
 import type { IovaRange } from "../ranges.ts";
 import type { DirtyStrategy } from "../strategy.ts";
-import { orPlaced } from "./place.ts";
+import { viaScratch } from "./place.ts";
 import { stillTracking, stopWithRetry } from "./stopping.ts";
 
 /** The part of the adapter's Container this strategy uses. */
@@ -77,14 +77,10 @@ export class Type1Strategy implements DirtyStrategy {
   }
 
   #viaScratch(iova: bigint, length: bigint, into: Bitmap, read: (bytes: Uint8Array) => void): void {
-    const nbits = Number(length / this.pageSize);
-    const scratch = this.core.bitmap({ nbits, pageSize: this.pageSize, base: iova });
-    try {
+    const shape = { nbits: Number(length / this.pageSize), pageSize: this.pageSize, base: iova };
+    viaScratch(this.core, shape, into, (scratch) => {
       read(scratch.bytes); // bytes derived right before the call: valid after any memory.grow
       this.kernelBytes += scratch.byteLength;
-      orPlaced(this.core, scratch, into);
-    } finally {
-      scratch.free();
-    }
+    });
   }
 }

@@ -15,6 +15,7 @@
 // caller must derive the address again from the new buffer, exactly as with the real kernel.
 
 import { Errno } from "../errors.ts";
+import { alignUp } from "../util/bigint.ts";
 
 /** Where user buffers are placed: high in a 47-bit user address space, like mmap's top-down area. */
 const BUFFER_AREA_BASE = 0x6000_0000_0000n;
@@ -138,8 +139,4 @@ export class AddressSpace {
     if (!found || addr >= found.base + found.reserved) return undefined;
     return found;
   }
-}
-
-function alignUp(x: bigint, a: bigint): bigint {
-  return ((x + a - 1n) / a) * a;
 }

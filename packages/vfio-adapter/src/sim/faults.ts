@@ -9,9 +9,9 @@
 //   faults.check("VFIO_DEVICE_FEATURE(GET|DMA_LOGGING_REPORT)", "0000:3b:00.1", now)
 
 import { Errno, InvalidInputError } from "../errors.ts";
+import { mulberry32 } from "../util/prng.ts";
 import type { SimTime } from "./clock.ts";
 import type { FaultSpec } from "./profile.ts";
-import { mulberry32 } from "./workload.ts";
 
 /** What a fired fault does to the call. */
 export interface FaultHit {

@@ -17,10 +17,11 @@ import {
   IOMMU_IOAS_MAP_FIXED_IOVA,
   IOMMU_IOAS_MAP_WRITEABLE,
 } from "../uapi/index.ts";
+import { bigMax, bigMin } from "../util/bigint.ts";
 import type { AddressSpace } from "./address-space.ts";
 import { PageSet } from "./page-set.ts";
 import type { Range } from "./profile.ts";
-import { bigMax, bigMin, iovaBitmapBytes, orRange } from "./user-bits.ts";
+import { iovaBitmapBytes, orRange } from "./user-bits.ts";
 
 const PAGE = 4096n;
 const ULONG_MAX = 0xffff_ffff_ffff_ffffn;

@@ -13,6 +13,7 @@
 import { readdirSync, readFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { InvalidInputError } from "../errors.ts";
+import { isPowerOfTwoIn } from "../util/page-size.ts";
 import type { LogQuirk } from "./dma-log.ts";
 
 /** A u64 as written in a profile: integer, decimal or hex string, or a binary size ("2GiB"). */
@@ -223,9 +224,9 @@ export function parseProfile(doc: unknown, source = "profile"): Profile {
     if (lg) {
       const minP = u64(lg.minPageSize ?? 4096, `/devices/${i}/dmaLogging/minPageSize`);
       const maxP = u64(lg.maxPageSize ?? "0x40000000", `/devices/${i}/dmaLogging/maxPageSize`);
-      if (!isPow2(minP) || minP < 4096n)
+      if (!isPowerOfTwoIn(minP, 4096n))
         fail(`/devices/${i}/dmaLogging/minPageSize`, "must be a power of two >= 4096");
-      if (!isPow2(maxP) || maxP < minP)
+      if (!isPowerOfTwoIn(maxP, minP))
         fail(`/devices/${i}/dmaLogging/maxPageSize`, "must be a power of two >= minPageSize");
     }
     if (d.migration?.flags.includes("pre-copy") && kernel < KERNEL.MIG_DATA_SIZE)
@@ -338,10 +339,6 @@ export function u64(x: U64Json, path: string): bigint {
   const v = BigInt(m[1]!) << unit;
   if (v > 0xffff_ffff_ffff_ffffn) throw new InvalidInputError(`${path} ${x} does not fit in 64 bits`);
   return v;
-}
-
-export function isPow2(x: bigint): boolean {
-  return x > 0n && (x & (x - 1n)) === 0n;
 }
 
 // --- Internal helpers ---

@@ -10,6 +10,7 @@
 // stored in data[i / 64] >> (i % 64), little-endian u64 words.
 
 import { U64_MAX } from "../uapi/index.ts";
+import { bigMax, bigMin } from "../util/bigint.ts";
 
 /** Sets bits [first, last] (inclusive) in `bytes` (a little-endian u64 bitmap). */
 export function setBitRange(bytes: Uint8Array, first: number, last: number): void {
@@ -66,14 +67,4 @@ export function orRange(
   const first = (a - base) / pageSize;
   const last = (b - 1n - base) / pageSize;
   setBitRange(bytes, Number(first), Number(last));
-}
-
-/** Math.max for bigint (Math.max throws on bigint). */
-export function bigMax(a: bigint, b: bigint): bigint {
-  return a > b ? a : b;
-}
-
-/** Math.min for bigint. */
-export function bigMin(a: bigint, b: bigint): bigint {
-  return a < b ? a : b;
 }

@@ -9,6 +9,7 @@
 //   const w = createWorkload(spec, region, seed);
 //   for (const write of w.writesBetween(0, 1e9)) device.dmaWrite(write.iova, write.length, write.t);
 
+import { mulberry32 } from "../util/prng.ts";
 import type { SimTime } from "./clock.ts";
 import type { Range, WorkloadJson } from "./profile.ts";
 import { u64 } from "./profile.ts";
@@ -98,18 +99,6 @@ export function createWorkload(spec: WorkloadJson | undefined, region: Range[], 
         yield { iova: addr + offset, length: writeBytes, t };
       }
     },
-  };
-}
-
-/** mulberry32: a tiny, good-enough seeded PRNG in [0, 1). */
-export function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
   };
 }
 

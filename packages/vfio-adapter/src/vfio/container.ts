@@ -13,7 +13,6 @@
 
 import { ProtocolError } from "../errors.ts";
 import type { Host } from "../host.ts";
-import { hex } from "../uapi/codec.ts";
 import {
   decodeDmaUnmap,
   decodeIommuType1Info,
@@ -40,6 +39,7 @@ import {
   VFIO_SET_IOMMU,
   type VfioBitmap,
 } from "../uapi/vfio.ts";
+import { hex } from "../util/hex.ts";
 import { checkBitmapRoom, FdObject, openPath, rangeFields } from "./fd-object.ts";
 
 /** The largest type1 info answer accepted for the retry; a real one is a few hundred bytes. */

@@ -14,7 +14,6 @@
 import { Errno, InvalidInputError, IoctlError, ProtocolError, SyscallError } from "../errors.ts";
 import type { Fd, Host } from "../host.ts";
 import { type CapHeader, walkCapChain } from "../uapi/cap-chain.ts";
-import { hex } from "../uapi/codec.ts";
 import {
   type DeviceInfo,
   type DmaLoggingRange,
@@ -61,6 +60,8 @@ import {
   VFIO_PRECOPY_INFO_REINIT,
   VFIO_REGION_INFO_FLAG_CAPS,
 } from "../uapi/vfio.ts";
+import { hex } from "../util/hex.ts";
+import { isPowerOfTwoIn } from "../util/page-size.ts";
 import { checkBitmapRoom, checkPageSize, FdObject, rangeFields } from "./fd-object.ts";
 
 /** The largest region info answer accepted for the retry. */
@@ -326,7 +327,7 @@ export class Device extends FdObject {
       `page_size ${hex(pageSize)}`,
     );
     const granted = this.decode(op, () => decodeDmaLoggingControl(decodeDeviceFeature(buf).data)).pageSize;
-    if (granted === 0n || (granted & (granted - 1n)) !== 0n) {
+    if (!isPowerOfTwoIn(granted)) {
       // The device now logs at a size no dirty bitmap can describe: stop it before refusing, so a
       // caller falling back to another strategy does not leave it logging.
       let stopNote = "logging was stopped";

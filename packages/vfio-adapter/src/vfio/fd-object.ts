@@ -13,7 +13,9 @@
 import { InternalError, InvalidInputError, IoctlError, ProtocolError, SyscallError } from "../errors.ts";
 import type { Fd, Host, IoctlArg } from "../host.ts";
 import { O_CLOEXEC, O_RDWR } from "../host.ts";
-import { CodecError, hex } from "../uapi/codec.ts";
+import { CodecError } from "../uapi/codec.ts";
+import { hex } from "../util/hex.ts";
+import { isPowerOfTwoIn } from "../util/page-size.ts";
 
 export abstract class FdObject {
   #fd: Fd;
@@ -102,7 +104,7 @@ export function openPath(host: Host, path: string): Fd {
 
 /** Checks a page size is a power of two, as every dirty-bitmap ioctl requires. */
 export function checkPageSize(what: string, pageSize: bigint): void {
-  if (typeof pageSize !== "bigint" || pageSize <= 0n || (pageSize & (pageSize - 1n)) !== 0n)
+  if (typeof pageSize !== "bigint" || !isPowerOfTwoIn(pageSize))
     throw new InvalidInputError(`${what}: page size ${pageSize} is not a power of two`);
 }
 

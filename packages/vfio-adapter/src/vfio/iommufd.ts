@@ -9,7 +9,6 @@
 
 import { Errno, InvalidInputError, IoctlError, ProtocolError } from "../errors.ts";
 import type { Host } from "../host.ts";
-import { hex } from "../uapi/codec.ts";
 import {
   decodeHwInfo,
   decodeHwptAlloc,
@@ -45,6 +44,7 @@ import {
   type IommuIovaRange,
   SIZEOF_IOMMU_IOVA_RANGE,
 } from "../uapi/iommufd.ts";
+import { hex } from "../util/hex.ts";
 import { checkBitmapRoom, FdObject, openPath, rangeFields } from "./fd-object.ts";
 
 /** Room for IOVA ranges on the first IOMMU_IOAS_IOVA_RANGES call; real IOASes have a handful. */

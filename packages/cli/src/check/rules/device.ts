@@ -3,6 +3,7 @@
 // (hw/vfio/listener.c, hw/vfio/container.c) require. A driver's log_ops decide most of them; the
 // core's argument checks are here too, since a driver author runs them on the kernel they ship.
 
+import { isPowerOfTwoIn } from "@vfio-dirty/vfio-adapter/util";
 import { formatSizeShort } from "../../parse/size.ts";
 import { bitList, type CheckRule, errnoIs, fail, ok, pass, refused } from "../rule.ts";
 
@@ -44,7 +45,7 @@ export const deviceRules: readonly CheckRule[] = [
     scenario: "device.logging.start-page-size",
     judge: ok((r) => {
       const g = BigInt(r.granted);
-      return g >= 4096n && (g & (g - 1n)) === 0n
+      return isPowerOfTwoIn(g, 4096n)
         ? pass(`wrote back ${size(r.granted)}`)
         : fail(`wrote back ${r.granted}: not a power of two of at least 4 KiB`);
     }),

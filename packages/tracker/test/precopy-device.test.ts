@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { PrecopyDeviceState } from "./precopy-device.ts";
+import { PrecopyDeviceState } from "../src/precopy-device.ts";
 
 const MB = 1e6;
 

@@ -1,7 +1,7 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { criticalState } from "./critical-state.ts";
-import { predictPrecopy } from "./predict.ts";
+import { criticalState } from "../src/critical-state.ts";
+import { predictPrecopy } from "../src/predict.ts";
 
 const GB = 1e9;
 

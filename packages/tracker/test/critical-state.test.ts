@@ -1,6 +1,6 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { criticalState, maxConvergingDirtyRate } from "./critical-state.ts";
+import { criticalState, maxConvergingDirtyRate } from "../src/critical-state.ts";
 
 const GB = 1e9;
 

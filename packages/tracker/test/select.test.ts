@@ -1,6 +1,6 @@
 import { Errno } from "@vfio-dirty/vfio-adapter";
 import { describe, expect, it } from "vitest";
-import { type ContainerCaps, chooseStrategy, type DeviceCaps, type SelectOptions } from "./select.ts";
+import { type ContainerCaps, chooseStrategy, type DeviceCaps, type SelectOptions } from "../src/select.ts";
 
 const LOG_OK = { ok: true } as const;
 const LOG_NO = {

@@ -1,7 +1,13 @@
 import { Errno } from "@vfio-dirty/vfio-adapter";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { combineRanges, type IovaRange, type MemorySection, planLogging, startWithRetry } from "./ranges.ts";
+import {
+  combineRanges,
+  type IovaRange,
+  type MemorySection,
+  planLogging,
+  startWithRetry,
+} from "../src/ranges.ts";
 
 const G = 1n << 30n;
 const T = 1n << 40n;

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { DirtyRateMeter } from "./rate.ts";
+import { DirtyRateMeter } from "../src/rate.ts";
 
 describe("DirtyRateMeter", () => {
   it("computes last and moving-average rates, total and per device", () => {
