@@ -1,8 +1,9 @@
 // createTracker's input, checked at the boundary: everything is refused before any work starts,
 // and what the tracker runs on is resolved here once (defaults, sorted sections, the RAM span).
 
+import { isPowerOfTwoIn, bigMax as max } from "@vfio-dirty/vfio-adapter/util";
 import type { MemorySection } from "./ranges.ts";
-import { cmp, max } from "./tracker-helpers.ts";
+import { cmp } from "./tracker-helpers.ts";
 import type { TrackerConfig, UntrackedPolicy } from "./types.ts";
 
 const GIB = 1n << 30n;
@@ -32,7 +33,7 @@ export function resolveConfig(c: TrackerConfig): ResolvedConfig {
     ids.add(u.id);
   }
   const pageSize = c.pageSize ?? 4096n;
-  if (pageSize < 512n || (pageSize & (pageSize - 1n)) !== 0n)
+  if (!isPowerOfTwoIn(pageSize, 512n))
     throw new RangeError(`createTracker: pageSize ${pageSize} is not a power of two >= 512`);
   if (c.memory.length === 0) throw new RangeError("createTracker: no guest memory");
   for (const s of c.memory) {

@@ -2,11 +2,11 @@
 // check before any read, the report of a skipped sync, marking and counting bits in a window,
 // and handing a finished vIOMMU report over window by window.
 
+import { bigMax as max } from "@vfio-dirty/vfio-adapter/util";
 import type { Bitmap } from "./bitmap.ts";
 import type { EventLog } from "./events.ts";
 import type { IovaRange, MemorySection } from "./ranges.ts";
 import { setRange } from "./strategies/all-dirty.ts";
-import { max } from "./tracker-helpers.ts";
 import type { DirtyReport } from "./types.ts";
 import type { Unit, UnitSet } from "./units.ts";
 import type { Window, WindowPlanner } from "./window-plan.ts";

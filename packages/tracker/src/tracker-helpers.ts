@@ -1,10 +1,12 @@
-// Small helpers the tracker's modules share: bigint arithmetic, hex ranges, kernel errors.
+// Small helpers the tracker's modules share: ranges, counts, kernel errors (bigint min/max/align
+// and hex come from @vfio-dirty/vfio-adapter/util).
 
 import { VfioError } from "@vfio-dirty/vfio-adapter";
+import { hex } from "@vfio-dirty/vfio-adapter/util";
 import { type IovaRange, mergeOverlapping } from "./ranges.ts";
 
 export function hexRange(iova: bigint, length: bigint): string {
-  return `0x${iova.toString(16)}+0x${length.toString(16)}`;
+  return `${hex(iova)}+${hex(length)}`;
 }
 
 export function covers(space: readonly IovaRange[], r: IovaRange): boolean {
@@ -33,18 +35,6 @@ export function checkAligned(op: string, pageSize: bigint, iova: bigint, gpa: bi
 
 export function cmp(a: bigint, b: bigint): number {
   return a < b ? -1 : a > b ? 1 : 0;
-}
-
-export function max(a: bigint, b: bigint): bigint {
-  return a > b ? a : b;
-}
-
-export function min(a: bigint, b: bigint): bigint {
-  return a < b ? a : b;
-}
-
-export function alignUp(v: bigint, a: bigint): bigint {
-  return ((v + a - 1n) / a) * a;
 }
 
 export function message(e: unknown): string {

@@ -1,8 +1,9 @@
 // The vIOMMU's list of mappings, as plain functions over sorted, disjoint ranges: where a new
 // mapping goes, how an unmap cuts the list, how unmaps are chunked, and what logging starts on.
 
+import { bigMin as min } from "@vfio-dirty/vfio-adapter/util";
 import { type IovaRange, type MemorySection, mergeOverlapping } from "./ranges.ts";
-import { covers, min } from "./tracker-helpers.ts";
+import { covers } from "./tracker-helpers.ts";
 
 export interface Mapping {
   readonly iova: bigint;

@@ -4,6 +4,7 @@
 // the policy for them (report dirty, re-arm, adaptive). Nothing here may lose a page: what no log
 // saw is reported dirty.
 
+import { bigMax as max, bigMin as min } from "@vfio-dirty/vfio-adapter/util";
 import type { Bitmap, BitmapCore, XlatTable } from "./bitmap.ts";
 import type { ResolvedConfig } from "./config.ts";
 import type { EventLog } from "./events.ts";
@@ -11,7 +12,7 @@ import type { IovaRange, MemorySection } from "./ranges.ts";
 import { rearmUnits } from "./rearm.ts";
 import { setRange } from "./strategies/all-dirty.ts";
 import type { DmaMapper } from "./strategy.ts";
-import { checkAligned, cmp, errnoOf, hexRange, max, message, min } from "./tracker-helpers.ts";
+import { checkAligned, cmp, errnoOf, hexRange, message } from "./tracker-helpers.ts";
 import { type TrackerConfig, UnmapError, type UntrackedPolicy } from "./types.ts";
 import type { Unit, UnitSet } from "./units.ts";
 import { chunksOf, cutMappings, insertionPoint, type Mapping, viommuStartRanges } from "./viommu-mappings.ts";

@@ -2,10 +2,11 @@
 // the pieces to query. Like the kernel's iova_bitmap.c, the window is an object its callers
 // iterate, never an index; the plan is cut once and reused until the mappings or units change.
 
+import { alignUp, bigMax as max, bigMin as min } from "@vfio-dirty/vfio-adapter/util";
 import type { Bitmap, BitmapCore } from "./bitmap.ts";
 import { type IovaRange, type MemorySection, mergeOverlapping } from "./ranges.ts";
 import type { DirtyStrategy } from "./strategy.ts";
-import { alignUp, bitsOf, cmp, max, min } from "./tracker-helpers.ts";
+import { bitsOf, cmp } from "./tracker-helpers.ts";
 
 /** A cut of the IOVA space to read, with what the cut allows (iterate it for the windows). */
 export interface WindowPlan extends Iterable<Window> {
