@@ -32,6 +32,16 @@ async function open() {
   return undefined;
 }
 
+// Whatever goes wrong here must reach the log: the guest's test only sees that no reply came.
+process.on("uncaughtException", (err) => {
+  log(`helper failed: ${err.stack ?? err}`);
+  process.exit(1);
+});
+process.on("unhandledRejection", (err) => {
+  log(`helper failed: ${err?.stack ?? err}`);
+  process.exit(1);
+});
+
 const sock = await open();
 if (!sock) {
   log(`no QMP socket at ${socketPath}`);
@@ -72,8 +82,25 @@ await execute("qmp_capabilities");
 log("connected");
 const request = join(results, "dirty-rate.request");
 while (!closed && !existsSync(request)) await sleep(200);
+/**
+ * The request as a whole document. The guest writes it through 9p by rename, but an older guest
+ * (or any writer) may be seen between create and write: on a loaded host an empty file was read
+ * and the helper died on JSON.parse, silently (CI under `yes`). Retry until it parses.
+ */
+async function readRequest() {
+  for (let i = 0; i < 100; i++) {
+    try {
+      return JSON.parse(readFileSync(request, "utf8"));
+    } catch (err) {
+      if (i === 0) log(`request not complete yet (${err.message}); reading again`);
+      await sleep(100);
+    }
+  }
+  log("request never became a JSON document; using calcTimeS 1");
+  return {};
+}
 if (!closed) {
-  const { calcTimeS = 1 } = JSON.parse(readFileSync(request, "utf8"));
+  const { calcTimeS = 1 } = await readRequest();
   const calc = await execute("calc-dirty-rate", { "calc-time": calcTimeS });
   log(`calc-dirty-rate ${calcTimeS} s: ${calc.line}`);
   for (let i = 0; i < 240 && !closed; i++) {

@@ -4,7 +4,7 @@
 // `vfio-dirty predict --guest-dirty-rate-from`. Also a reply taken while QEMU was still measuring,
 // which predict must refuse. The replies and predict's output are kept in the results folder.
 import { type ChildProcess, spawn, spawnSync } from "node:child_process";
-import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { Ajv } from "ajv";
 import { afterAll, describe, expect, it } from "vitest";
@@ -31,7 +31,10 @@ describe.skipIf(!guest.results)("the guest's dirty rate, measured by the QEMU ru
       },
     );
     await sleep(3000);
-    writeFileSync(join(results, "dirty-rate.request"), JSON.stringify({ calcTimeS: 2 }));
+    // By rename: the host's helper polls for the file and must never see it empty (it did once,
+    // under load, between 9p's create and write).
+    writeFileSync(join(results, "dirty-rate.request.tmp"), JSON.stringify({ calcTimeS: 2 }));
+    renameSync(join(results, "dirty-rate.request.tmp"), join(results, "dirty-rate.request"));
     const deadline = Date.now() + 100_000;
     while (!existsSync(measured) && Date.now() < deadline) await sleep(250);
     writer.kill("SIGKILL");
