@@ -1,9 +1,9 @@
 // createTracker's input, checked at the boundary: everything is refused before any work starts,
 // and what the tracker runs on is resolved here once (defaults, sorted sections, the RAM span).
 
-import { isPowerOfTwoIn, bigMax as max } from "@vfio-dirty/vfio-adapter/util";
+import { hex, isPowerOfTwoIn, bigMax as max } from "@vfio-dirty/vfio-adapter/util";
 import type { MemorySection } from "./ranges.ts";
-import { cmp } from "./tracker-helpers.ts";
+import { cmp, hexRange } from "./tracker-helpers.ts";
 import type { TrackerConfig, UntrackedPolicy } from "./types.ts";
 
 const GIB = 1n << 30n;
@@ -38,14 +38,12 @@ export function resolveConfig(c: TrackerConfig): ResolvedConfig {
   if (c.memory.length === 0) throw new RangeError("createTracker: no guest memory");
   for (const s of c.memory) {
     if (s.length <= 0n || s.iova < 0n || s.iova % pageSize !== 0n || s.length % pageSize !== 0n)
-      throw new RangeError(
-        `createTracker: section 0x${s.iova.toString(16)}+0x${s.length.toString(16)} not page aligned`,
-      );
+      throw new RangeError(`createTracker: section ${hexRange(s.iova, s.length)} not page aligned`);
   }
   const sorted = [...c.memory].sort((a, b) => cmp(a.iova, b.iova));
   for (let i = 1; i < sorted.length; i++)
     if (sorted[i]!.iova < sorted[i - 1]!.iova + sorted[i - 1]!.length)
-      throw new RangeError(`createTracker: sections overlap at 0x${sorted[i]!.iova.toString(16)}`);
+      throw new RangeError(`createTracker: sections overlap at ${hex(sorted[i]!.iova)}`);
   const wordBytes = 64n * pageSize;
   const windowBytes = c.windowBytes ?? 64n * GIB;
   if (windowBytes < wordBytes) throw new RangeError("createTracker: windowBytes below 64 pages");

@@ -1,6 +1,7 @@
 // The tracker's public types: its configuration, its reports, its errors and the Tracker itself.
 // The implementation is in tracker.ts (createTracker), which re-exports all of these.
 
+import { hex } from "@vfio-dirty/vfio-adapter/util";
 import type { Bitmap, BitmapCore } from "./bitmap.ts";
 import type { IovaRange, MemorySection } from "./ranges.ts";
 import type { StrategyChoice, StrategyName } from "./select.ts";
@@ -160,9 +161,9 @@ export class UnmapError extends Error {
     readonly unmapped: readonly IovaRange[],
     cause: unknown,
   ) {
-    const what = unmapped.map((r) => `0x${r.iova.toString(16)}+0x${r.length.toString(16)}`).join(", ");
+    const what = unmapped.map((r) => `${hex(r.iova)}+${hex(r.length)}`).join(", ");
     super(
-      `unmap 0x${iova.toString(16)}+0x${length.toString(16)} failed part-way: ${cause instanceof Error ? cause.message : String(cause)}; unmapped before it: ${what}; the rest stays mapped and tracked`,
+      `unmap ${hex(iova)}+${hex(length)} failed part-way: ${cause instanceof Error ? cause.message : String(cause)}; unmapped before it: ${what}; the rest stays mapped and tracked`,
       { cause },
     );
   }

@@ -4,7 +4,7 @@
 // the policy for them (report dirty, re-arm, adaptive). Nothing here may lose a page: what no log
 // saw is reported dirty.
 
-import { bigMax as max, bigMin as min } from "@vfio-dirty/vfio-adapter/util";
+import { hex, bigMax as max, bigMin as min } from "@vfio-dirty/vfio-adapter/util";
 import type { Bitmap, BitmapCore, XlatTable } from "./bitmap.ts";
 import type { ResolvedConfig } from "./config.ts";
 import type { EventLog } from "./events.ts";
@@ -282,7 +282,7 @@ export class ViommuState {
           this.#events.record(
             "unmap-mismatch",
             reader.id,
-            `the kernel unmapped 0x${r.unmapped.toString(16)} bytes where the tracker had 0x${mapped.toString(16)} mapped: something else maps there`,
+            `the kernel unmapped ${hex(r.unmapped)} bytes where the tracker had ${hex(mapped)} mapped: something else maps there`,
             undefined,
             { iova: lo, length },
           );
